@@ -1,0 +1,3 @@
+from covidgui.cli import main
+
+raise SystemExit(main())

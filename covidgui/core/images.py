@@ -1,0 +1,149 @@
+"""One loader for every X-ray file format.
+
+``load_xray(path)`` returns an :class:`XRay` whose ``pixels`` are a 2-D float32 array (H x W),
+greyscale, 0.0 = black .. 1.0 = white, whatever the source's mode or bit depth. Every failure a
+user can cause raises :class:`~covidgui.core.errors.ImageLoadError` with a plain message.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from covidgui.core.errors import ImageLoadError
+
+# Raster formats the app opens; DICOM plugs in here later.
+RASTER_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+
+# The largest chest radiographs are about 4300 x 4300 (18 MP); 64 MP leaves room for scanned film
+# while refusing decompression bombs long before they exhaust memory.
+MAX_PIXELS = 64_000_000
+
+# The ITU-R 601 luma weights, the same Pillow uses for RGB -> L, kept in float for 16-bit sources.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class XRay:
+    """A decoded X-ray.
+
+    pixels: float32 array, shape (H, W), values 0..1 (0 = black).
+    source_size: (width, height) of the stored image before any reduced-size decode.
+    """
+
+    path: Path
+    pixels: np.ndarray
+    format: str
+    mode: str
+    bit_depth: int
+    source_size: tuple[int, int]
+    metadata: dict = field(default_factory=dict)
+
+
+def is_supported(path: str | Path) -> bool:
+    """True when the file's extension is one the loader opens."""
+    return Path(path).suffix.lower() in RASTER_EXTENSIONS
+
+
+def load_xray(path: str | Path, max_side: int | None = None) -> XRay:
+    """Read an X-ray image file into greyscale pixels 0..1.
+
+    path: a PNG, JPEG, TIFF or BMP file (8- or 16-bit; modes 1/L/LA/P/RGB/RGBA/CMYK/I;16/I/F).
+    max_side: when given, JPEGs may be decoded at a reduced scale (Pillow's draft mode) so that
+        neither side is much below ``max_side`` pixels; the model needs only its input size.
+    Returns an :class:`XRay`; EXIF orientation is applied; the first frame of multi-page files.
+    Raises ImageLoadError for a missing, empty, truncated, oversized or non-image file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageLoadError(path, "file not found")
+    if path.is_dir():
+        raise ImageLoadError(path, "this is a folder, not an image file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageLoadError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ImageLoadError(path, "the file is empty (0 bytes)")
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat both as errors.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return _decode(path, im, max_side)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(path, "the image is too large to be an X-ray (possible decompression bomb)") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(path, "not an image file this app can read (PNG, JPEG, TIFF or BMP)") from exc
+    except PermissionError as exc:
+        raise ImageLoadError(path, "permission denied: the file cannot be read") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow reports truncated or damaged data as OSError ("image file is truncated", ...).
+        raise ImageLoadError(path, f"the image data is truncated or corrupt ({exc})") from exc
+
+
+def _decode(path: Path, im: Image.Image, max_side: int | None) -> XRay:
+    width, height = im.size
+    if width * height > MAX_PIXELS:
+        raise ImageLoadError(
+            path, f"the image is too large ({width} x {height} pixels; the limit is {MAX_PIXELS // 1_000_000} MP)"
+        )
+    if width < 2 or height < 2:
+        raise ImageLoadError(path, f"the image is too small ({width} x {height} pixels)")
+    fmt = im.format or path.suffix.lstrip(".").upper()
+    source_mode = im.mode
+    if max_side and im.format == "JPEG":
+        # Decoding only the luma plane at 1/2, 1/4 or 1/8 scale is several times faster.
+        im.draft("L" if im.mode in ("L", "RGB") else None, (max_side, max_side))
+    exif_orientation = im.getexif().get(0x0112, 1)
+    im.load()
+    im = ImageOps.exif_transpose(im)
+    pixels, bit_depth = _to_grey(im)
+    return XRay(
+        path=path,
+        pixels=pixels,
+        format=fmt,
+        mode=source_mode,
+        bit_depth=bit_depth,
+        source_size=(width, height),
+        metadata={"exif_orientation": int(exif_orientation)},
+    )
+
+
+def _to_grey(im: Image.Image) -> tuple[np.ndarray, int]:
+    """Greyscale float32 0..1 and the source's bits per channel."""
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("1", "L"):
+        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, 8 if mode == "L" else 1
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(im, dtype=np.float32) / 65535.0, 16
+    if mode == "I":
+        # 16-bit PNGs and TIFFs often open as 32-bit "I"; their values are 0..65535.
+        arr = np.asarray(im, dtype=np.float32)
+        return np.clip(arr / 65535.0, 0.0, 1.0), 16
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        return ((arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)), 32
+    if mode in ("LA", "RGBA", "PA"):
+        # A radiograph's empty background is black, so transparent areas become black.
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        grey = rgba[..., :3] @ _LUMA
+        return (grey * rgba[..., 3]).astype(np.float32), 8
+    rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0  # RGB, CMYK, YCbCr, LAB, HSV
+    return (rgb @ _LUMA).astype(np.float32), 8
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Greyscale 0..1 (H x W) to uint8 0..255 for display."""
+    return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -1,0 +1,84 @@
+"""Figures a clinician reads: confusion matrix, sensitivity, specificity, AUC, calibration error."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval for a proportion successes/n (robust at 0 % and 100 %)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """ECE of the top-class confidence: probs (N, C), labels (N,) ints; 0 = perfectly calibrated."""
+    probs = np.asarray(probs)
+    labels = np.asarray(labels)
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return float(ece)
+
+
+def classification_report(labels, probs, classes: list[str], positive: str | None = None) -> dict:
+    """Everything the evaluate command and model card report, as plain JSON-ready types.
+
+    labels: (N,) true class indices; probs: (N, C) probabilities; positive: the class whose
+    sensitivity/specificity and AUC are headline figures (default: the first class).
+    """
+    labels = np.asarray(labels, dtype=int)
+    probs = np.asarray(probs, dtype=float)
+    predicted = probs.argmax(axis=1)
+    n = int(labels.size)
+    cm = confusion_matrix(labels, predicted, labels=list(range(len(classes))))
+    per_class = {}
+    for i, name in enumerate(classes):
+        tp = int(cm[i, i])
+        fn = int(cm[i].sum() - tp)
+        fp = int(cm[:, i].sum() - tp)
+        tn = int(n - tp - fn - fp)
+        per_class[name] = {
+            "sensitivity": tp / (tp + fn) if tp + fn else None,
+            "sensitivity_ci95": wilson_interval(tp, tp + fn),
+            "specificity": tn / (tn + fp) if tn + fp else None,
+            "specificity_ci95": wilson_interval(tn, tn + fp),
+            "precision": tp / (tp + fp) if tp + fp else None,
+            "precision_ci95": wilson_interval(tp, tp + fp),
+            "support": tp + fn,
+        }
+    positive = positive or classes[0]
+    pos = classes.index(positive)
+    auc = None
+    if len(set(labels.tolist())) > 1:
+        if len(classes) == 2:
+            auc = float(roc_auc_score(labels == pos, probs[:, pos]))
+        else:
+            auc = float(roc_auc_score(labels, probs, multi_class="ovr", labels=list(range(len(classes)))))
+    correct = int((predicted == labels).sum())
+    return {
+        "n": n,
+        "correct": correct,
+        "accuracy": correct / n if n else None,
+        "classes": list(classes),
+        "confusion_matrix": cm.tolist(),
+        "positive_class": positive,
+        "sensitivity": per_class[positive]["sensitivity"],
+        "specificity": per_class[positive]["specificity"],
+        "auc": auc,
+        "per_class": per_class,
+        "ece": expected_calibration_error(probs, labels) if n else None,
+    }

@@ -1,0 +1,103 @@
+"""The model card: the JSON file beside every ``.keras`` model that says what the model is.
+
+It names the classes (in output order), the input size and preprocessing, the calibration
+temperature, how the model was trained (command, data manifest hashes, split) and its measured
+validation figures. No model is loaded without one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from covidgui.core.errors import ModelError
+
+CARD_SUFFIX = ".json"
+
+
+@dataclass
+class ModelCard:
+    """What a model is. ``classes`` are folder names in the model's output order."""
+
+    name: str
+    version: str
+    classes: list[str]
+    input_size: int
+    display_names: dict[str, str] = field(default_factory=dict)
+    positive_class: str | None = None
+    preprocessing: dict = field(default_factory=dict)
+    temperature: float = 1.0
+    indeterminate_band: tuple[float, float] = (0.35, 0.65)
+    architecture: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    notes: str = ""
+    created: str = ""
+
+    def display_name(self, class_name: str) -> str:
+        """How a class is shown to a clinician (``Covid`` -> ``COVID-19``)."""
+        return self.display_names.get(class_name, class_name)
+
+    def summary(self) -> str:
+        """A few human-readable lines for the About box and reports."""
+        lines = [f"{self.name} v{self.version}", "Classes: " + ", ".join(map(self.display_name, self.classes))]
+        val = self.metrics.get("validation") or {}
+        if "accuracy" in val and "n" in val:
+            lines.append(f"Validation: {val.get('correct', round(val['accuracy'] * val['n']))}/{val['n']} correct "
+                         f"({val['accuracy']:.1%}) on {val.get('dataset', 'held-out data')}")
+        if "sensitivity" in val and "specificity" in val:
+            lines.append(f"Sensitivity {val['sensitivity']:.1%}, specificity {val['specificity']:.1%}")
+        if self.training.get("data"):
+            lines.append("Trained on: " + str(self.training["data"]))
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["indeterminate_band"] = list(self.indeterminate_band)
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelCard":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        missing = [k for k in ("name", "version", "classes", "input_size") if k not in known]
+        if missing:
+            raise ModelError(f"The model card lacks {', '.join(missing)}.")
+        if "indeterminate_band" in known:
+            known["indeterminate_band"] = tuple(known["indeterminate_band"])
+        return cls(**known)
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The model card's path for a ``.keras`` file: same name, ``.json``."""
+    return Path(model_path).with_suffix(CARD_SUFFIX)
+
+
+def read_card(model_path: str | Path) -> ModelCard:
+    """Read the card beside ``model_path``; raises ModelError if it is absent or malformed."""
+    path = card_path(model_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"The model card {path.name} is missing beside {Path(model_path).name}.") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"The model card {path} cannot be read: {exc}") from exc
+    return ModelCard.from_dict(data)
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write a file so that readers see the old content or the new, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,92 @@
+"""The one preprocessing path from decoded pixels to model input, for training and inference alike.
+
+A mismatch between training and inference preprocessing is the classic silent bug of the
+reference notebook, so both call :func:`prepare` and nothing else. Its steps remove what differs
+by *source* rather than by disease: uniform borders (figure frames, scanner padding) are cropped,
+the image is resized to the model's square input, and its histogram is equalised so that exposure
+and contrast differences between hospitals and publications carry no signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# A border row or column is "uniform" when its standard deviation is below this (pixels 0..1).
+_BORDER_STD = 0.02
+# Never crop more than this share of the width or height from one side: a dark lung field next
+# to the edge must not be mistaken for a border.
+_MAX_BORDER_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Model input and where it came from.
+
+    input: float32 (size, size), values 0..1, histogram-equalised.
+    crop_box: (left, top, right, bottom) in source pixels: the region that was resized to ``input``.
+    """
+
+    input: np.ndarray
+    crop_box: tuple[int, int, int, int]
+
+
+def border_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the image without its uniform borders.
+
+    pixels: float (H, W) 0..1. Each side loses at most 20 % of the image.
+    """
+    h, w = pixels.shape
+    row_std = pixels.std(axis=1)
+    col_std = pixels.std(axis=0)
+
+    def first_busy(stds: np.ndarray, limit: int) -> int:
+        busy = np.flatnonzero(stds[:limit] >= _BORDER_STD)
+        return int(busy[0]) if busy.size else limit
+
+    top = first_busy(row_std, int(h * _MAX_BORDER_SHARE))
+    bottom = h - first_busy(row_std[::-1], int(h * _MAX_BORDER_SHARE))
+    left = first_busy(col_std, int(w * _MAX_BORDER_SHARE))
+    right = w - first_busy(col_std[::-1], int(w * _MAX_BORDER_SHARE))
+    return left, top, right, bottom
+
+
+def equalize_histogram(pixels: np.ndarray, bins: int = 256) -> np.ndarray:
+    """Global histogram equalisation: float (H, W) 0..1 in, float32 (H, W) 0..1 out."""
+    hist, edges = np.histogram(pixels, bins=bins, range=(0.0, 1.0))
+    cdf = np.cumsum(hist).astype(np.float64)
+    if cdf[-1] <= 0:
+        return np.zeros_like(pixels, dtype=np.float32)
+    lo = cdf[np.flatnonzero(hist)[0]]
+    span = max(cdf[-1] - lo, 1.0)
+    lut = np.clip((cdf - lo) / span, 0.0, 1.0)
+    centres = (edges[:-1] + edges[1:]) / 2
+    return np.interp(pixels, centres, lut).astype(np.float32)
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize float (H, W) to (size[0] rows, size[1] cols), antialiased; float32 out."""
+    rows, cols = size
+    im = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32))  # mode "F"
+    return np.asarray(im.resize((cols, rows), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.float32)
+
+
+def prepare(pixels: np.ndarray, size: int) -> Prepared:
+    """Decoded greyscale pixels (H, W) 0..1 -> model input (size, size) 0..1 and its crop box."""
+    left, top, right, bottom = border_box(pixels)
+    cropped = pixels[top:bottom, left:right]
+    small = resize(cropped, (size, size))
+    return Prepared(input=equalize_histogram(small), crop_box=(left, top, right, bottom))
+
+
+def to_source_space(map_: np.ndarray, crop_box: tuple[int, int, int, int], source_shape: tuple[int, int]) -> np.ndarray:
+    """Place a map computed on the model input (any size) back onto the source image.
+
+    Returns float32 (H, W) = source_shape, zero outside the crop box.
+    """
+    left, top, right, bottom = crop_box
+    out = np.zeros(source_shape, dtype=np.float32)
+    out[top:bottom, left:right] = resize(map_, (bottom - top, right - left))
+    return out

@@ -40,7 +40,7 @@ class TrainConfig:
 
     epochs: int = 30
     batch_size: int = 16
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     augment: bool = True
     patience: int = 10
     seed: int = 0
@@ -72,9 +72,10 @@ class ProgressListener:
 def build_classifier(input_size: int, n_classes: int, seed: int = 0):
     """A compact CNN: greyscale (S, S, 1) in 0..1 -> (n_classes,) logits.
 
-    Four conv stages (16-32-64-128 channels, each halving the resolution) then a 128-channel
-    convolution at 1/16 resolution named ``last_conv`` for Grad-CAM, global average pooling and
-    one dense layer. About 0.4 GFLOP and 0.25 M parameters at 224 x 224 (see ``count_flops``).
+    Two strided convolutions (16, 32 channels) bring the image to 1/4 resolution cheaply, two
+    more (64, 128) each followed by max-pooling to 1/16, then a 128-channel convolution named
+    ``last_conv`` for Grad-CAM, global average pooling and one dense layer. About 0.32 GFLOP and
+    0.25 M parameters at 224 x 224 (see ``count_flops``).
     Rescaling to -1..1 lives inside the model, as the design asks.
     """
     _quiet_tensorflow()
@@ -86,18 +87,20 @@ def build_classifier(input_size: int, n_classes: int, seed: int = 0):
     def conv(x, filters, name=None, stride=1):
         x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
                           kernel_initializer=init, name=name)(x)
-        x = layers.BatchNormalization()(x)
+        # Momentum 0.9, not Keras' 0.99: with ~25 steps an epoch the slower moving averages lag
+        # the weights, and inference-mode outputs drift from training-mode ones (seen here as a
+        # validation AUC of 0.97 with most COVID cases below the 0.5 threshold).
+        x = layers.BatchNormalization(momentum=0.9)(x)
         return layers.ReLU()(x)
 
     inputs = keras.Input((input_size, input_size, 1), name="xray")
     x = layers.Rescaling(2.0, offset=-1.0)(inputs)
-    x = conv(x, 16, stride=2)
-    x = conv(x, 32)
-    x = layers.MaxPooling2D()(x)
+    x = conv(x, 16, stride=2)  # 1/2
+    x = conv(x, 32, stride=2)  # 1/4
     x = conv(x, 64)
-    x = layers.MaxPooling2D()(x)
+    x = layers.MaxPooling2D()(x)  # 1/8
     x = conv(x, 128)
-    x = layers.MaxPooling2D()(x)
+    x = layers.MaxPooling2D()(x)  # 1/16
     x = conv(x, 128, name=HEATMAP_LAYER)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.3, seed=seed)(x)
@@ -112,12 +115,12 @@ def build_augmentation(seed: int):
     from keras import layers
 
     return keras.Sequential([
-        layers.RandomRotation(0.03, fill_mode="constant", seed=seed),  # +-11 degrees
-        layers.RandomZoom((-0.1, 0.15), fill_mode="constant", seed=seed + 1),
-        layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed + 2),
-        layers.RandomContrast(0.25, value_range=(0.0, 1.0), seed=seed + 3),
-        layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed + 4),
-        layers.GaussianNoise(0.03, seed=seed + 5),
+        layers.RandomRotation(0.03, fill_mode="reflect", seed=seed),  # +-11 degrees
+        layers.RandomZoom((-0.1, 0.15), fill_mode="reflect", seed=seed + 1),
+        layers.RandomTranslation(0.06, 0.06, fill_mode="reflect", seed=seed + 2),
+        layers.RandomContrast(0.15, value_range=(0.0, 1.0), seed=seed + 3),
+        layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 4),
+        layers.GaussianNoise(0.02, seed=seed + 5),
     ], name="augmentation")
 
 

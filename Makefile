@@ -1,0 +1,32 @@
+# The two commands of the README. Each creates .venv when it is missing (or older than pyproject.toml).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test bench model clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/covidgui gui
+
+test: $(BIN)/.installed-dev
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+bench: $(BIN)/.installed-dev
+	$(BIN)/python benchmarks/startup.py
+
+# Retrain the bundled model from ../shared/data (the command its model card records).
+model: $(BIN)/.installed
+	$(BIN)/python scripts/train_bundled_model.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache

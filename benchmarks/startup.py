@@ -1,0 +1,92 @@
+"""Start-up and latency figures, as medians of several runs.
+
+    python benchmarks/startup.py [--runs 5]
+
+Prints launch -> window shown and launch -> model ready (each a fresh `covidgui gui` process,
+offscreen, timed from just before the process is started), and the warm single-image
+classification latency of a 1024-px JPEG, decode included (in this process, after a warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "covid-xray" / "Val" / "Covid"
+
+
+def launch_once() -> tuple[float, float]:
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "covidgui", "gui", "--report-startup", "--exit-when-ready"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    seen = {}
+    for line in proc.stdout:
+        event = line.split()[0]
+        seen[event] = time.perf_counter() - started
+    proc.wait(timeout=120)
+    if proc.returncode != 0 or set(seen) != {"window-shown", "model-ready"}:
+        raise SystemExit(f"launch failed: exit {proc.returncode}, saw {seen}")
+    return seen["window-shown"], seen["model-ready"]
+
+
+def jpeg_1024(folder: Path) -> Path:
+    """A real 1024-px Val X-ray when ../shared is present, else a generated one."""
+    path = folder / "xray_1024.jpg"
+    sources = sorted(SHARED.glob("*.jp*g")) if SHARED.is_dir() else []
+    if sources:
+        Image.open(sources[0]).convert("L").resize((1024, 1024)).save(path, quality=92)
+    else:
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 255, (1024, 1024), dtype=np.uint8)).save(path, quality=92)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    launches = [launch_once() for _ in range(args.runs)]
+    shown = statistics.median(t[0] for t in launches)
+    ready = statistics.median(t[1] for t in launches)
+
+    from covidgui.core.model import Classifier
+
+    classifier = Classifier.load()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = jpeg_1024(Path(tmp))
+        for _ in range(5):
+            classifier.predict_file(path)
+        latencies = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            classifier.predict_file(path)
+            latencies.append(time.perf_counter() - t0)
+        heatmap = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            classifier.predict_file(path, heatmap=True)
+            heatmap.append(time.perf_counter() - t0)
+    print(f"launch -> window shown:  median {shown:.2f} s over {args.runs} runs (target < 1.5 s)")
+    print(f"launch -> model ready:   median {ready:.2f} s over {args.runs} runs")
+    print(f"warm classify 1024-px JPEG (decode included): median {statistics.median(latencies) * 1000:.1f} ms "
+          f"over {len(latencies)} runs (target < 150 ms)")
+    print(f"warm classify + Grad-CAM heatmap:             median {statistics.median(heatmap) * 1000:.1f} ms "
+          f"over {len(heatmap)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

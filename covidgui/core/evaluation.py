@@ -1,0 +1,66 @@
+"""Measuring a model on a labelled folder (one subfolder per class), as ``covidgui evaluate`` does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from covidgui.core.dataset import scan_class_folders
+from covidgui.core.errors import DatasetError, ImageLoadError
+from covidgui.core.metrics import classification_report
+from covidgui.core.model import Classifier
+
+
+def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
+                    classifier: Classifier | None = None) -> dict:
+    """Classify every image below ``data_dir`` and compare with its folder's class.
+
+    Subfolders are matched to the model's classes case-insensitively. Returns the
+    :func:`~covidgui.core.metrics.classification_report` fields plus ``indeterminate`` (results
+    inside the indeterminate band, still counted by their top class), ``rejected`` (withheld by the
+    input gate) and ``unreadable`` (file -> reason; not counted).
+    """
+    classifier = classifier or Classifier.load(model_path)
+    card = classifier.card
+    files = scan_class_folders(data_dir, card.classes)
+    if len(files) == 0:
+        raise DatasetError(f"{data_dir} holds no images in its class subfolders.")
+    labels, probs, unreadable, indeterminate = [], [], {}, 0
+    for label, result in zip(files.labels, classifier.predict_files(files.paths)):
+        if isinstance(result, ImageLoadError):
+            unreadable[str(result.path)] = result.reason
+            continue
+        labels.append(label)
+        probs.append([result.probabilities[card.display_name(c)] for c in card.classes])
+        indeterminate += result.indeterminate
+    if not labels:
+        raise DatasetError(f"None of the images in {data_dir} could be read.")
+    report = classification_report(np.array(labels), np.array(probs), card.classes, card.positive_class)
+    report.update(indeterminate=int(indeterminate), rejected=0, unreadable=unreadable,
+                  model=f"{card.name} v{card.version}")
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as text for a terminal."""
+    classes = report["classes"]
+    width = max(len(c) for c in classes) + 2
+    lines = [f"{report['model']}: {report['correct']}/{report['n']} correct ({report['accuracy']:.1%})", "",
+             "confusion matrix (rows = true class, columns = predicted)",
+             " " * width + "".join(c.rjust(width) for c in classes)]
+    for name, row in zip(classes, report["confusion_matrix"]):
+        lines.append(name.ljust(width) + "".join(str(v).rjust(width) for v in row))
+    lines.append("")
+    for name, stats in report["per_class"].items():
+        def fmt(key):
+            value = stats[key]
+            lo, hi = stats[key + "_ci95"]
+            return "n/a" if value is None else f"{value:.1%} (95% CI {lo:.1%}-{hi:.1%})"
+        lines.append(f"{name}: sensitivity {fmt('sensitivity')}, specificity {fmt('specificity')}")
+    auc = report.get("auc")
+    lines.append(f"ROC AUC ({report['positive_class']}): " + ("n/a" if auc is None else f"{auc:.3f}"))
+    lines.append(f"indeterminate: {report['indeterminate']}, rejected: {report['rejected']}, "
+                 f"unreadable: {len(report['unreadable'])}")
+    lines.extend(f"  {path}: {reason}" for path, reason in report["unreadable"].items())
+    return "\n".join(lines)

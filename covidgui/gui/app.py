@@ -1,0 +1,49 @@
+"""Starting the GUI: the window first, then the model in the worker thread."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from covidgui.gui.main_window import MainWindow
+from covidgui.gui.resources import app_icon, style_sheet
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("CovidGUI")
+    app.setOrganizationName("CovidGUI")
+    app.setWindowIcon(app_icon())
+    app.setStyleSheet(style_sheet())
+    return app
+
+
+def main(model_path: str | None = None, report_startup: bool = False, exit_when_ready: bool = False) -> int:
+    """Run the GUI until the window closes; returns the exit code.
+
+    report_startup: print "window-shown S" and "model-ready S" (seconds since this call) to stdout,
+        for benchmarks/startup.py. exit_when_ready: quit once the model has loaded.
+    """
+    started = time.perf_counter()
+    app = create_app()
+    window = MainWindow(model_path)
+
+    def report(event: str) -> None:
+        if report_startup:
+            print(f"{event} {time.perf_counter() - started:.3f}", flush=True)
+
+    window.show()
+    # Runs on the first turn of the event loop, i.e. once the window has been shown.
+    QTimer.singleShot(0, lambda: (report("window-shown"), window.start_loading_model()))
+    window.inference.worker.model_loaded.connect(lambda _card: report("model-ready"))
+    if exit_when_ready:
+        window.inference.worker.model_loaded.connect(lambda _card: QTimer.singleShot(0, window.close))
+        window.inference.worker.model_failed.connect(lambda _msg: QTimer.singleShot(0, window.close))
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

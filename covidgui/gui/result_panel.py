@@ -1,0 +1,142 @@
+"""The result panel: label, calibrated confidence, each class's probability, and messages."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgressBar, QSlider, QVBoxLayout,
+                               QWidget)
+
+from covidgui import DISCLAIMER
+
+# Colours a clinician reads at a glance; text is always there too, never colour alone.
+LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
+
+
+def percent(p: float) -> str:
+    return f"{p * 100:.1f} %"
+
+
+def _bar(value: float) -> QProgressBar:
+    bar = QProgressBar()
+    bar.setRange(0, 1000)
+    bar.setValue(round(value * 1000))
+    bar.setTextVisible(False)
+    bar.setFixedHeight(14)
+    return bar
+
+
+class ResultPanel(QWidget):
+    """Shows one Prediction, or a message. Emits overlay changes for the image view."""
+
+    overlay_toggled = Signal(bool)
+    overlay_opacity_changed = Signal(float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumWidth(300)
+        layout = QVBoxLayout(self)
+
+        self.file_label = QLabel("")
+        self.file_label.setObjectName("fileLabel")
+        self.file_label.setWordWrap(True)
+        self.label = QLabel("No image")
+        self.label.setObjectName("resultLabel")
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.confidence_text = QLabel("")
+        self.confidence_text.setObjectName("confidenceText")
+        self.confidence_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.confidence_bar = _bar(0.0)
+        self.confidence_bar.setFixedHeight(20)
+
+        self.probabilities_box = QFrame()
+        self.probabilities_layout = QFormLayout(self.probabilities_box)
+
+        self.message = QLabel("")
+        self.message.setObjectName("message")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.overlay_check = QCheckBox("Show heatmap (Grad-CAM)")
+        self.overlay_check.setChecked(True)
+        self.overlay_check.setEnabled(False)
+        self.overlay_check.toggled.connect(self.overlay_toggled)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(45)
+        self.opacity_slider.setEnabled(False)
+        self.opacity_slider.setToolTip("Heatmap opacity")
+        self.opacity_slider.valueChanged.connect(lambda v: self.overlay_opacity_changed.emit(v / 100))
+
+        disclaimer = QLabel(DISCLAIMER)
+        disclaimer.setObjectName("disclaimer")
+        disclaimer.setWordWrap(True)
+
+        layout.addWidget(self.file_label)
+        layout.addSpacing(8)
+        layout.addWidget(self.label)
+        layout.addWidget(self.confidence_text)
+        layout.addWidget(self.confidence_bar)
+        layout.addSpacing(12)
+        layout.addWidget(QLabel("<b>Probability of each class</b>"))
+        layout.addWidget(self.probabilities_box)
+        layout.addSpacing(8)
+        layout.addWidget(self.overlay_check)
+        layout.addWidget(self.opacity_slider)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+        layout.addWidget(disclaimer)
+        self.clear("Drop a chest X-ray onto the window, or use File > Open (Ctrl+O).")
+
+    def _set_label(self, text: str, colour: str = "#424242") -> None:
+        self.label.setText(text)
+        self.label.setStyleSheet(f"color: {colour};")
+
+    def _clear_probabilities(self) -> None:
+        while self.probabilities_layout.rowCount():
+            self.probabilities_layout.removeRow(0)
+
+    def clear(self, message: str = "") -> None:
+        self.file_label.setText("")
+        self._set_label("No image")
+        self.confidence_text.setText("")
+        self.confidence_bar.setValue(0)
+        self._clear_probabilities()
+        self.message.setText(message)
+        self.message.setProperty("kind", "hint")
+        self._repolish(self.message)
+
+    def show_pending(self, file_name: str, text: str) -> None:
+        self.clear()
+        self.file_label.setText(file_name)
+        self._set_label("…")
+        self.message.setText(text)
+
+    def show_prediction(self, prediction, file_name: str, has_heatmap: bool = False) -> None:
+        """prediction: a core.model.Prediction."""
+        self.file_label.setText(file_name)
+        self._set_label(prediction.label, LABEL_COLOURS.get(prediction.label, "#424242"))
+        lead = "Indeterminate — highest" if prediction.indeterminate else "Confidence"
+        self.confidence_text.setText(f"{lead}: {percent(prediction.confidence)}")
+        self.confidence_bar.setValue(round(prediction.confidence * 1000))
+        self._clear_probabilities()
+        for name, p in prediction.probabilities.items():
+            self.probabilities_layout.addRow(f"{name}: {percent(p)}", _bar(p))
+        self.overlay_check.setEnabled(has_heatmap)
+        self.opacity_slider.setEnabled(has_heatmap)
+        self.message.setText("Indeterminate: the model is not confident either way; "
+                             "the probabilities are shown for reference." if prediction.indeterminate else "")
+        self.message.setProperty("kind", "hint")
+        self._repolish(self.message)
+
+    def show_error(self, file_name: str, text: str) -> None:
+        self.clear()
+        self.file_label.setText(file_name)
+        self._set_label("No result", "#6d4c41")
+        self.message.setText(text)
+        self.message.setProperty("kind", "error")
+        self._repolish(self.message)
+
+    @staticmethod
+    def _repolish(widget: QWidget) -> None:
+        widget.style().unpolish(widget)
+        widget.style().polish(widget)

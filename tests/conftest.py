@@ -1,0 +1,51 @@
+"""Shared fixtures: generated images, the shared data folder, and a headless Qt platform."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("COVIDGUI_SHARED_DATA", REPO.parent / "shared" / "data"))
+COVID_VAL = SHARED_DATA / "covid-xray" / "Val"
+
+
+@pytest.fixture(scope="session")
+def covid_val() -> Path:
+    """covid-xray/Val from ../shared/data, or skip with the reason."""
+    if not (COVID_VAL / "Covid").is_dir():
+        pytest.skip(f"shared data not found at {COVID_VAL} (set COVIDGUI_SHARED_DATA to its folder)")
+    return COVID_VAL
+
+
+def chest_like(size: int = 256, seed: int = 0) -> np.ndarray:
+    """A synthetic radiograph-like greyscale image (two dark lung fields in a bright body), 0..255."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    body = 0.75 - 0.3 * ((x - 0.5) ** 2 + (y - 0.5) ** 2)
+    lungs = np.exp(-(((x - 0.3) / 0.12) ** 2 + ((y - 0.5) / 0.25) ** 2)) + \
+        np.exp(-(((x - 0.7) / 0.12) ** 2 + ((y - 0.5) / 0.25) ** 2))
+    img = body - 0.45 * lungs + rng.normal(0, 0.03, (size, size))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def chest_png(tmp_path) -> Path:
+    path = tmp_path / "chest.png"
+    Image.fromarray(chest_like()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundled_classifier():
+    """The bundled model, loaded once per session (TensorFlow import is slow)."""
+    from covidgui.core.model import Classifier
+
+    return Classifier.load()

@@ -1,0 +1,48 @@
+"""The terminal commands, run as a user runs them (a subprocess of the installed entry point)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "covidgui", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def test_classify_json_prints_one_object_per_file_and_exits_1_on_a_bad_file(chest_png, tmp_path):
+    jpg = tmp_path / "b.jpg"
+    from PIL import Image
+
+    Image.open(chest_png).convert("RGB").save(jpg)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"nope")
+    out = run_cli("classify", chest_png, bad, jpg, "--json")
+    assert out.returncode == 1, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(chest_png), str(bad), str(jpg)]
+    good = [records[0], records[2]]
+    for r in good:
+        assert r["label"] in ("COVID-19", "Normal", "Indeterminate")
+        assert 0.5 <= r["confidence"] <= 1.0
+        assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert "error" in records[1] and "not an image" in records[1]["error"]
+
+
+def test_classify_exits_0_when_all_files_are_good(chest_png):
+    out = run_cli("classify", chest_png)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{chest_png}: ")
+    assert "confidence" in out.stdout
+
+
+def test_help_lists_the_commands():
+    out = run_cli("--help", timeout=60)
+    assert out.returncode == 0
+    for command in ("classify", "train", "evaluate", "gui"):
+        assert command in out.stdout

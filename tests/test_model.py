@@ -1,0 +1,83 @@
+"""The bundled model: it loads safely, predicts on real X-rays, and its card tells the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from covidgui.core.errors import ModelError
+from covidgui.core.model import Classifier, bundled_model_path, softmax
+
+
+def test_bundled_model_is_small_and_has_a_card():
+    path = bundled_model_path()
+    assert path.is_file()
+    assert path.stat().st_size < 10 * 1024 * 1024
+    assert path.with_suffix(".json").is_file()
+
+
+def test_card_records_how_it_was_trained(bundled_classifier):
+    card = bundled_classifier.card
+    assert card.classes == ["Covid", "Normal"]
+    assert card.training["command"].startswith("python scripts/train_bundled_model.py")
+    assert len(card.training["manifest_sha256"]["train"]) == 64
+    assert np.array(card.metrics["covid-xray/Val"]["confusion_matrix"]).sum() == 59
+
+
+def test_predictions_on_val_match_the_card(bundled_classifier, covid_val):
+    """Inference reproduces the figure the card recorded at training time (catches any drift
+    between training and inference preprocessing)."""
+    paths = sorted((covid_val / "Covid").iterdir()) + sorted((covid_val / "Normal").iterdir())
+    truth = ["COVID-19"] * len(list((covid_val / "Covid").iterdir())) + ["Normal"] * len(list((covid_val / "Normal").iterdir()))
+    results = list(bundled_classifier.predict_files(paths))
+    for r in results:
+        assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+        assert 0.5 <= r.confidence <= 1.0
+    predicted = [max(r.probabilities, key=r.probabilities.get) for r in results]
+    correct = sum(p == t for p, t in zip(predicted, truth))
+    assert abs(correct - bundled_classifier.card.metrics["covid-xray/Val"]["correct"]) <= 1
+
+
+def test_batch_and_single_predictions_agree(bundled_classifier, chest_png, tmp_path):
+    other = tmp_path / "other.png"
+    other.write_bytes(chest_png.read_bytes())
+    batch = list(bundled_classifier.predict_files([chest_png, other]))
+    single = bundled_classifier.predict_file(chest_png)
+    assert batch[0].probabilities == pytest.approx(single.probabilities, abs=1e-5)
+
+
+def test_bad_files_in_a_batch_are_returned_not_raised(bundled_classifier, chest_png, tmp_path):
+    from covidgui.core.errors import ImageLoadError
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    results = list(bundled_classifier.predict_files([bad, chest_png]))
+    assert isinstance(results[0], ImageLoadError) and results[0].path == bad
+    assert results[1].path == chest_png
+
+
+def test_heatmap_has_the_image_shape_and_unit_range(bundled_classifier, chest_png):
+    result = bundled_classifier.predict_file(chest_png, heatmap=True)
+    from PIL import Image
+
+    width, height = Image.open(chest_png).size
+    assert result.heatmap.shape == (height, width)
+    assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
+    assert result.heatmap.std() > 0
+
+
+def test_softmax_with_temperature_keeps_argmax_and_sums_to_one():
+    logits = np.random.default_rng(0).normal(0, 4, (50, 3))
+    for t in (0.5, 1.0, 3.0):
+        p = softmax(logits, t)
+        assert np.allclose(p.sum(axis=1), 1.0)
+        assert (p.argmax(axis=1) == logits.argmax(axis=1)).all()
+
+
+def test_missing_model_and_card(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        Classifier.load(tmp_path / "none.keras")
+    fake = tmp_path / "m.keras"
+    fake.write_bytes(b"junk")
+    with pytest.raises(ModelError, match="card"):
+        Classifier.load(fake)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget,
+                               QTabWidget)
 
 from covidgui.gui.image_view import ImageView
 from covidgui.gui.inference import ClassifiedImage, InferenceThread
@@ -47,12 +48,17 @@ class MainWindow(QMainWindow):
         self.result_panel.overlay_opacity_changed.connect(self.viewer.set_overlay_opacity)
         self.viewer.set_overlay_opacity(self.result_panel.opacity_slider.value() / 100)
 
-        splitter = QSplitter()
-        splitter.addWidget(self.image_area)
-        splitter.addWidget(self.result_panel)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(splitter)
+        single = QSplitter()
+        single.addWidget(self.image_area)
+        single.addWidget(self.result_panel)
+        single.setStretchFactor(0, 3)
+        single.setStretchFactor(1, 1)
+        # One tab per job: the single-image view first; batch and training add their own tabs.
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.single_tab = single
+        self.tabs.addTab(single, "Image")
+        self.setCentralWidget(self.tabs)
         self._build_menus()
 
         self.inference = InferenceThread(self)
@@ -91,6 +97,7 @@ class MainWindow(QMainWindow):
         self._request_id += 1
         name = Path(path).name
         waiting = "Classifying…" if self.card else "Waiting for the model to finish loading…"
+        self.tabs.setCurrentWidget(self.single_tab)
         self.result_panel.show_pending(name, waiting)
         self.statusBar().showMessage(f"Classifying {name}…")
         self.inference.request_classify.emit(self._request_id, str(path))

@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("files", nargs="+", type=Path, help="X-ray image files")
     classify.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
     classify.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
+    classify.add_argument("--classify-anyway", action="store_true",
+                          help="show the label even for images the gate says are not chest X-rays")
+    classify.add_argument("--heatmap", type=Path, metavar="OUT.png",
+                          help="save the Grad-CAM heatmap over the image (one file: OUT.png; several: OUT-1.png, ...)")
 
     train = sub.add_parser("train", help="train a model on folders laid out one subfolder per class")
     train.add_argument("train_dir", type=Path)
@@ -79,17 +83,40 @@ def cmd_classify(args) -> int:
 
     classifier = Classifier.load(args.model)
     failures = 0
-    for path, result in zip(args.files, classifier.predict_files(args.files)):
+    results = classifier.predict_files(args.files) if not args.heatmap else (
+        _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
+        for i, path in enumerate(args.files, 1))
+    for path, result in zip(args.files, results):
         if isinstance(result, ImageLoadError):
             failures += 1
             record = {"path": str(path), "error": result.reason}
             line = f"{path}: ERROR: {result.reason}"
         else:
+            if args.classify_anyway:
+                result = result.classify_anyway()
             record = result.to_dict()
             line = (f"{path}: {result.label} (confidence {result.confidence:.1%}; "
                     + ", ".join(f"{k} {v:.1%}" for k, v in result.probabilities.items()) + ")")
         print(json.dumps(record) if args.json else line, flush=True)
     return 1 if failures else 0
+
+
+def _numbered(path: Path, index: int, count: int) -> Path:
+    return path if count == 1 else path.with_name(f"{path.stem}-{index}{path.suffix}")
+
+
+def _predict_with_heatmap(classifier, path: Path, out: Path):
+    """Classify one file and save its heatmap overlay; returns the Prediction or the ImageLoadError."""
+    from covidgui.core.errors import ImageLoadError
+    from covidgui.core.heatmap import save_overlay
+    from covidgui.core.images import load_xray
+
+    try:
+        result = classifier.predict_file(path, heatmap=True)
+        save_overlay(load_xray(path, max_side=classifier.input_size).pixels, result.heatmap, out)
+        return result
+    except ImageLoadError as exc:
+        return exc
 
 
 def cmd_train(args) -> int:

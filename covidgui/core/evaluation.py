@@ -18,15 +18,17 @@ def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
 
     Subfolders are matched to the model's classes case-insensitively. Returns the
     :func:`~covidgui.core.metrics.classification_report` fields plus ``indeterminate`` (results
-    inside the indeterminate band, still counted by their top class), ``rejected`` (withheld by the
-    input gate) and ``unreadable`` (file -> reason; not counted).
+    inside the indeterminate band), ``rejected`` (withheld by the input gate) and ``unreadable``
+    (file -> reason; not counted). The figures count every readable image by its top class, as if
+    the user had chosen "classify anyway" for rejected and indeterminate ones, so that accuracy
+    is never flattered by withholding the hard cases; the two counts say how many there were.
     """
     classifier = classifier or Classifier.load(model_path)
     card = classifier.card
     files = scan_class_folders(data_dir, card.classes)
     if len(files) == 0:
         raise DatasetError(f"{data_dir} holds no images in its class subfolders.")
-    labels, probs, unreadable, indeterminate = [], [], {}, 0
+    labels, probs, unreadable, indeterminate, rejected = [], [], {}, 0, 0
     for label, result in zip(files.labels, classifier.predict_files(files.paths)):
         if isinstance(result, ImageLoadError):
             unreadable[str(result.path)] = result.reason
@@ -34,10 +36,11 @@ def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
         labels.append(label)
         probs.append([result.probabilities[card.display_name(c)] for c in card.classes])
         indeterminate += result.indeterminate
+        rejected += result.not_xray
     if not labels:
         raise DatasetError(f"None of the images in {data_dir} could be read.")
     report = classification_report(np.array(labels), np.array(probs), card.classes, card.positive_class)
-    report.update(indeterminate=int(indeterminate), rejected=0, unreadable=unreadable,
+    report.update(indeterminate=int(indeterminate), rejected=int(rejected), unreadable=unreadable,
                   model=f"{card.name} v{card.version}")
     return report
 

@@ -100,12 +100,13 @@ def _decode(path: Path, im: Image.Image, max_side: int | None) -> XRay:
     fmt = im.format or path.suffix.lstrip(".").upper()
     source_mode = im.mode
     if max_side and im.format == "JPEG":
-        # Decoding only the luma plane at 1/2, 1/4 or 1/8 scale is several times faster.
-        im.draft("L" if im.mode in ("L", "RGB") else None, (max_side, max_side))
+        # Decoding at 1/2, 1/4 or 1/8 scale is several times faster. Colour is kept: the input
+        # gate uses it to tell photographs from radiographs.
+        im.draft(im.mode, (max_side, max_side))
     exif_orientation = im.getexif().get(0x0112, 1)
     im.load()
     im = ImageOps.exif_transpose(im)
-    pixels, bit_depth = _to_grey(im)
+    pixels, bit_depth, colourfulness = _to_grey(im)
     return XRay(
         path=path,
         pixels=pixels,
@@ -113,35 +114,43 @@ def _decode(path: Path, im: Image.Image, max_side: int | None) -> XRay:
         mode=source_mode,
         bit_depth=bit_depth,
         source_size=(width, height),
-        metadata={"exif_orientation": int(exif_orientation)},
+        metadata={"exif_orientation": int(exif_orientation), "colourfulness": colourfulness},
     )
 
 
-def _to_grey(im: Image.Image) -> tuple[np.ndarray, int]:
-    """Greyscale float32 0..1 and the source's bits per channel."""
+def _to_grey(im: Image.Image) -> tuple[np.ndarray, int, float]:
+    """Greyscale float32 0..1, the source's bits per channel, and its colourfulness (mean chroma,
+    0 for a grey image .. 1)."""
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
     if mode in ("1", "L"):
-        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, 8 if mode == "L" else 1
+        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, 8 if mode == "L" else 1, 0.0
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(im, dtype=np.float32) / 65535.0, 16
+        return np.asarray(im, dtype=np.float32) / 65535.0, 16, 0.0
     if mode == "I":
         # 16-bit PNGs and TIFFs often open as 32-bit "I"; their values are 0..65535.
         arr = np.asarray(im, dtype=np.float32)
-        return np.clip(arr / 65535.0, 0.0, 1.0), 16
+        return np.clip(arr / 65535.0, 0.0, 1.0), 16, 0.0
     if mode == "F":
         arr = np.asarray(im, dtype=np.float32)
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        return ((arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)), 32
+        return ((arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)), 32, 0.0
     if mode in ("LA", "RGBA", "PA"):
         # A radiograph's empty background is black, so transparent areas become black.
         rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
         grey = rgba[..., :3] @ _LUMA
-        return (grey * rgba[..., 3]).astype(np.float32), 8
+        return (grey * rgba[..., 3]).astype(np.float32), 8, _chroma(rgba[..., :3] * rgba[..., 3:])
     rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0  # RGB, CMYK, YCbCr, LAB, HSV
-    return (rgb @ _LUMA).astype(np.float32), 8
+    return (rgb @ _LUMA).astype(np.float32), 8, _chroma(rgb)
+
+
+def _chroma(rgb: np.ndarray) -> float:
+    """Mean of max(R,G,B) - min(R,G,B): 0 for grey pixels, sampled for speed."""
+    step = max(1, max(rgb.shape[:2]) // 256)
+    sample = rgb[::step, ::step]
+    return float((sample.max(axis=-1) - sample.min(axis=-1)).mean())
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

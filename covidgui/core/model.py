@@ -9,20 +9,24 @@ from __future__ import annotations
 import importlib.resources
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from covidgui.core.errors import ImageLoadError, ModelError
-from covidgui.core.images import load_xray
+from covidgui.core.images import XRay, load_xray
 from covidgui.core.modelcard import ModelCard, read_card
 from covidgui.core.preprocess import Prepared, prepare, resize, to_source_space
 
 BUNDLED_MODEL_NAME = "covid_classifier.keras"
 INDETERMINATE = "Indeterminate"
-# The name of the convolution whose activations Grad-CAM weighs; every model we build has one.
+NOT_XRAY = "Not a chest X-ray"
+NOT_XRAY_MESSAGE = "This does not look like a chest X-ray; no result shown."
+# The convolution whose activations Grad-CAM weighs, and the pooled features the input gate
+# models; every model we build names them so.
 HEATMAP_LAYER = "last_conv"
+EMBEDDING_LAYER = "embedding"
 
 
 def bundled_model_path() -> Path:
@@ -34,21 +38,31 @@ def bundled_model_path() -> Path:
 class Prediction:
     """One image's result.
 
-    label: the display name of the predicted class, or "Indeterminate" when the calibrated
-        confidence falls inside the model card's indeterminate band.
+    label: what to show: the display name of the predicted class, "Indeterminate" when the
+        calibrated confidence falls inside the model card's indeterminate band, or
+        "Not a chest X-ray" when the input gate rejected the image.
+    class_label: the label the classifier gives, whatever the gate said ("classify anyway").
     class_name: the predicted class (a model-card class name), even when indeterminate.
     confidence: calibrated probability of ``class_name``, 0..1.
     probabilities: display name -> calibrated probability; they sum to 1.
+    not_xray: the input gate's verdict; gate_score: its worst score over the threshold (> 1 rejects).
     heatmap: float32 (H, W) of the source image, 0..1, or None when not asked for.
     """
 
     label: str
+    class_label: str
     class_name: str
     confidence: float
     probabilities: dict[str, float]
     indeterminate: bool = False
+    not_xray: bool = False
+    gate_score: float | None = None
     path: Path | None = None
     heatmap: np.ndarray | None = field(default=None, repr=False)
+
+    def classify_anyway(self) -> "Prediction":
+        """The same result with the gate overridden: the classifier's label is shown."""
+        return replace(self, label=self.class_label)
 
     def to_dict(self) -> dict:
         """JSON-ready fields (no heatmap)."""
@@ -58,6 +72,8 @@ class Prediction:
             "confidence": round(self.confidence, 4),
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "indeterminate": self.indeterminate,
+            "not_xray": self.not_xray,
+            "gate_score": None if self.gate_score is None else round(self.gate_score, 3),
         }
 
 
@@ -75,19 +91,26 @@ def _quiet_tensorflow() -> None:
 
 
 class Classifier:
-    """A Keras classifier and its model card. Build with :meth:`load`."""
+    """A Keras classifier, its model card and (when present) its input gate. Build with :meth:`load`."""
 
-    def __init__(self, keras_model, card: ModelCard, path: Path | None = None):
+    def __init__(self, keras_model, card: ModelCard, path: Path | None = None, gate=None):
+        import keras
         import tensorflow as tf
 
         self.keras_model = keras_model
         self.card = card
         self.path = path
+        self.gate = gate
         size = card.input_size
+        try:
+            embedding = keras_model.get_layer(EMBEDDING_LAYER).output
+        except ValueError:  # a model from elsewhere: no gate features, logits only
+            embedding = keras_model.output[..., :0]
+        both = keras.Model(keras_model.inputs, [keras_model.output, embedding])
         # A traced function with a fixed signature avoids Keras' per-call overhead
         # (model.predict costs tens of ms even for one small image).
         self._forward = tf.function(
-            lambda x: keras_model(x, training=False),
+            lambda x: both(x, training=False),
             input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
             reduce_retracing=True,
         )
@@ -95,11 +118,14 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Classifier":
-        """Load a ``.keras`` model (safe mode: no code from the file) and the card beside it.
+        """Load a ``.keras`` model (safe mode: no code from the file), the card beside it and,
+        when there is one, its input gate (``name.gate.npz``).
 
         path: the model file; None means the bundled model.
         Raises ModelError when the file or its card is missing or does not load.
         """
+        from covidgui.core.gate import InputGate, gate_path
+
         path = Path(path) if path is not None else bundled_model_path()
         if not path.is_file():
             raise ModelError(f"The model file {path} does not exist.")
@@ -114,7 +140,13 @@ class Classifier:
         out = keras_model.output_shape[-1]
         if out != len(card.classes):
             raise ModelError(f"{path.name} has {out} outputs but its card names {len(card.classes)} classes.")
-        return cls(keras_model, card, path)
+        gate = None
+        if gate_path(path).is_file():
+            try:
+                gate = InputGate.load(gate_path(path))
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelError(f"The input gate {gate_path(path).name} cannot be read: {exc}") from exc
+        return cls(keras_model, card, path, gate)
 
     @property
     def input_size(self) -> int:
@@ -124,16 +156,38 @@ class Classifier:
         """Greyscale pixels (H, W) 0..1 -> this model's input (the shared preprocessing)."""
         return prepare(pixels, self.input_size)
 
+    def forward(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared inputs (N, S, S) 0..1 -> (logits (N, C) float64, pooled features (N, F))."""
+        batch = np.asarray(inputs, dtype=np.float32)[..., np.newaxis]
+        logits, features = self._forward(batch)
+        return np.asarray(logits, dtype=np.float64), np.asarray(features, dtype=np.float64)
+
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         """Raw outputs for prepared inputs (N, S, S) 0..1 -> (N, C) float64 logits."""
-        batch = np.asarray(inputs, dtype=np.float32)[..., np.newaxis]
-        return np.asarray(self._forward(batch), dtype=np.float64)
+        return self.forward(inputs)[0]
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities (N, C) for prepared inputs (N, S, S); rows sum to 1."""
         return softmax(self.logits(inputs), self.card.temperature)
 
-    def _prediction(self, probs: np.ndarray, path: Path | None) -> Prediction:
+    def predict_inputs(self, inputs: np.ndarray, colourfulness=None, paths=None) -> list[Prediction]:
+        """Predictions for prepared inputs (N, S, S), with the gate's verdict when there is a gate.
+
+        colourfulness: (N,) of the sources (``XRay.metadata["colourfulness"]``), 0 when unknown.
+        """
+        logits, features = self.forward(inputs)
+        probs = softmax(logits, self.card.temperature)
+        n = len(probs)
+        ratios = [None] * n
+        if self.gate is not None:
+            colour = np.zeros(n) if colourfulness is None else np.asarray(colourfulness, dtype=float)
+            ratios = self.gate.accepts(inputs, features, colour)[1]
+        paths = paths if paths is not None else [None] * n
+        return [self.prediction_from(p, r, path) for p, r, path in zip(probs, ratios, paths)]
+
+    def prediction_from(self, probs: np.ndarray, gate_score: float | None = None,
+                        path: Path | None = None) -> Prediction:
+        """Turn one row of calibrated probabilities (C,) into a Prediction."""
         card = self.card
         idx = int(np.argmax(probs))
         confidence = float(probs[idx])
@@ -142,44 +196,56 @@ class Classifier:
         # the lower edge serves models with more classes.
         indeterminate = low <= confidence < high
         class_name = card.classes[idx]
+        class_label = INDETERMINATE if indeterminate else card.display_name(class_name)
+        not_xray = gate_score is not None and gate_score > 1.0
         return Prediction(
-            label=INDETERMINATE if indeterminate else card.display_name(class_name),
+            label=NOT_XRAY if not_xray else class_label,
+            class_label=class_label,
             class_name=class_name,
             confidence=confidence,
             probabilities={card.display_name(c): float(p) for c, p in zip(card.classes, probs)},
             indeterminate=indeterminate,
+            not_xray=not_xray,
+            gate_score=None if gate_score is None else float(gate_score),
             path=path,
         )
 
-    def predict_pixels(self, pixels: np.ndarray, path: Path | None = None, heatmap: bool = False) -> Prediction:
-        """Classify one decoded image (H, W) 0..1."""
-        prepared = self.prepare(pixels)
-        probs = self.probabilities(prepared.input[np.newaxis])[0]
-        result = self._prediction(probs, path)
+    def predict_xray(self, xray: XRay, heatmap: bool = False) -> Prediction:
+        """Classify one decoded image (see :func:`covidgui.core.images.load_xray`)."""
+        prepared = self.prepare(xray.pixels)
+        result = self.predict_inputs(prepared.input[np.newaxis], [xray.metadata.get("colourfulness", 0.0)],
+                                     [xray.path])[0]
         if heatmap:
-            cam = self.gradcam(prepared.input, int(np.argmax(probs)))
-            result.heatmap = to_source_space(cam, prepared.crop_box, pixels.shape)
+            cam = self.gradcam(prepared.input, self.card.classes.index(result.class_name))
+            result.heatmap = to_source_space(cam, prepared.crop_box, xray.pixels.shape)
         return result
 
     def predict_file(self, path: str | Path, heatmap: bool = False) -> Prediction:
-        """Load and classify one file; raises ImageLoadError for a bad file."""
-        xray = load_xray(path, max_side=self.input_size)
-        return self.predict_pixels(xray.pixels, Path(path), heatmap=heatmap)
+        """Load and classify one file; raises ImageLoadError for a bad file.
+
+        The file is decoded at reduced size (JPEG draft mode), exactly as in training and batches,
+        so one image gets one result whichever path it takes; the heatmap then has the reduced
+        image's shape (same aspect ratio as the source).
+        """
+        return self.predict_xray(load_xray(path, max_side=self.input_size), heatmap)
 
     def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16) -> Iterator[Prediction | ImageLoadError]:
         """Classify many files in batches; yields, in order, a Prediction or the file's ImageLoadError."""
-        pending: list[tuple[Path, Prepared | ImageLoadError]] = []
+        pending: list[tuple[Path, tuple[Prepared, float] | ImageLoadError]] = []
 
         def flush() -> Iterator[Prediction | ImageLoadError]:
-            good = [p for _, p in pending if isinstance(p, Prepared)]
-            probs = iter(self.probabilities(np.stack([p.input for p in good]))) if good else iter(())
-            for path, item in pending:
-                yield item if isinstance(item, ImageLoadError) else self._prediction(next(probs), path)
+            good = [(path, item) for path, item in pending if not isinstance(item, ImageLoadError)]
+            results = iter(self.predict_inputs(np.stack([p.input for _, (p, _) in good]),
+                                               [c for _, (_, c) in good], [path for path, _ in good])
+                           if good else ())
+            for _, item in pending:
+                yield item if isinstance(item, ImageLoadError) else next(results)
             pending.clear()
 
         for path in map(Path, paths):
             try:
-                pending.append((path, self.prepare(load_xray(path, max_side=self.input_size).pixels)))
+                xray = load_xray(path, max_side=self.input_size)
+                pending.append((path, (self.prepare(xray.pixels), xray.metadata.get("colourfulness", 0.0))))
             except ImageLoadError as exc:
                 pending.append((path, exc))
             if len(pending) >= batch_size:

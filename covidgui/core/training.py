@@ -24,9 +24,10 @@ import numpy as np
 from covidgui.core.calibration import fit_temperature
 from covidgui.core.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError, ImageLoadError
+from covidgui.core.gate import fit_gate, gate_path, thumbnails
 from covidgui.core.images import load_xray
 from covidgui.core.metrics import classification_report, expected_calibration_error
-from covidgui.core.model import HEATMAP_LAYER, Classifier, _quiet_tensorflow, softmax
+from covidgui.core.model import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, _quiet_tensorflow, softmax
 from covidgui.core.modelcard import ModelCard, card_path, write_atomic
 from covidgui.core.preprocess import prepare
 
@@ -102,7 +103,7 @@ def build_classifier(input_size: int, n_classes: int, seed: int = 0):
     x = conv(x, 128)
     x = layers.MaxPooling2D()(x)  # 1/16
     x = conv(x, 128, name=HEATMAP_LAYER)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER)(x)
     x = layers.Dropout(0.3, seed=seed)(x)
     outputs = layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
                            name="logits")(x)
@@ -159,6 +160,7 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
         def __init__(self):
             super().__init__(workers=1, use_multiprocessing=False)
             self.unreadable: dict[str, str] = {}
+            self.colourfulness = np.zeros(len(paths))  # of each source, for the input gate
             self._cache: dict[int, np.ndarray | None] = {}
             self._order = np.arange(len(paths))
             self._rng = np.random.default_rng(seed)
@@ -173,7 +175,9 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             if cache and index in self._cache:
                 return self._cache[index]
             try:
-                arr = prepare(load_xray(paths[index], max_side=size).pixels, size).input
+                xray = load_xray(paths[index], max_side=size)
+                self.colourfulness[index] = xray.metadata.get("colourfulness", 0.0)
+                arr = prepare(xray.pixels, size).input
             except ImageLoadError as exc:
                 with self._lock:
                     self.unreadable[str(paths[index])] = exc.reason
@@ -190,6 +194,9 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             w = np.asarray([0.0 if a is None else (class_weight or {}).get(labels[j], 1.0)
                             for a, j in zip(arrays, idx)], dtype=np.float32)
             return x, y, w
+
+        def batch_indices(self, i: int) -> np.ndarray:
+            return self._order[i * batch_size:(i + 1) * batch_size]
 
         def on_epoch_end(self):
             if shuffle:
@@ -295,8 +302,12 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     classifier = Classifier(classifier_model, card)
     report = {}
     if not stop.cancelled:
+        recalibrate_batch_norm(classifier_model, train_seq)
         report = calibrate_and_measure(classifier, val_seq, val_labels)
         card.metrics["validation"] = report
+        classifier.gate = fit_gate(gate_features(classifier, train_seq), gate_features(classifier, val_seq))
+        card.metrics["gate"] = {"thresholds": classifier.gate.thresholds.tolist(),
+                                "scores": list(classifier.gate.NAMES)}
     unreadable = {**train_seq.unreadable, **val_seq.unreadable}
     pool.shutdown(wait=False)
     return TrainResult(classifier, {k: [float(v) for v in vals] for k, vals in history.history.items()},
@@ -311,6 +322,38 @@ PREPROCESSING_DESCRIPTION = {
               "global histogram equalisation",
               "in-model: rescale 0..1 to -1..1"],
 }
+
+
+def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:
+    """Re-estimate BatchNorm statistics on clean (un-augmented) training images.
+
+    During fit the moving averages see augmented batches (noise, contrast, zoom); at inference the
+    images are clean, and the mismatch shifted the logits enough to miss most COVID cases while
+    the ranking stayed near perfect (AUC 0.99, 5/29 found). Forward passes in training mode,
+    without any weight update, replace the averages with clean-data ones ("precise BN",
+    Wu & Johnson 2021). Dropout is active during these passes but sits after every BatchNorm.
+    """
+    batches = min(max_batches, 2 * len(sequence))
+    for i in range(batches):
+        x, _, w = sequence[i % len(sequence)]
+        keep = w > 0
+        if keep.any():
+            model(x[keep], training=True)
+
+
+def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thumbnails, pooled features, colourfulness) of every readable image of a sequence."""
+    thumbs, features, colour = [], [], []
+    for i in range(len(sequence)):
+        x, _, w = sequence[i]
+        keep = w > 0
+        if not keep.any():
+            continue
+        inputs = x[keep, ..., 0]
+        thumbs.append(thumbnails(inputs))
+        features.append(classifier.forward(inputs)[1])
+        colour.append(sequence.colourfulness[sequence.batch_indices(i)][keep])
+    return np.concatenate(thumbs), np.concatenate(features), np.concatenate(colour)
 
 
 def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]) -> dict:
@@ -371,11 +414,14 @@ def save_model(classifier: Classifier, out_path: str | Path) -> Path:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=".keras")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is not a secret
     try:
         keras.saving.save_model(classifier.keras_model, tmp)
         os.replace(tmp, out_path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+    if classifier.gate is not None:
+        classifier.gate.save(gate_path(out_path))
     write_atomic(card_path(out_path), classifier.card.to_json())
     classifier.path = out_path
     return out_path

@@ -74,14 +74,13 @@ class InferenceWorker(QObject):
             self.failed.emit(request_id, path, "No model is loaded, so no result can be shown.")
             return
         try:
-            xray = load_xray(path)
-            prediction = self.classifier.predict_pixels(xray.pixels, Path(path), heatmap=True)
-            display = to_uint8(_display_size(xray.pixels))
+            prediction = self.classifier.predict_file(path, heatmap=True)
+            display = to_uint8(_display_size(load_xray(path).pixels))  # full resolution for the eye
             overlay = None
             if prediction.heatmap is not None:
                 from covidgui.core.heatmap import colorize
 
-                overlay = colorize(_display_size(prediction.heatmap))
+                overlay = colorize(_display_size(prediction.heatmap))  # the viewer stretches it to fit
             self.classified.emit(ClassifiedImage(request_id, Path(path), display, prediction, overlay))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))

@@ -145,8 +145,8 @@ class MainWindow(QMainWindow):
             return  # the user has dropped another image since
         self.viewer.set_image(result.display)
         self.viewer.set_overlay(result.overlay)
-        self.viewer.set_overlay_visible(self.result_panel.overlay_check.isChecked())
         self.image_area.setCurrentWidget(self.viewer)
+        # The panel decides whether the overlay shows (not for an image the gate rejected).
         self.result_panel.show_prediction(result.prediction, result.path.name, result.overlay is not None)
         self.statusBar().showMessage(f"Ready — {result.path.name}: {result.prediction.label}")
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgressBar, QSlider, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgressBar, QPushButton, QSlider,
+                               QVBoxLayout, QWidget)
 
 from covidgui import DISCLAIMER
+from covidgui.core.model import NOT_XRAY, NOT_XRAY_MESSAGE
 
 # Colours a clinician reads at a glance; text is always there too, never colour alone.
-LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
+LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00",
+                 "Not a chest X-ray": "#6d4c41"}
 
 
 def percent(p: float) -> str:
@@ -67,6 +69,12 @@ class ResultPanel(QWidget):
         self.opacity_slider.setToolTip("Heatmap opacity")
         self.opacity_slider.valueChanged.connect(lambda v: self.overlay_opacity_changed.emit(v / 100))
 
+        self.anyway_button = QPushButton("Classify anyway")
+        self.anyway_button.setToolTip("Show the model's answer although this image does not look like a chest X-ray")
+        self.anyway_button.setVisible(False)
+        self.anyway_button.clicked.connect(self._classify_anyway)
+        self._shown = None  # (prediction, file name, has heatmap) on display
+
         disclaimer = QLabel(DISCLAIMER)
         disclaimer.setObjectName("disclaimer")
         disclaimer.setWordWrap(True)
@@ -81,8 +89,10 @@ class ResultPanel(QWidget):
         layout.addWidget(self.probabilities_box)
         layout.addSpacing(8)
         layout.addWidget(self.overlay_check)
+        layout.addWidget(QLabel("Heatmap opacity"))
         layout.addWidget(self.opacity_slider)
         layout.addWidget(self.message)
+        layout.addWidget(self.anyway_button)
         layout.addStretch(1)
         layout.addWidget(disclaimer)
         self.clear("Drop a chest X-ray onto the window, or use File > Open (Ctrl+O).")
@@ -96,6 +106,8 @@ class ResultPanel(QWidget):
             self.probabilities_layout.removeRow(0)
 
     def clear(self, message: str = "") -> None:
+        self._shown = None
+        self.anyway_button.setVisible(False)
         self.file_label.setText("")
         self._set_label("No image")
         self.confidence_text.setText("")
@@ -112,7 +124,21 @@ class ResultPanel(QWidget):
         self.message.setText(text)
 
     def show_prediction(self, prediction, file_name: str, has_heatmap: bool = False) -> None:
-        """prediction: a core.model.Prediction."""
+        """prediction: a core.model.Prediction. An image the gate rejected shows only the message
+        and a "Classify anyway" button."""
+        if prediction.label == NOT_XRAY:
+            self.clear()
+            self._shown = (prediction, file_name, has_heatmap)
+            self.file_label.setText(file_name)
+            self._set_label(NOT_XRAY, LABEL_COLOURS[NOT_XRAY])
+            self.message.setText(NOT_XRAY_MESSAGE)
+            self.anyway_button.setVisible(True)
+            self.overlay_check.setEnabled(False)
+            self.opacity_slider.setEnabled(False)
+            self.overlay_toggled.emit(False)
+            return
+        self.anyway_button.setVisible(False)
+        self._shown = (prediction, file_name, has_heatmap)
         self.file_label.setText(file_name)
         self._set_label(prediction.label, LABEL_COLOURS.get(prediction.label, "#424242"))
         lead = "Indeterminate — highest" if prediction.indeterminate else "Confidence"
@@ -123,10 +149,21 @@ class ResultPanel(QWidget):
             self.probabilities_layout.addRow(f"{name}: {percent(p)}", _bar(p))
         self.overlay_check.setEnabled(has_heatmap)
         self.opacity_slider.setEnabled(has_heatmap)
+        self.overlay_toggled.emit(has_heatmap and self.overlay_check.isChecked())
         self.message.setText("Indeterminate: the model is not confident either way; "
                              "the probabilities are shown for reference." if prediction.indeterminate else "")
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
+
+    def _classify_anyway(self) -> None:
+        if self._shown is not None:
+            prediction, file_name, has_heatmap = self._shown
+            self.show_prediction(prediction.classify_anyway(), file_name, has_heatmap)
+            self.message.setText("Shown on request although the gate judged this not to be a chest X-ray: "
+                                 "the model was not trained on such images.")
+
+    def showing_rejected(self) -> bool:
+        return self.anyway_button.isVisible()
 
     def show_error(self, file_name: str, text: str) -> None:
         self.clear()

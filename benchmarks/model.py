@@ -1,0 +1,106 @@
+"""The bundled model's figures, measured in one run (the model issue's targets).
+
+    python benchmarks/model.py [--model models/covid_classifier.keras] [--data ../shared/data]
+
+Prints: Val and held-back adult-normal results, calibration error, parameters and FLOPs, warm
+forward-pass latency (one image; per image in a batch of 32), heatmap latency, and the input
+gate's rejection rates on non-X-rays (benchmarks/non_xrays.py) and on real X-rays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.non_xrays import write_non_xrays  # noqa: E402
+from covidgui.core.errors import ImageLoadError  # noqa: E402
+from covidgui.core.metrics import classification_report, expected_calibration_error  # noqa: E402
+from covidgui.core.model import Classifier, softmax  # noqa: E402
+
+
+def median_ms(fn, runs: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def predictions(classifier, paths):
+    out = [r for r in classifier.predict_files(paths)]
+    bad = [r for r in out if isinstance(r, ImageLoadError)]
+    if bad:
+        raise SystemExit(f"unreadable: {bad}")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    args = parser.parse_args()
+    classifier = Classifier.load(args.model)
+    card = classifier.card
+    print(f"model {card.name} v{card.version}: {card.architecture['parameters']:,} parameters, "
+          f"{card.architecture['flops_per_image'] / 1e9:.3f} GFLOP per image, "
+          f"file {classifier.path.stat().st_size / 1e6:.2f} MB; trained in {card.training.get('seconds')} s")
+
+    val = args.data / "covid-xray" / "Val"
+    covid = sorted((val / "Covid").iterdir())
+    normal = sorted((val / "Normal").iterdir())
+    adults = [args.data / "adult-normal" / name for name in card.training["held_back_adult_normal"]]
+    val_results = predictions(classifier, covid + normal)
+    labels = np.array([0] * len(covid) + [1] * len(normal))
+    probs = np.array([[r.probabilities[card.display_name(c)] for c in card.classes] for r in val_results])
+    report = classification_report(labels, probs, card.classes, "Covid")
+    print(f"covid-xray/Val: {report['correct']}/{report['n']} correct, COVID found "
+          f"{report['confusion_matrix'][0][0]}/{len(covid)}, confusion {report['confusion_matrix']}, "
+          f"AUC {report['auc']:.3f}")
+    adult_results = predictions(classifier, adults)
+    called_normal = sum(r.class_name == "Normal" for r in adult_results)
+    print(f"held-back adult normals: {called_normal}/{len(adults)} called Normal ({called_normal / len(adults):.1%})")
+
+    all_results = val_results + adult_results
+    all_labels = np.concatenate([labels, np.ones(len(adults), int)])
+    all_probs = np.array([[r.probabilities[card.display_name(c)] for c in card.classes] for r in all_results])
+    raw_logits = np.log(np.clip(all_probs, 1e-12, 1)) * card.temperature  # logits up to a constant
+    print(f"ECE on validation (Val + held-back adults, {len(all_results)} images): "
+          f"before calibration {expected_calibration_error(softmax(raw_logits), all_labels):.3f}, "
+          f"after (T={card.temperature:.2f}) {expected_calibration_error(all_probs, all_labels):.3f}")
+    indeterminate = sum(r.indeterminate for r in all_results)
+    print(f"indeterminate (band {card.indeterminate_band}): {indeterminate}/{len(all_results)}")
+
+    size = classifier.input_size
+    one = np.random.default_rng(0).random((1, size, size), dtype=np.float32)
+    batch = np.random.default_rng(1).random((32, size, size), dtype=np.float32)
+    print(f"warm forward pass: one image {median_ms(lambda: classifier.predict_inputs(one), 50):.1f} ms; "
+          f"batch of 32 {median_ms(lambda: classifier.predict_inputs(batch), 10) / 32:.2f} ms per image "
+          "(medians)")
+    print(f"heatmap (classify + Grad-CAM, decode included): "
+          f"{median_ms(lambda: classifier.predict_file(covid[0], heatmap=True), 10):.0f} ms median")
+
+    rejected_xrays = [r.path.name for r in all_results if r.not_xray]
+    print(f"gate on real X-rays: {len(rejected_xrays)}/{len(all_results)} rejected "
+          f"({len(rejected_xrays) / len(all_results):.1%}) {rejected_xrays}")
+    with tempfile.TemporaryDirectory() as tmp:
+        non = write_non_xrays(tmp)
+        results = predictions(classifier, [p for _, p in non])
+        accepted = [name for (name, _), r in zip(non, results) if not r.not_xray]
+        print(f"gate on non-X-rays: {len(non) - len(accepted)}/{len(non)} rejected "
+              f"({(len(non) - len(accepted)) / len(non):.1%}); accepted: {accepted}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

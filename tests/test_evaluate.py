@@ -1,0 +1,75 @@
+"""`covidgui evaluate`, calibration and metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from covidgui.core.calibration import fit_temperature, nll
+from covidgui.core.metrics import expected_calibration_error, wilson_interval
+from covidgui.core.model import softmax
+from tests.conftest import chest_like
+from tests.test_cli import run_cli
+
+
+def test_evaluate_json_on_a_generated_two_class_folder(tmp_path):
+    for folder, count in (("covid", 3), ("NORMAL", 4)):  # case differs from the model's classes
+        (tmp_path / folder).mkdir()
+        for i in range(count):
+            Image.fromarray(chest_like(160, seed=i + count)).save(tmp_path / folder / f"{i}.png")
+    (tmp_path / "NORMAL" / "broken.png").write_bytes(b"not a png")
+    out = run_cli("evaluate", tmp_path, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    for key in ("n", "accuracy", "confusion_matrix", "classes", "sensitivity", "specificity", "auc",
+                "rejected", "indeterminate"):
+        assert key in report
+    assert report["classes"] == ["Covid", "Normal"]
+    cm = np.array(report["confusion_matrix"])
+    assert cm.sum() == report["n"] == 7
+    assert cm.sum(axis=1).tolist() == [3, 4]  # rows are the true classes
+    assert report["accuracy"] == pytest.approx(np.trace(cm) / 7)
+    assert 0 <= report["rejected"] <= 7 and 0 <= report["indeterminate"] <= 7
+    assert list(report["unreadable"]) == [str(tmp_path / "NORMAL" / "broken.png")]
+
+
+def test_evaluate_text_output(tmp_path):
+    for folder in ("Covid", "Normal"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(chest_like(128)).save(tmp_path / folder / "a.png")
+    out = run_cli("evaluate", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "confusion matrix" in out.stdout and "sensitivity" in out.stdout
+
+
+def test_evaluate_reports_a_missing_class_folder(tmp_path):
+    (tmp_path / "Covid").mkdir()
+    out = run_cli("evaluate", tmp_path)
+    assert out.returncode == 2
+    assert "no subfolder for class Normal" in out.stderr
+
+
+def test_temperature_scaling_keeps_argmax_and_improves_nll():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    # Over-confident logits: right 80 % of the time, but with huge margins.
+    signs = np.where(rng.random(400) < 0.8, 1, -1) * np.where(labels == 0, 1, -1)
+    logits = np.column_stack([signs * 6.0, -signs * 6.0]) + rng.normal(0, 0.5, (400, 2))
+    t = fit_temperature(logits, labels)
+    assert t > 1.5  # softened
+    before, after = softmax(logits), softmax(logits, t)
+    assert np.allclose(after.sum(axis=1), 1.0)
+    assert (before.argmax(axis=1) == after.argmax(axis=1)).all()
+    assert nll(logits, labels, t) < nll(logits, labels, 1.0)
+    assert expected_calibration_error(after, labels) < expected_calibration_error(before, labels)
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(29, 29)
+    assert hi == pytest.approx(1.0) and lo == pytest.approx(0.8830, abs=1e-3)
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-3) and hi == pytest.approx(0.7634, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -31,8 +31,8 @@ def window(qtbot):
 
 @pytest.fixture
 def ready_window(qtbot, window):
-    with qtbot.waitSignal(window.inference.worker.model_loaded, timeout=MODEL_TIMEOUT_MS):
-        window.start_loading_model()
+    window.start_loading_model()
+    qtbot.waitUntil(lambda: window.card is not None, timeout=MODEL_TIMEOUT_MS)
     return window
 
 
@@ -41,7 +41,7 @@ def drop_files(window, *paths) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     pos = QPointF(window.width() / 2, window.height() / 2)
-    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
@@ -58,9 +58,8 @@ def test_window_is_shown_before_the_model_is_ready(qtbot, window):
     assert window.isVisible()
     assert window.card is None
     assert window.statusBar().currentMessage() == "Loading model…"
-    with qtbot.waitSignal(window.inference.worker.model_loaded, timeout=MODEL_TIMEOUT_MS):
-        pass
-    assert window.card is not None
+    # Wait on what the user sees: the window's slot runs after the worker's signal.
+    qtbot.waitUntil(lambda: window.card is not None, timeout=MODEL_TIMEOUT_MS)
     assert window.statusBar().currentMessage().startswith("Ready")
 
 
@@ -102,9 +101,8 @@ def test_a_missing_model_is_reported_in_the_window(qtbot, tmp_path):
     win = MainWindow(model_path=str(tmp_path / "missing.keras"))
     qtbot.addWidget(win)
     win.show()
-    with qtbot.waitSignal(win.inference.worker.model_failed, timeout=MODEL_TIMEOUT_MS):
-        win.start_loading_model()
-    assert "does not exist" in win.result_panel.message.text()
+    win.start_loading_model()
+    qtbot.waitUntil(lambda: "does not exist" in win.result_panel.message.text(), timeout=MODEL_TIMEOUT_MS)
     assert win.statusBar().currentMessage() == "No model loaded"
     win.close()
 
@@ -117,8 +115,8 @@ def test_about_box_says_research_use_only(ready_window):
     assert ready_window.card.name in text
 
 
-def test_heatmap_overlay_toggles(qtbot, ready_window, chest_png):
-    drop_files(ready_window, chest_png)
+def test_heatmap_overlay_toggles(qtbot, ready_window, covid_val):
+    drop_files(ready_window, sorted((covid_val / "Covid").iterdir())[0])
     wait_for_result(qtbot, ready_window)
     panel, viewer = ready_window.result_panel, ready_window.viewer
     assert panel.overlay_check.isEnabled()
@@ -127,6 +125,27 @@ def test_heatmap_overlay_toggles(qtbot, ready_window, chest_png):
     assert not viewer.overlay_visible()
     panel.overlay_check.click()
     assert viewer.overlay_visible()
+    panel.opacity_slider.setValue(80)
+    assert ready_window.viewer._overlay.opacity() == pytest.approx(0.8)
+
+
+def test_a_non_xray_is_withheld_until_classify_anyway(qtbot, ready_window, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    noise = tmp_path / "holiday.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (400, 500), dtype=np.uint8)).save(noise)
+    drop_files(ready_window, noise)
+    wait_for_result(qtbot, ready_window)
+    panel = ready_window.result_panel
+    assert panel.label.text() == "Not a chest X-ray"
+    assert "does not look like a chest X-ray" in panel.message.text()
+    assert panel.probabilities_layout.rowCount() == 0  # no result shown
+    assert not ready_window.viewer.overlay_visible()
+    panel.anyway_button.click()
+    assert panel.label.text() in ("COVID-19", "Normal", "Indeterminate")
+    assert panel.probabilities_layout.rowCount() == 2
+    assert ready_window.viewer.overlay_visible()
 
 
 def test_tensorflow_is_not_imported_before_the_window_is_shown():

@@ -197,7 +197,7 @@ class Classifier:
         indeterminate = low <= confidence < high
         class_name = card.classes[idx]
         class_label = INDETERMINATE if indeterminate else card.display_name(class_name)
-        not_xray = gate_score is not None and gate_score > 1.0
+        not_xray = bool(gate_score is not None and gate_score > 1.0)
         return Prediction(
             label=NOT_XRAY if not_xray else class_label,
             class_label=class_label,

@@ -15,6 +15,11 @@ LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#
 
 
 def percent(p: float) -> str:
+    """One decimal; never "100.0 %" or "0.0 %", which would claim a certainty no model has."""
+    if p > 0.999:
+        return "> 99.9 %"
+    if p < 0.001:
+        return "< 0.1 %"
     return f"{p * 100:.1f} %"
 
 
@@ -44,6 +49,7 @@ class ResultPanel(QWidget):
         self.label = QLabel("No image")
         self.label.setObjectName("resultLabel")
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setWordWrap(True)
         self.confidence_text = QLabel("")
         self.confidence_text.setObjectName("confidenceText")
         self.confidence_text.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -275,7 +275,9 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     fit_model = keras.Model(inputs, classifier_model(x))
     steps = len(train_seq) * config.epochs
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
-    fit_model.compile(optimizer=keras.optimizers.Adam(schedule),
+    # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
+    # with a few hundred images single checkpoints vary a lot from seed to seed.
+    fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       weighted_metrics=["accuracy"])
 

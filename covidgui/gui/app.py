@@ -38,10 +38,11 @@ def main(model_path: str | None = None, report_startup: bool = False, exit_when_
     window.show()
     # Runs on the first turn of the event loop, i.e. once the window has been shown.
     QTimer.singleShot(0, lambda: (report("window-shown"), window.start_loading_model()))
-    window.inference.worker.model_loaded.connect(lambda _card: report("model-ready"))
+    # The window's own signals fire on the GUI thread (the worker's fire on the worker's).
+    window.model_ready.connect(lambda _card: report("model-ready"))
     if exit_when_ready:
-        window.inference.worker.model_loaded.connect(lambda _card: QTimer.singleShot(0, window.close))
-        window.inference.worker.model_failed.connect(lambda _msg: QTimer.singleShot(0, window.close))
+        window.model_ready.connect(window.close)
+        window.model_unavailable.connect(window.close)
     return app.exec()
 
 

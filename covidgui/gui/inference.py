@@ -1,6 +1,6 @@
 """The inference worker: loads the model and classifies images on its own thread.
 
-It lives in a QThread and talks to the window only through signals, so the GUI thread never
+It runs on its own thread (see InferenceThread) and talks to the window only through signals, so the GUI thread never
 imports TensorFlow, decodes an image or runs the model. Requests are queued in order; each carries
 an id so the window can ignore results it no longer wants (the user dropped another image).
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +99,32 @@ def _display_size(pixels: np.ndarray) -> np.ndarray:
 
 
 class InferenceThread(QObject):
-    """Owns the worker's thread; the window holds one of these."""
+    """Runs the worker's jobs one at a time on a Python thread; the window holds one of these.
+
+    A Python thread, not a QThread: TensorFlow's first operations on a QThread crashed the
+    process in tests (a native thread without a Python-created thread state; the same calls on a
+    ``threading`` thread are fine). The worker's signals still reach the window through Qt's
+    queued connections, since the window's slots live on the GUI thread.
+    """
 
     request_load = Signal(str)
     request_classify = Signal(int, str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("inference")
         self.worker = InferenceWorker()
-        self.worker.moveToThread(self.thread)
-        self.request_load.connect(self.worker.load_model)
-        self.request_classify.connect(self.worker.classify)
-        self.thread.start()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.request_load.connect(self._submit_load)
+        self.request_classify.connect(self._submit_classify)
+
+    @Slot(str)
+    def _submit_load(self, path: str) -> None:
+        self._executor.submit(self.worker.load_model, path)
+
+    @Slot(int, str)
+    def _submit_classify(self, request_id: int, path: str) -> None:
+        self._executor.submit(self.worker.classify, request_id, path)
 
     def stop(self) -> None:
-        self.thread.quit()
-        self.thread.wait()
+        """Drop queued requests and wait for the running one (at most one image or a model load)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)

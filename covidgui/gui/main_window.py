@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget,
                                QTabWidget)
@@ -27,6 +27,10 @@ class DropHint(QLabel):
 
 
 class MainWindow(QMainWindow):
+    # Emitted on the GUI thread once the model is loaded (or failed), for start-up code and tests.
+    model_ready = Signal(object)
+    model_unavailable = Signal(str)
+
     def __init__(self, model_path: str | None = None):
         super().__init__()
         self.setWindowTitle("CovidGUI — chest X-ray second opinion (research use only)")
@@ -132,12 +136,14 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, card) -> None:
         self.card = card
         self.statusBar().showMessage(f"Ready — model {card.name} v{card.version}")
+        self.model_ready.emit(card)
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
         self.card = None
         self.statusBar().showMessage("No model loaded")
         self.result_panel.show_error("", message)
+        self.model_unavailable.emit(message)
 
     @Slot(object)
     def _on_classified(self, result: ClassifiedImage) -> None:

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgress
                                QWidget)
 
 from covidgui import DISCLAIMER
+from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
 # Colours a clinician reads at a glance; text is always there too, never colour alone.
 LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
@@ -67,6 +68,16 @@ class ResultPanel(QWidget):
         self.opacity_slider.setToolTip("Heatmap opacity")
         self.opacity_slider.valueChanged.connect(lambda v: self.overlay_opacity_changed.emit(v / 100))
 
+        self.legend = HeatmapLegend()
+        self.legend.setVisible(False)
+        # Cautions about the input itself (lateral view, multi-frame file, other modality).
+        self.warnings = QLabel("")
+        self.warnings.setObjectName("inputWarnings")
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet("color: #e65100; background: #fff3e0; padding: 6px; border-radius: 4px;")
+        self.warnings.setVisible(False)
+        self.dicom_info = DicomInfoPanel()
+
         disclaimer = QLabel(DISCLAIMER)
         disclaimer.setObjectName("disclaimer")
         disclaimer.setWordWrap(True)
@@ -82,7 +93,10 @@ class ResultPanel(QWidget):
         layout.addSpacing(8)
         layout.addWidget(self.overlay_check)
         layout.addWidget(self.opacity_slider)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.warnings)
         layout.addWidget(self.message)
+        layout.addWidget(self.dicom_info)
         layout.addStretch(1)
         layout.addWidget(disclaimer)
         self.clear("Drop a chest X-ray onto the window, or use File > Open (Ctrl+O).")
@@ -101,6 +115,8 @@ class ResultPanel(QWidget):
         self.confidence_text.setText("")
         self.confidence_bar.setValue(0)
         self._clear_probabilities()
+        self.show_input_info([], None)
+        self.legend.setVisible(False)
         self.message.setText(message)
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
@@ -123,10 +139,17 @@ class ResultPanel(QWidget):
             self.probabilities_layout.addRow(f"{name}: {percent(p)}", _bar(p))
         self.overlay_check.setEnabled(has_heatmap)
         self.opacity_slider.setEnabled(has_heatmap)
+        self.legend.setVisible(has_heatmap)
         self.message.setText("Indeterminate: the model is not confident either way; "
                              "the probabilities are shown for reference." if prediction.indeterminate else "")
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
+
+    def show_input_info(self, warnings: list[str], dicom: dict | None, patient=None) -> None:
+        """Cautions about the input (shown above the message) and the DICOM panel (None hides it)."""
+        self.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warnings.setVisible(bool(warnings))
+        self.dicom_info.show_info(dicom, patient)
 
     def show_error(self, file_name: str, text: str) -> None:
         self.clear()

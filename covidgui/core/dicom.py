@@ -236,6 +236,13 @@ def _first_frame(path: Path, ds) -> np.ndarray:
         raise ImageLoadError(path, f"the DICOM image data is truncated or corrupt ({exc})") from exc
 
 
+def _lut_entries(data) -> np.ndarray:
+    """A LUT's entries whether pydicom read them as numbers (US) or as raw 16-bit words (OW)."""
+    if isinstance(data, (bytes, bytearray)):
+        return np.frombuffer(data, dtype="<u2")
+    return np.atleast_1d(np.asarray(data))
+
+
 def _to_display(stored: np.ndarray, ds, photometric: str) -> np.ndarray:
     """Stored values -> float32 0..1 as a viewer shows them (the DICOM grayscale pipeline)."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut, apply_windowing
@@ -252,7 +259,7 @@ def _to_display(stored: np.ndarray, ds, photometric: str) -> np.ndarray:
     if ds.get("VOILUTSequence") and ds.VOILUTSequence[0].get("LUTData") is not None:
         # The first VOI LUT, as viewers do; its output spans the LUT's own values.
         values = apply_voi_lut(np.asarray(values).astype(np.int64), ds, index=0)
-        lut = np.asarray(ds.VOILUTSequence[0].LUTData)
+        lut = _lut_entries(ds.VOILUTSequence[0].LUTData)
         lo, hi = float(lut.min()), float(lut.max())
     elif ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
         values = apply_windowing(values, ds, index=0)

@@ -183,6 +183,8 @@ def load_dicom(path: str | Path) -> "XRay":
     stored = _first_frame(path, ds)
     pixels = _to_display(stored, ds, info["photometric"].upper())
     metadata = {
+        # Mean chroma 0..1, as the raster loader reports it (0 for a greyscale image).
+        "colourfulness": _chroma(stored, ds) if stored.ndim == 3 else 0.0,
         "dicom": info,
         "frame_used": 1,
         "warnings": _warnings(info),
@@ -234,6 +236,13 @@ def _first_frame(path: Path, ds) -> np.ndarray:
         # A short Pixel Data element ("The number of bytes of pixel data is less than expected")
         # or a missing image attribute.
         raise ImageLoadError(path, f"the DICOM image data is truncated or corrupt ({exc})") from exc
+
+
+def _chroma(rgb: np.ndarray, ds) -> float:
+    top = float(2 ** int(ds.get("BitsStored", 8) or 8) - 1)
+    step = max(1, max(rgb.shape[:2]) // 256)
+    sample = rgb[::step, ::step, :3].astype(np.float32) / top
+    return float((sample.max(axis=-1) - sample.min(axis=-1)).mean())
 
 
 def _lut_entries(data) -> np.ndarray:

@@ -125,3 +125,27 @@ def test_uint8_images_and_overlay_still_work(qtbot, panel):
     assert shown.pixelColor(200, 150).red() > shown.pixelColor(200, 150).blue() + 50
     view.clear()
     assert not view.has_image()
+
+
+def test_report_dialog_offers_patient_identifiers_off_by_default(qtbot, tmp_path):
+    from pathlib import Path
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QCheckBox, QFileDialog
+
+    from covidgui.gui.export_dialog import ask_report_destination
+
+    create_app()
+    seen = {}
+
+    def answer():
+        dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QFileDialog) and w.isVisible())
+        box = dialog.findChild(QCheckBox)
+        seen["default"] = box.isChecked()
+        box.setChecked(True)
+        dialog.accept()
+
+    QTimer.singleShot(300, answer)
+    path, include = ask_report_destination(None, Path(tmp_path / "scan.dcm"), has_patient=True)
+    assert seen["default"] is False
+    assert include is True and path == str(tmp_path / "scan-report.pdf")  # the proposed name

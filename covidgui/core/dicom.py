@@ -7,10 +7,10 @@ first VOI LUT (VOI LUT Sequence, else Window Center/Width) -> 0..1 -> inverted f
 That is what a radiologist sees first, and what a PNG exported from that viewer holds, so a DICOM
 and its PNG export give (nearly) the same prediction.
 
-Compressed transfer syntaxes are decoded by pydicom's pixel-data plugins: pydicom itself for RLE
-and deflate, ``pylibjpeg-libjpeg`` for JPEG baseline, extended (12-bit) and lossless, and
-``pylibjpeg-openjpeg`` for JPEG 2000. (Pillow would cover JPEG baseline only, 8-bit, and not
-JPEG Lossless, the usual compression of CR/DX archives.)
+Compressed transfer syntaxes are decoded by pydicom's pixel-data plugins: ``pylibjpeg-rle`` for
+RLE (pydicom's own decoder, used when it is absent, is ten times slower), ``pylibjpeg-libjpeg`` for
+JPEG baseline, extended (12-bit) and lossless, and ``pylibjpeg-openjpeg`` for JPEG 2000. Pillow
+would cover 8-bit JPEG baseline only, not JPEG Lossless, the usual compression of CR/DX archives.
 
 Patient identifiers are kept in a :class:`PatientIdentity`, whose ``repr`` hides them, so that
 logging an XRay or its metadata never writes a name, ID or birth date.

@@ -202,3 +202,20 @@ def test_dataset_header_only_helper_is_complete():
     # The factory's header is what the panels read; keep it honest about what it contains.
     ds = make_dataset()
     assert ds.Modality == "DX" and ds.ViewPosition == "PA"
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name, tolerance", [("jpeg_lossless_sv1_12bit.dcm", 1 / 4095),
+                                             ("jpeg_extended_12bit.dcm", 0.02)])
+def test_jpeg_lossless_and_extended_files_from_dcmtk_decode(name, tolerance):
+    from tests.conftest import chest_like
+
+    xray = load_xray(DATA / name)
+    expected = np.round(chest_like(128, seed=3) / 255.0 * 4095) / 4095
+    # No window in the file: the display spans the image's own range.
+    expected = (expected - expected.min()) / (expected.max() - expected.min())
+    assert xray.bit_depth == 12
+    assert np.abs(xray.pixels - expected).max() <= tolerance + 1e-6
+    assert "JPEG" in xray.metadata["dicom"]["transfer_syntax"]

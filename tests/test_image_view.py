@@ -96,8 +96,16 @@ def test_presets_and_sliders_set_levels(panel):
     panel.preset_box.activated.emit(auto)
     center, width = view.levels()
     assert center == pytest.approx(0.5, abs=0.01) and width < 0.05
+    assert panel.preset_box.currentText() == "Auto contrast (1–99 %)"
     panel.level_slider.setValue(300)
+    assert panel.preset_box.currentIndex() == -1
     assert view.levels()[0] == pytest.approx(0.3)
+    lungs = panel_presets(panel).index("Lungs (dark areas)")
+    panel.preset_box.activated.emit(lungs)
+    assert view.levels() == pytest.approx((0.30, 0.60))
+    assert panel.preset_box.currentText() == "Lungs (dark areas)"
+    view.set_levels(0.4, 0.6)  # a drag or slider move leaves the preset
+    assert panel.preset_box.currentIndex() == -1
 
 
 def panel_presets(panel):

@@ -75,6 +75,7 @@ class ViewerPanel(QWidget):
         self.invert_check.toggled.connect(self.view.set_inverted)
         self.reset_button.clicked.connect(self._reset)
         self.fit_button.clicked.connect(self.view.fit)
+        self._auto_levels: tuple[float, float] | None = None  # what "Auto contrast" chose last
         self.view.levels_changed.connect(self._show_levels)
         self.view.inverted_changed.connect(self.invert_check.setChecked)
         self._show_levels(*self.view.levels())
@@ -88,13 +89,21 @@ class ViewerPanel(QWidget):
             slider.setValue(round(value * _SLIDER_STEPS))
             slider.blockSignals(False)
         self.levels_text.setText(f"L {center * 100:.0f} %  W {width * 100:.0f} %")
+        # The preset box names a preset only while its levels are the ones shown.
+        name = self.preset_box.currentText()
+        preset = self._auto_levels if name and PRESETS.get(name) is None else PRESETS.get(name)
+        if preset is not None and (abs(preset[0] - center) > 1e-6 or abs(preset[1] - width) > 1e-6):
+            self.preset_box.setCurrentIndex(-1)
+            self.preset_box.setPlaceholderText("Custom")
 
     def _apply_preset(self, index: int) -> None:
         levels = PRESETS[self.preset_box.itemText(index)]
         if levels is None:
             self.view.auto_levels()
+            self._auto_levels = self.view.levels()
         else:
             self.view.set_levels(*levels)
+        self.preset_box.setCurrentIndex(index)
 
     def _reset(self) -> None:
         self.view.reset_levels()

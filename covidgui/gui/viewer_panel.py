@@ -95,6 +95,8 @@ class ViewerPanel(QWidget):
         if preset is not None and (abs(preset[0] - center) > 1e-6 or abs(preset[1] - width) > 1e-6):
             self.preset_box.setCurrentIndex(-1)
             self.preset_box.setPlaceholderText("Custom")
+        elif self.preset_box.currentIndex() == -1 and (center, width) == DEFAULT_LEVELS:
+            self.preset_box.setCurrentIndex(0)  # a new image starts at the full range
 
     def _apply_preset(self, index: int) -> None:
         levels = PRESETS[self.preset_box.itemText(index)]

@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", default="custom-model")
     train.add_argument("--out", type=Path, required=True, help="where to write the .keras model (and its .json card)")
 
+    report = sub.add_parser("report", help="write a PDF report of one image's result")
+    report.add_argument("image", type=Path, help="an X-ray image file (PNG, JPEG, TIFF, BMP or DICOM)")
+    report.add_argument("-o", "--output", type=Path, required=True, help="the PDF file to write")
+    report.add_argument("--include-patient-info", action="store_true",
+                        help="print the DICOM patient name, ID and birth date in the report (off by default)")
+    report.add_argument("--no-heatmap", action="store_true", help="the image without the heatmap overlay")
+    report.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
+
     evaluate = sub.add_parser("evaluate", help="measure a model on a folder with one subfolder per class")
     evaluate.add_argument("data_dir", type=Path)
     evaluate.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
@@ -70,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     from covidgui.core.errors import CovidGUIError
 
     try:
-        return {"classify": cmd_classify, "train": cmd_train, "evaluate": cmd_evaluate}[command](args)
+        return {"classify": cmd_classify, "train": cmd_train, "evaluate": cmd_evaluate,
+                "report": cmd_report}[command](args)
     except CovidGUIError as exc:
         print(f"covidgui {command}: {exc}", file=sys.stderr)
         return 2
@@ -108,12 +117,12 @@ def _numbered(path: Path, index: int, count: int) -> Path:
 def _predict_with_heatmap(classifier, path: Path, out: Path):
     """Classify one file and save its heatmap overlay; returns the Prediction or the ImageLoadError."""
     from covidgui.core.errors import ImageLoadError
-    from covidgui.core.heatmap import save_overlay
     from covidgui.core.images import load_xray
+    from covidgui.core.report import compose_overlay, save_png
 
     try:
         result = classifier.predict_file(path, heatmap=True)
-        save_overlay(load_xray(path, max_side=classifier.input_size).pixels, result.heatmap, out)
+        save_png(out, compose_overlay(load_xray(path).pixels, result.heatmap))
         return result
     except ImageLoadError as exc:
         return exc
@@ -152,4 +161,22 @@ def cmd_evaluate(args) -> int:
 
     report = evaluate_folder(args.data_dir, args.model)
     print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from covidgui.core.images import load_xray
+
+    xray = load_xray(args.image)  # before the model: a bad file fails in a second, not ten
+    from covidgui.core.model import Classifier
+    from covidgui.core.report import write_report
+
+    classifier = Classifier.load(args.model)
+    # The model's own path (reduced-size decode), so the report agrees with classify and the GUI.
+    prediction = classifier.predict_file(args.image, heatmap=not args.no_heatmap)
+    out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, xray.metadata,
+                       heatmap=prediction.heatmap, include_patient=args.include_patient_info)
+    for warning in xray.metadata.get("warnings", []):
+        print(f"caution: {warning}", file=sys.stderr)
+    print(f"{args.image}: {prediction.label} ({prediction.confidence:.1%}); report written to {out}")
     return 0

@@ -18,17 +18,3 @@ def colorize(heatmap: np.ndarray, colormap: str = "jet", floor: float = 0.3) -> 
     rgba[..., 3] = np.clip((heat - floor) / (1.0 - floor), 0.0, 1.0) ** 0.7
     return (rgba * 255 + 0.5).astype(np.uint8)
 
-
-def overlay(pixels: np.ndarray, heatmap: np.ndarray, opacity: float = 0.45) -> np.ndarray:
-    """The X-ray (H, W) 0..1 with the coloured heatmap (H, W) blended on top: uint8 RGB (H, W, 3)."""
-    grey = np.repeat(np.clip(pixels, 0, 1)[..., None], 3, axis=2)
-    rgba = colorize(heatmap).astype(np.float32) / 255.0
-    alpha = rgba[..., 3:] * opacity
-    return ((grey * (1 - alpha) + rgba[..., :3] * alpha) * 255 + 0.5).astype(np.uint8)
-
-
-def save_overlay(pixels: np.ndarray, heatmap: np.ndarray, path, opacity: float = 0.45) -> None:
-    """Write the blended overlay as an image file (format from the extension)."""
-    from PIL import Image
-
-    Image.fromarray(overlay(pixels, heatmap, opacity)).save(path)

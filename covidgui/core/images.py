@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from covidgui.core.errors import ImageLoadError
 
-# Raster formats the app opens; DICOM plugs in here later.
+# Raster formats the app opens; DICOM (covidgui.core.dicom) is recognised by name or content.
 RASTER_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 
 # The largest chest radiographs are about 4300 x 4300 (18 MP); 64 MP leaves room for scanned film
@@ -45,14 +45,20 @@ class XRay:
 
 
 def is_supported(path: str | Path) -> bool:
-    """True when the file's extension is one the loader opens."""
-    return Path(path).suffix.lower() in RASTER_EXTENSIONS
+    """True when the loader opens the file: a raster extension, a DICOM name, or DICOM content.
+
+    Files with another (or no) extension are opened only to look for the DICOM marker.
+    """
+    from covidgui.core.dicom import is_dicom_file
+
+    return Path(path).suffix.lower() in RASTER_EXTENSIONS or is_dicom_file(path)
 
 
 def load_xray(path: str | Path, max_side: int | None = None) -> XRay:
     """Read an X-ray image file into greyscale pixels 0..1.
 
-    path: a PNG, JPEG, TIFF or BMP file (8- or 16-bit; modes 1/L/LA/P/RGB/RGBA/CMYK/I;16/I/F).
+    path: a PNG, JPEG, TIFF or BMP file (8- or 16-bit; modes 1/L/LA/P/RGB/RGBA/CMYK/I;16/I/F), or a
+        DICOM file (``.dcm`` or the ``DICM`` marker; see :func:`covidgui.core.dicom.load_dicom`).
     max_side: when given, JPEGs may be decoded at a reduced scale (Pillow's draft mode) so that
         neither side is much below ``max_side`` pixels; the model needs only its input size.
     Returns an :class:`XRay`; EXIF orientation is applied; the first frame of multi-page files.
@@ -70,6 +76,10 @@ def load_xray(path: str | Path, max_side: int | None = None) -> XRay:
     if size == 0:
         raise ImageLoadError(path, "the file is empty (0 bytes)")
 
+    from covidgui.core.dicom import is_dicom_file, load_dicom
+
+    if is_dicom_file(path):
+        return load_dicom(path)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat both as errors.
@@ -81,7 +91,7 @@ def load_xray(path: str | Path, max_side: int | None = None) -> XRay:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(path, "the image is too large to be an X-ray (possible decompression bomb)") from exc
     except UnidentifiedImageError as exc:
-        raise ImageLoadError(path, "not an image file this app can read (PNG, JPEG, TIFF or BMP)") from exc
+        raise ImageLoadError(path, "not an image file this app can read (PNG, JPEG, TIFF, BMP or DICOM)") from exc
     except PermissionError as exc:
         raise ImageLoadError(path, "permission denied: the file cannot be read") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -212,12 +212,16 @@ class Classifier:
 
     def predict_xray(self, xray: XRay, heatmap: bool = False) -> Prediction:
         """Classify one decoded image (see :func:`covidgui.core.images.load_xray`)."""
-        prepared = self.prepare(xray.pixels)
-        result = self.predict_inputs(prepared.input[np.newaxis], [xray.metadata.get("colourfulness", 0.0)],
-                                     [xray.path])[0]
+        return self.predict_pixels(xray.pixels, xray.path, heatmap, xray.metadata.get("colourfulness", 0.0))
+
+    def predict_pixels(self, pixels: np.ndarray, path: Path | None = None, heatmap: bool = False,
+                       colourfulness: float = 0.0) -> Prediction:
+        """Classify greyscale pixels (H, W) 0..1 as given; ``heatmap`` (H, W) when asked for."""
+        prepared = self.prepare(pixels)
+        result = self.predict_inputs(prepared.input[np.newaxis], [colourfulness], [path])[0]
         if heatmap:
             cam = self.gradcam(prepared.input, self.card.classes.index(result.class_name))
-            result.heatmap = to_source_space(cam, prepared.crop_box, xray.pixels.shape)
+            result.heatmap = to_source_space(cam, prepared.crop_box, pixels.shape)
         return result
 
     def predict_file(self, path: str | Path, heatmap: bool = False) -> Prediction:

@@ -1,11 +1,30 @@
-"""The image viewer: an X-ray scaled to fit, with an optional heatmap overlay."""
+"""The image viewer: an X-ray with zoom, pan, window/level, invert and an optional heatmap overlay.
+
+One widget for every view that shows an X-ray (single image now, batch later). Mouse and keys,
+as in PACS viewers:
+- wheel, ``+``/``-``: zoom about the cursor; ``0`` or ``F``: fit to the window; left-drag: pan;
+- right-drag: window/level (horizontal = width, vertical = level); ``R``: reset; ``I``: invert.
+
+Window/level and invert change only what is painted: the pixels the model classified are never
+touched here. Levels are in the image's display units, 0..1 (0 = black of the decoded image).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+
+ZOOM_STEP = 1.25
+MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
+MIN_WIDTH = 1.0 / 256  # narrower than one 8-bit grey step is no longer a window
+# A full-width drag across the view changes the window width by this much (a full range).
+DRAG_GAIN = 1.0
+# The window of a freshly shown image: all of it, as the loader produced it.
+DEFAULT_LEVELS = (0.5, 1.0)
+# The 16-bit quantisation the lookup table works on: no visible banding even for narrow windows.
+_LUT_SIZE = 65536
 
 
 def grey_to_qimage(grey: np.ndarray) -> QImage:
@@ -22,8 +41,25 @@ def rgba_to_qimage(rgba: np.ndarray) -> QImage:
     return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
 
 
+def window_lut(center: float, width: float, inverted: bool = False) -> np.ndarray:
+    """The uint8 lookup table (65536 entries) for pixels 0..1 quantised to 16 bits.
+
+    Linear window: center - width/2 -> black, center + width/2 -> white; inverted swaps them.
+    """
+    x = np.linspace(0.0, 1.0, _LUT_SIZE, dtype=np.float32)
+    width = max(width, MIN_WIDTH)
+    out = np.clip((x - (center - width / 2)) / width, 0.0, 1.0)
+    if inverted:
+        out = 1.0 - out
+    return (out * 255.0 + 0.5).astype(np.uint8)
+
+
 class ImageView(QGraphicsView):
-    """Shows one image fitted to the widget; an overlay (same size) can be shown on top."""
+    """Shows one image (fitted until the user zooms); an overlay (any size) is stretched on top."""
+
+    levels_changed = Signal(float, float)  # center, width (0..1 display units)
+    inverted_changed = Signal(bool)
+    zoom_changed = Signal(float)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -32,6 +68,10 @@ class ImageView(QGraphicsView):
         self.setBackgroundBrush(Qt.GlobalColor.black)
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._image = QGraphicsPixmapItem()
         self._image.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._overlay = QGraphicsPixmapItem(self._image)
@@ -41,17 +81,35 @@ class ImageView(QGraphicsView):
         # Drops belong to the main window, not to the view.
         self.setAcceptDrops(False)
 
+        self._quantised: np.ndarray | None = None  # uint16 (H, W): pixels 0..1 * 65535
+        self._center, self._width = DEFAULT_LEVELS
+        self._inverted = False
+        self._fit_mode = True  # follow the window size until the user zooms
+        self._level_drag: tuple[QPointF, float, float] | None = None
+
+    # -- image and overlay ----------------------------------------------------------------------
     def has_image(self) -> bool:
         return not self._image.pixmap().isNull()
 
-    def set_image(self, grey: np.ndarray) -> None:
-        """Show uint8 greyscale pixels (H, W); removes any overlay."""
-        self._image.setPixmap(QPixmap.fromImage(grey_to_qimage(grey)))
+    def set_image(self, pixels: np.ndarray) -> None:
+        """Show greyscale pixels (H, W): float 0..1, or uint8 0..255. Removes any overlay.
+
+        Window/level go back to the full range and the view fits the image; invert is kept
+        (it is the reader's preference, not a property of the image).
+        """
+        pixels = np.asarray(pixels)
+        scale = 65535.0 / 255.0 if pixels.dtype == np.uint8 else 65535.0
+        self._quantised = (np.clip(pixels.astype(np.float32) * scale, 0, 65535) + 0.5).astype(np.uint16)
+        self._center, self._width = DEFAULT_LEVELS
         self._overlay.setPixmap(QPixmap())
+        self._repaint_image()
         self.scene().setSceneRect(self._image.boundingRect())
+        self._fit_mode = True
         self.fit()
+        self.levels_changed.emit(self._center, self._width)
 
     def clear(self) -> None:
+        self._quantised = None
         self._image.setPixmap(QPixmap())
         self._overlay.setPixmap(QPixmap())
 
@@ -77,10 +135,143 @@ class ImageView(QGraphicsView):
         """0.0 (invisible) .. 1.0 (opaque)."""
         self._overlay.setOpacity(opacity)
 
-    def fit(self) -> None:
-        if self.has_image():
-            self.fitInView(self._image, Qt.AspectRatioMode.KeepAspectRatio)
+    def overlay_opacity(self) -> float:
+        return self._overlay.opacity()
 
+    def rendered_image(self) -> QImage:
+        """The image as shown (window/level, invert, overlay if visible) at the image's own size."""
+        rect = self._image.boundingRect()
+        out = QImage(int(rect.width()), int(rect.height()), QImage.Format.Format_RGB32)
+        out.fill(Qt.GlobalColor.black)
+        painter = QPainter(out)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        self.scene().render(painter, QRectF(out.rect()), rect)
+        painter.end()
+        return out
+
+    # -- window / level / invert ----------------------------------------------------------------
+    def levels(self) -> tuple[float, float]:
+        """(center, width) of the display window, in 0..1 units of the decoded image."""
+        return self._center, self._width
+
+    def set_levels(self, center: float, width: float) -> None:
+        center = float(np.clip(center, 0.0, 1.0))
+        width = float(np.clip(width, MIN_WIDTH, 2.0))
+        if (center, width) == (self._center, self._width):
+            return
+        self._center, self._width = center, width
+        self._repaint_image()
+        self.levels_changed.emit(center, width)
+
+    def reset_levels(self) -> None:
+        self.set_levels(*DEFAULT_LEVELS)
+
+    def auto_levels(self, low_percentile: float = 1.0, high_percentile: float = 99.0) -> None:
+        """A window spanning the image's 1st..99th percentile: more contrast, outliers clipped."""
+        if self._quantised is None:
+            return
+        lo, hi = np.percentile(self._quantised[::4, ::4], [low_percentile, high_percentile]) / 65535.0
+        self.set_levels((lo + hi) / 2, max(hi - lo, MIN_WIDTH))
+
+    def is_inverted(self) -> bool:
+        return self._inverted
+
+    def set_inverted(self, inverted: bool) -> None:
+        if inverted == self._inverted:
+            return
+        self._inverted = inverted
+        self._repaint_image()
+        self.inverted_changed.emit(inverted)
+
+    def displayed_grey(self) -> np.ndarray | None:
+        """The uint8 (H, W) grey values currently painted (after window/level and invert)."""
+        if self._quantised is None:
+            return None
+        return window_lut(self._center, self._width, self._inverted)[self._quantised]
+
+    def _repaint_image(self) -> None:
+        grey = self.displayed_grey()
+        if grey is not None:
+            self._image.setPixmap(QPixmap.fromImage(grey_to_qimage(grey)))
+
+    # -- zoom -----------------------------------------------------------------------------------
+    def zoom_factor(self) -> float:
+        """Screen pixels per image pixel."""
+        return self.transform().m11()
+
+    def zoom_by(self, factor: float) -> None:
+        if not self.has_image():
+            return
+        target = float(np.clip(self.zoom_factor() * factor, MIN_ZOOM, MAX_ZOOM))
+        factor = target / self.zoom_factor()
+        if abs(factor - 1.0) < 1e-6:
+            return
+        self._fit_mode = False
+        self.scale(factor, factor)
+        self.zoom_changed.emit(self.zoom_factor())
+
+    def fit(self) -> None:
+        """Fit the whole image in the view; it then follows the window's size until the next zoom."""
+        if self.has_image():
+            self._fit_mode = True
+            self.fitInView(self._image, Qt.AspectRatioMode.KeepAspectRatio)
+            self.zoom_changed.emit(self.zoom_factor())
+
+    # -- events ---------------------------------------------------------------------------------
     def resizeEvent(self, event):
         super().resizeEvent(event)
-        self.fit()
+        if self._fit_mode:
+            self.fit()
+
+    def wheelEvent(self, event):
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(ZOOM_STEP ** steps)
+        event.accept()
+
+    def keyPressEvent(self, event):
+        key = event.key()
+        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom_by(ZOOM_STEP)
+        elif key == Qt.Key.Key_Minus:
+            self.zoom_by(1 / ZOOM_STEP)
+        elif key in (Qt.Key.Key_0, Qt.Key.Key_F):
+            self.fit()
+        elif key == Qt.Key.Key_I:
+            self.set_inverted(not self._inverted)
+        elif key == Qt.Key.Key_R:
+            self.reset_levels()
+        else:
+            super().keyPressEvent(event)
+
+    def mousePressEvent(self, event):
+        if event.button() == Qt.MouseButton.RightButton and self.has_image():
+            self._level_drag = (event.position(), self._center, self._width)
+            self.viewport().setCursor(Qt.CursorShape.SizeAllCursor)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event):
+        if self._level_drag is not None:
+            start, center, width = self._level_drag
+            delta = event.position() - start
+            size = self.viewport().size()
+            # Right = wider (less contrast), down = higher level (darker), as in most PACS viewers.
+            new_width = width * (2.0 ** (DRAG_GAIN * 4 * delta.x() / max(size.width(), 1)))
+            new_center = center + delta.y() / max(size.height(), 1)
+            self.set_levels(new_center, new_width)
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event):
+        if self._level_drag is not None and event.button() == Qt.MouseButton.RightButton:
+            self._level_drag = None
+            self.viewport().unsetCursor()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def contextMenuEvent(self, event):
+        event.accept()  # the right button is window/level here

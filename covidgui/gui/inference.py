@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,13 @@ class ClassifiedImage:
 
     request_id: int
     path: Path
-    display: np.ndarray  # uint8 (H, W) greyscale for the viewer
+    display: np.ndarray  # float32 (H, W) 0..1 greyscale for the viewer (float keeps 16-bit detail for window/level)
     prediction: object  # core.model.Prediction
     overlay: np.ndarray | None  # uint8 (H, W, 4) heatmap colours, same shape as display
+    # The decoded file's metadata (core.images.XRay.metadata): "warnings", and for DICOM "dicom" and
+    # "patient" (a PatientIdentity, whose repr hides the identifiers).
+    metadata: dict = field(default_factory=dict)
+    heatmap: np.ndarray | None = None  # float32 (H, W) 0..1 at display size, for reports
 
 
 class InferenceWorker(QObject):
@@ -69,20 +73,25 @@ class InferenceWorker(QObject):
     def classify(self, request_id: int, path: str) -> None:
         """Decode, classify and explain one image; emits classified or failed."""
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.images import load_xray, to_uint8
+        from covidgui.core.images import load_xray
 
         if self.classifier is None:
             self.failed.emit(request_id, path, "No model is loaded, so no result can be shown.")
             return
         try:
+            xray = load_xray(path)  # full resolution, for the eye and the DICOM panel
+            # The model's own path (reduced-size decode), so the GUI, CLI and batch agree.
             prediction = self.classifier.predict_file(path, heatmap=True)
-            display = to_uint8(_display_size(load_xray(path).pixels))  # full resolution for the eye
-            overlay = None
+            display = _display_size(xray.pixels).astype(np.float32)
+            overlay = heat = None
             if prediction.heatmap is not None:
                 from covidgui.core.heatmap import colorize
+                from covidgui.core.preprocess import resize
 
-                overlay = colorize(_display_size(prediction.heatmap))  # the viewer stretches it to fit
-            self.classified.emit(ClassifiedImage(request_id, Path(path), display, prediction, overlay))
+                heat = np.clip(resize(prediction.heatmap, display.shape), 0.0, 1.0)  # same aspect ratio
+                overlay = colorize(heat)
+            self.classified.emit(ClassifiedImage(request_id, Path(path), display, prediction, overlay,
+                                                 dict(xray.metadata), heat))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))
         except Exception as exc:

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgress
 
 from covidgui import DISCLAIMER
 from covidgui.core.model import NOT_XRAY, NOT_XRAY_MESSAGE
+from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
 # Colours a clinician reads at a glance; text is always there too, never colour alone.
 LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00",
@@ -80,6 +81,15 @@ class ResultPanel(QWidget):
         self.anyway_button.setVisible(False)
         self.anyway_button.clicked.connect(self._classify_anyway)
         self._shown = None  # (prediction, file name, has heatmap) on display
+        self.legend = HeatmapLegend()
+        self.legend.setVisible(False)
+        # Cautions about the input itself (lateral view, multi-frame file, other modality).
+        self.warnings = QLabel("")
+        self.warnings.setObjectName("inputWarnings")
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet("color: #e65100; background: #fff3e0; padding: 6px; border-radius: 4px;")
+        self.warnings.setVisible(False)
+        self.dicom_info = DicomInfoPanel()
 
         disclaimer = QLabel(DISCLAIMER)
         disclaimer.setObjectName("disclaimer")
@@ -97,8 +107,11 @@ class ResultPanel(QWidget):
         layout.addWidget(self.overlay_check)
         layout.addWidget(QLabel("Heatmap opacity"))
         layout.addWidget(self.opacity_slider)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.warnings)
         layout.addWidget(self.message)
         layout.addWidget(self.anyway_button)
+        layout.addWidget(self.dicom_info)
         layout.addStretch(1)
         layout.addWidget(disclaimer)
         self.clear("Drop a chest X-ray onto the window, or use File > Open (Ctrl+O).")
@@ -119,6 +132,8 @@ class ResultPanel(QWidget):
         self.confidence_text.setText("")
         self.confidence_bar.setValue(0)
         self._clear_probabilities()
+        self.show_input_info([], None)
+        self.legend.setVisible(False)
         self.message.setText(message)
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
@@ -141,6 +156,7 @@ class ResultPanel(QWidget):
             self.anyway_button.setVisible(True)
             self.overlay_check.setEnabled(False)
             self.opacity_slider.setEnabled(False)
+            self.legend.setVisible(False)
             self.overlay_toggled.emit(False)
             return
         self.anyway_button.setVisible(False)
@@ -156,6 +172,7 @@ class ResultPanel(QWidget):
         self.overlay_check.setEnabled(has_heatmap)
         self.opacity_slider.setEnabled(has_heatmap)
         self.overlay_toggled.emit(has_heatmap and self.overlay_check.isChecked())
+        self.legend.setVisible(has_heatmap)
         self.message.setText("Indeterminate: the model is not confident either way; "
                              "the probabilities are shown for reference." if prediction.indeterminate else "")
         self.message.setProperty("kind", "hint")
@@ -170,6 +187,12 @@ class ResultPanel(QWidget):
 
     def showing_rejected(self) -> bool:
         return self.anyway_button.isVisible()
+
+    def show_input_info(self, warnings: list[str], dicom: dict | None, patient=None) -> None:
+        """Cautions about the input (shown above the message) and the DICOM panel (None hides it)."""
+        self.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warnings.setVisible(bool(warnings))
+        self.dicom_info.show_info(dicom, patient)
 
     def show_error(self, file_name: str, text: str) -> None:
         self.clear()

@@ -1,0 +1,288 @@
+"""DICOM X-rays decoded into the same greyscale 0..1 pixels as every other format.
+
+``load_dicom(path)`` returns an :class:`~covidgui.core.images.XRay` (``format == "DICOM"``) whose
+``pixels`` went through the display pipeline a PACS viewer applies, in DICOM's order:
+stored values -> Modality LUT (Rescale Slope/Intercept or a Modality LUT Sequence) -> the file's
+first VOI LUT (VOI LUT Sequence, else Window Center/Width) -> 0..1 -> inverted for MONOCHROME1.
+That is what a radiologist sees first, and what a PNG exported from that viewer holds, so a DICOM
+and its PNG export give (nearly) the same prediction.
+
+Compressed transfer syntaxes are decoded by pydicom's pixel-data plugins: ``pylibjpeg-rle`` for
+RLE (pydicom's own decoder, used when it is absent, is ten times slower), ``pylibjpeg-libjpeg`` for
+JPEG baseline, extended (12-bit) and lossless, and ``pylibjpeg-openjpeg`` for JPEG 2000. Pillow
+would cover 8-bit JPEG baseline only, not JPEG Lossless, the usual compression of CR/DX archives.
+
+Patient identifiers are kept in a :class:`PatientIdentity`, whose ``repr`` hides them, so that
+logging an XRay or its metadata never writes a name, ID or birth date.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from covidgui.core.errors import ImageLoadError
+
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic"})
+# A DICOM Part 10 file has a 128-byte preamble followed by these four bytes.
+_DICM_OFFSET = 128
+_DICM_MAGIC = b"DICM"
+
+# View positions that are not frontal (DICOM (0018,5101) View Position defined terms).
+LATERAL_VIEWS = frozenset({"LL", "RL", "LLD", "RLD", "LAT", "LATERAL", "LLO", "RLO"})
+# Modalities of chest radiographs (CR, DX) and of secondary captures (SC/OT: a scanned film,
+# a screenshot); anything else is classified but flagged.
+RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "SC", "OT", "XC"})
+FRONTAL_WARNING = ("Lateral view ({view}): the model was trained on frontal (PA/AP) views, "
+                   "so this result is less reliable than usual.")
+
+
+@dataclass(frozen=True)
+class PatientIdentity:
+    """The patient's name, ID and birth date from the file; ``repr`` never shows them."""
+
+    name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+
+    def __repr__(self) -> str:  # logs and tracebacks must not carry identifiers
+        return "PatientIdentity(<hidden>)"
+
+    __str__ = __repr__
+
+    def is_empty(self) -> bool:
+        return not (self.name or self.patient_id or self.birth_date)
+
+    def as_rows(self) -> list[tuple[str, str]]:
+        """(label, value) rows for a panel or a report, in reading order."""
+        return [("Patient name", self.name), ("Patient ID", self.patient_id), ("Birth date", self.birth_date)]
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """True for a ``.dcm``-like name or a file with the ``DICM`` marker at byte 128."""
+    path = Path(path)
+    if path.suffix.lower() in DICOM_EXTENSIONS:
+        return True
+    return has_dicm_preamble(path)
+
+
+def has_dicm_preamble(path: str | Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(_DICM_OFFSET)
+            return f.read(4) == _DICM_MAGIC
+    except OSError:
+        return False
+
+
+def _sniff_raster(path: Path) -> str | None:
+    """The raster format of a file that is not DICOM (a PNG renamed .dcm, say), or None."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.format
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _text(ds, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return str(value).strip() if value is not None else ""
+
+
+def _date(value: str) -> str:
+    """DICOM DA 'YYYYMMDD' -> 'YYYY-MM-DD' (left alone when it is not that)."""
+    value = value.strip()
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
+
+
+def dicom_info(ds) -> dict:
+    """What the DICOM information panel and the report show (no patient identifiers)."""
+    return {
+        "modality": _text(ds, "Modality"),
+        "view_position": _text(ds, "ViewPosition"),
+        "study_date": _date(_text(ds, "StudyDate")),
+        "body_part": _text(ds, "BodyPartExamined"),
+        "manufacturer": _text(ds, "Manufacturer"),
+        "model_name": _text(ds, "ManufacturerModelName"),
+        "photometric": _text(ds, "PhotometricInterpretation"),
+        "transfer_syntax": _transfer_syntax_name(ds),
+        "frames": int(ds.get("NumberOfFrames", 1) or 1),
+    }
+
+
+def _transfer_syntax_name(ds) -> str:
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    return uid.name if uid is not None else ""
+
+
+def _warnings(info: dict) -> list[str]:
+    out = []
+    view = info["view_position"].upper()
+    if view in LATERAL_VIEWS:
+        out.append(FRONTAL_WARNING.format(view=info["view_position"]))
+    if info["frames"] > 1:
+        out.append(f"This file holds {info['frames']} frames; only the first was classified.")
+    modality = info["modality"].upper()
+    if modality and modality not in RADIOGRAPH_MODALITIES:
+        out.append(f"Modality {info['modality']}: the model was trained on chest radiographs (CR/DX), "
+                   "not on this kind of image.")
+    return out
+
+
+def load_dicom(path: str | Path) -> "XRay":
+    """Read a DICOM file into greyscale pixels 0..1 (H, W), float32, 0 = black.
+
+    The first frame of a multi-frame file; the file's first VOI LUT or window; MONOCHROME1
+    inverted; colour images (secondary captures) reduced to luma.
+    ``metadata`` holds ``dicom`` (modality, view position, study date, ...: see :func:`dicom_info`),
+    ``warnings`` (a list of sentences for the user: lateral view, multi-frame, other modality) and
+    ``patient`` (a :class:`PatientIdentity`).
+    Raises ImageLoadError for a non-DICOM file, a DICOM without an image, a truncated file or a
+    compression that cannot be decoded.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from covidgui.core.images import MAX_PIXELS, XRay
+
+    path = Path(path)
+    try:
+        # Pixel data is decoded later, frame by frame; reading the header is cheap.
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError as exc:
+        raster = _sniff_raster(path)
+        if raster:
+            raise ImageLoadError(path, f"this is a {raster} image, not a DICOM file; "
+                                       f"rename it to .{raster.lower()} to open it") from exc
+        raise ImageLoadError(path, "not a DICOM file (it has no DICOM header)") from exc
+    except PermissionError as exc:
+        raise ImageLoadError(path, "permission denied: the file cannot be read") from exc
+    except Exception as exc:  # pydicom reports a cut-off header as EOFError, struct.error, ValueError...
+        raise ImageLoadError(path, f"the DICOM file is truncated or corrupt ({exc})") from exc
+
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        if "SOPClassUID" not in ds:
+            # pydicom stops quietly where a file is cut off; every complete object names its class.
+            raise ImageLoadError(path, "the DICOM file is truncated or incomplete (it ends before the image)")
+        kind = _sop_class_name(ds)
+        raise ImageLoadError(path, f"this DICOM file holds no image ({kind}); open the X-ray image itself")
+
+    info = dicom_info(ds)
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows * cols > MAX_PIXELS:
+        raise ImageLoadError(path, f"the image is too large ({cols} x {rows} pixels)")
+    if rows < 2 or cols < 2:
+        raise ImageLoadError(path, f"the image is too small ({cols} x {rows} pixels)")
+
+    stored = _first_frame(path, ds)
+    pixels = _to_display(stored, ds, info["photometric"].upper())
+    metadata = {
+        # Mean chroma 0..1, as the raster loader reports it (0 for a greyscale image).
+        "colourfulness": _chroma(stored, ds) if stored.ndim == 3 else 0.0,
+        "dicom": info,
+        "frame_used": 1,
+        "warnings": _warnings(info),
+        "patient": PatientIdentity(
+            name=str(ds.get("PatientName", "") or "").replace("^", " ").strip(),
+            patient_id=_text(ds, "PatientID"),
+            birth_date=_date(_text(ds, "PatientBirthDate")),
+        ),
+    }
+    return XRay(
+        path=path,
+        pixels=pixels,
+        format="DICOM",
+        mode=info["photometric"] or "MONOCHROME2",
+        bit_depth=int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8),
+        source_size=(cols, rows),
+        metadata=metadata,
+    )
+
+
+def _sop_class_name(ds) -> str:
+    uid = ds.get("SOPClassUID")
+    if uid is None:
+        return "no SOP class"
+    name = getattr(uid, "name", "") or str(uid)
+    return f"a {name}" if name != str(uid) else f"SOP class {uid}"
+
+
+def _first_frame(path: Path, ds) -> np.ndarray:
+    """Frame 1's stored values (H, W) or (H, W, 3), decoded by whichever plugin can."""
+    from pydicom.pixels import pixel_array
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns about odd-but-readable files
+            # index=0 decodes only the first frame of a multi-frame file.
+            return pixel_array(ds, index=0)
+    except NotImplementedError as exc:
+        raise ImageLoadError(path, f"its compression ({_transfer_syntax_name(ds) or 'unknown'}) "
+                                   f"cannot be decoded by this installation ({exc})") from exc
+    except RuntimeError as exc:
+        # pydicom says "Unable to decode ... no plugins available" or passes a decoder's failure on.
+        text = str(exc)
+        if "plugin" in text.lower() and "available" in text.lower():
+            raise ImageLoadError(path, f"its compression ({_transfer_syntax_name(ds)}) cannot be decoded "
+                                       "by this installation") from exc
+        raise ImageLoadError(path, f"the DICOM image data is truncated or corrupt ({text})") from exc
+    except (ValueError, EOFError, OSError, AttributeError, KeyError, TypeError) as exc:
+        # A short Pixel Data element ("The number of bytes of pixel data is less than expected")
+        # or a missing image attribute.
+        raise ImageLoadError(path, f"the DICOM image data is truncated or corrupt ({exc})") from exc
+
+
+def _chroma(rgb: np.ndarray, ds) -> float:
+    top = float(2 ** int(ds.get("BitsStored", 8) or 8) - 1)
+    step = max(1, max(rgb.shape[:2]) // 256)
+    sample = rgb[::step, ::step, :3].astype(np.float32) / top
+    return float((sample.max(axis=-1) - sample.min(axis=-1)).mean())
+
+
+def _lut_entries(data) -> np.ndarray:
+    """A LUT's entries whether pydicom read them as numbers (US) or as raw 16-bit words (OW)."""
+    if isinstance(data, (bytes, bytearray)):
+        return np.frombuffer(data, dtype="<u2")
+    return np.atleast_1d(np.asarray(data))
+
+
+def _to_display(stored: np.ndarray, ds, photometric: str) -> np.ndarray:
+    """Stored values -> float32 0..1 as a viewer shows them (the DICOM grayscale pipeline)."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut, apply_windowing
+
+    if stored.ndim == 3:
+        # RGB / YBR secondary captures: pydicom has already converted YBR to RGB.
+        rgb = stored.astype(np.float32)
+        top = float(2 ** int(ds.get("BitsStored", 8) or 8) - 1)
+        luma = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return np.clip(luma / top, 0.0, 1.0).astype(np.float32)
+
+    values = apply_modality_lut(stored, ds)
+    lo = hi = None
+    if ds.get("VOILUTSequence") and ds.VOILUTSequence[0].get("LUTData") is not None:
+        # The first VOI LUT, as viewers do; its output spans the LUT's own values.
+        values = apply_voi_lut(np.asarray(values).astype(np.int64), ds, index=0)
+        lut = _lut_entries(ds.VOILUTSequence[0].LUTData)
+        lo, hi = float(lut.min()), float(lut.max())
+    elif ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
+        values = apply_windowing(values, ds, index=0)
+        # The window's output range is pydicom's convention (the stored range, rescaled):
+        # windowing two extreme values gives exactly its two ends.
+        with np.errstate(over="ignore"):
+            ends = apply_windowing(np.array([-1e30, 1e30]), ds, index=0)
+        lo, hi = float(ends.min()), float(ends.max())
+    values = np.asarray(values, dtype=np.float64)
+    if lo is None:
+        # No window in the file: the image's own range, as viewers do.
+        lo, hi = float(values.min()), float(values.max())
+    pixels = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    pixels = np.clip(pixels, 0.0, 1.0).astype(np.float32)
+    if photometric == "MONOCHROME1":
+        pixels = 1.0 - pixels  # MONOCHROME1: the lowest value is white
+    return pixels

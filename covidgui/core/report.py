@@ -1,0 +1,165 @@
+"""The PDF report of one result: image with heatmap, label, probabilities, model, disclaimer.
+
+matplotlib's object API (a ``Figure`` printed through the PDF backend), never pyplot's global
+state, so it is safe from any thread and needs no display. Patient identifiers appear only when
+the caller asks for them. The file is written beside its destination and moved into place, so an
+interrupted export never leaves half a PDF under the user's chosen name.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from covidgui import DISCLAIMER, __version__
+
+A4_INCHES = (8.27, 11.69)
+LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
+
+
+def _flow(fig, x: float, y: float, sections: dict[str, list[str]], wrap: int) -> float:
+    """Print titled sections downwards from (x, y) in figure units; returns where it stopped."""
+    for title, body in sections.items():
+        fig.text(x, y, title, fontsize=10, weight="bold", va="top")
+        y -= 0.021
+        for line in body:
+            for i, part in enumerate(textwrap.wrap(line, wrap, subsequent_indent="    ") or [""]):
+                fig.text(x, y, part, fontsize=8.5, va="top")
+                y -= 0.0165
+        y -= 0.006
+    return y
+
+
+def compose_overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.45) -> np.ndarray:
+    """Greyscale (H, W) 0..1 with the heatmap's colours blended on top -> float RGB (H, W, 3) 0..1.
+
+    heatmap: float (h, w) 0..1 of any size (resized to the image), or None for the plain image.
+    The heat colours and their transparency are those of the viewer (core.heatmap.colorize).
+    """
+    grey = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0)
+    rgb = np.repeat(grey[..., np.newaxis], 3, axis=-1)
+    if heatmap is None or opacity <= 0:
+        return rgb
+    from covidgui.core.heatmap import colorize
+    from covidgui.core.preprocess import resize
+
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.shape != grey.shape:
+        heat = np.clip(resize(heat, grey.shape), 0.0, 1.0)
+    colours = colorize(heat).astype(np.float32) / 255.0
+    alpha = colours[..., 3:4] * float(opacity)
+    return rgb * (1 - alpha) + colours[..., :3] * alpha
+
+
+def save_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """Float RGB (H, W, 3) 0..1 or grey (H, W) -> an 8-bit PNG, written atomically."""
+    from PIL import Image
+
+    arr = (np.clip(rgb, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    path = Path(path)
+    return _atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f} %"
+
+
+def validation_lines(card) -> list[str]:
+    """One line per validation set in the model card: n, accuracy, sensitivity, specificity, AUC."""
+    lines = []
+    for name, m in (card.metrics or {}).items():
+        if not isinstance(m, dict) or "n" not in m:
+            continue
+        auc = m.get("auc")
+        lines.append(f"{m.get('dataset', name)}: n = {m['n']}, accuracy {_percent(m.get('accuracy'))}, "
+                     f"sensitivity {_percent(m.get('sensitivity'))}, specificity {_percent(m.get('specificity'))}, "
+                     f"AUC {'n/a' if auc is None else f'{auc:.3f}'}")
+    return lines or ["No validation figures in the model card."]
+
+
+def report_text(prediction, card, source_name: str, metadata: dict | None = None,
+                include_patient: bool = False, when: _dt.datetime | None = None) -> dict[str, list[str]]:
+    """The report's text, section by section (what the PDF prints; tests read it too)."""
+    metadata = metadata or {}
+    when = when or _dt.datetime.now().astimezone()
+    result = [f"Result: {prediction.label}",
+              f"Confidence: {_percent(prediction.confidence)}"
+              + (" (indeterminate: the model is not confident either way)" if prediction.indeterminate else "")]
+    result += [f"  {name}: {_percent(p)}" for name, p in prediction.probabilities.items()]
+    sections = {
+        "Image": [f"File: {source_name}", f"Report created: {when.strftime('%Y-%m-%d %H:%M %Z').strip()}"],
+        "Result": result,
+    }
+    warnings = metadata.get("warnings") or []
+    if warnings:
+        sections["Cautions"] = list(warnings)
+    dicom = metadata.get("dicom")
+    if dicom:
+        rows = [("Modality", "modality"), ("View position", "view_position"), ("Study date", "study_date"),
+                ("Body part", "body_part"), ("Manufacturer", "manufacturer")]
+        sections["DICOM"] = [f"{label}: {dicom.get(key) or '—'}" for label, key in rows]
+    patient = metadata.get("patient")
+    if include_patient and patient is not None and not patient.is_empty():
+        sections["Patient"] = [f"{label}: {value or '—'}" for label, value in patient.as_rows()]
+    sections["Model"] = [f"{card.name} version {card.version} (CovidGUI {__version__})",
+                         "Validation:"] + [f"  {line}" for line in validation_lines(card)]
+    return sections
+
+
+def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, source_name: str,
+                 metadata: dict | None = None, heatmap: np.ndarray | None = None, include_patient: bool = False,
+                 overlay_opacity: float = 0.45, when: _dt.datetime | None = None) -> Path:
+    """Write a one-page A4 PDF of one result and return its path.
+
+    pixels: greyscale (H, W) 0..1 as decoded (core.images.load_xray).
+    prediction: core.model.Prediction; card: core.modelcard.ModelCard (its metrics are printed).
+    heatmap: float (h, w) 0..1 (prediction.heatmap), blended over the image when given.
+    metadata: XRay.metadata (warnings, DICOM fields, PatientIdentity); identifiers are printed
+        only when ``include_patient`` is True.
+    """
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
+
+    sections = report_text(prediction, card, source_name, metadata, include_patient, when)
+    fig = Figure(figsize=A4_INCHES)
+    fig.text(0.05, 0.972, "CovidGUI — chest X-ray second opinion", fontsize=16, weight="bold", va="top")
+    fig.text(0.05, 0.943, DISCLAIMER, fontsize=10, color="#b71c1c", va="top")
+    fig.text(0.05, 0.915, f"{prediction.label} — {_percent(prediction.confidence)}", fontsize=15, weight="bold",
+             color=LABEL_COLOURS.get(prediction.label, "#424242"), va="top")
+
+    # The image on the left, the short sections beside it, the long ones (cautions, model) below.
+    ax = fig.add_axes((0.05, 0.40, 0.52, 0.47))
+    ax.imshow(compose_overlay(pixels, heatmap, overlay_opacity), interpolation="antialiased")
+    ax.set_axis_off()
+    if heatmap is not None:
+        ax.set_title("Heatmap: the regions that drove the result", fontsize=8, color="#455a64")
+    side = {k: v for k, v in sections.items() if k in ("Image", "Result", "DICOM", "Patient")}
+    below = {k: v for k, v in sections.items() if k not in side}
+    _flow(fig, 0.61, 0.87, side, wrap=42)
+    _flow(fig, 0.05, 0.37, below, wrap=105)
+    fig.text(0.05, 0.02, f"{DISCLAIMER} The result must not be used on its own to diagnose or treat a patient.",
+             fontsize=8, color="#6d4c41")
+
+    def write(tmp: str) -> None:
+        with PdfPages(tmp, metadata={"Title": f"CovidGUI report: {source_name}", "Creator": f"CovidGUI {__version__}"}) as pdf:
+            pdf.savefig(fig)
+
+    return _atomic_write(Path(out_path), write)

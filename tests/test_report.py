@@ -1,0 +1,120 @@
+"""The PDF report: read back with pypdf, as a reviewer would read it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+
+from covidgui import DISCLAIMER
+from covidgui.core.images import load_xray
+from covidgui.core.model import Prediction, bundled_model_path
+from covidgui.core.modelcard import read_card
+from covidgui.core.report import compose_overlay, save_png, write_report
+from tests.conftest import chest_like
+from tests.dicom_factory import PATIENT_ID, make_xray_dicom
+
+SURNAME = "Testperson"
+
+
+def pdf_text(path) -> str:
+    reader = PdfReader(str(path))
+    assert len(reader.pages) >= 1
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+@pytest.fixture
+def dicom_xray(tmp_path):
+    return load_xray(make_xray_dicom(tmp_path / "chest.dcm", chest_like() / 255.0, bits=16))
+
+
+@pytest.fixture
+def card():
+    return read_card(bundled_model_path())
+
+
+def a_prediction() -> Prediction:
+    return Prediction(label="COVID-19", class_label="COVID-19", class_name="Covid", confidence=0.83,
+                      probabilities={"COVID-19": 0.83, "Normal": 0.17})
+
+
+def test_report_holds_label_model_version_disclaimer_and_no_patient(tmp_path, dicom_xray, card):
+    heat = np.zeros((14, 14), np.float32)
+    heat[3:8, 3:7] = 1.0
+    out = write_report(tmp_path / "r.pdf", dicom_xray.pixels, a_prediction(), card, "chest.dcm",
+                       dicom_xray.metadata, heatmap=heat)
+    text = pdf_text(out)
+    assert "COVID-19" in text and "83.0 %" in text and "17.0 %" in text
+    assert card.version in text and card.name in text
+    assert DISCLAIMER in text
+    assert "chest.dcm" in text
+    assert "Modality: DX" in text
+    assert "accuracy" in text  # the model card's validation figures
+    assert SURNAME not in text and PATIENT_ID not in text
+    assert not list(tmp_path.glob(".r-*"))  # no temporary file left behind
+
+
+def test_patient_identifiers_only_when_asked(tmp_path, dicom_xray, card):
+    out = write_report(tmp_path / "r.pdf", dicom_xray.pixels, a_prediction(), card, "chest.dcm",
+                       dicom_xray.metadata, include_patient=True)
+    text = pdf_text(out)
+    assert SURNAME in text and PATIENT_ID in text and "1961-02-03" in text
+
+
+def test_report_of_a_png_has_no_dicom_section(tmp_path, chest_png, card):
+    xray = load_xray(chest_png)
+    text = pdf_text(write_report(tmp_path / "p.pdf", xray.pixels, a_prediction(), card, chest_png.name,
+                                 xray.metadata, include_patient=True))
+    assert "Modality" not in text and "Patient" not in text
+    assert DISCLAIMER in text
+
+
+def test_overlay_blends_heat_colours_only_where_hot(tmp_path):
+    grey = np.full((40, 40), 0.5, np.float32)
+    heat = np.zeros((10, 10), np.float32)
+    heat[:5, :5] = 1.0
+    rgb = compose_overlay(grey, heat, opacity=0.6)
+    assert rgb.shape == (40, 40, 3)
+    assert np.allclose(rgb[30:, 30:], 0.5)  # cold: the X-ray untouched
+    hot = rgb[2:10, 2:10].reshape(-1, 3).mean(axis=0)
+    assert hot[0] > hot[2] + 0.1  # hot: towards red
+    png = save_png(tmp_path / "o.png", rgb)
+    from PIL import Image
+
+    assert Image.open(png).size == (40, 40)
+
+
+@pytest.mark.slow
+def test_cli_report_writes_a_pdf(tmp_path):
+    dcm = make_xray_dicom(tmp_path / "c.dcm", chest_like() / 255.0, bits=8, view_position="LL")
+    out = tmp_path / "out.pdf"
+    run = subprocess.run([sys.executable, "-m", "covidgui", "report", str(dcm), "-o", str(out)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert run.returncode == 0, run.stderr
+    assert "report written" in run.stdout
+    assert "frontal" in run.stderr  # the lateral caution reaches the terminal too
+    text = pdf_text(out)
+    assert DISCLAIMER in text and "frontal" in text and SURNAME not in text
+    label = run.stdout.split(": ", 1)[1].split(" (")[0]
+    assert label in ("COVID-19", "Normal", "Indeterminate", "Not a chest X-ray") and label in text
+
+    with_patient = tmp_path / "with.pdf"
+    run = subprocess.run([sys.executable, "-m", "covidgui", "report", str(dcm), "-o", str(with_patient),
+                          "--include-patient-info", "--no-heatmap"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert SURNAME in pdf_text(with_patient)
+
+
+def test_cli_report_of_a_bad_file_fails_with_its_message(tmp_path):
+    from tests.dicom_factory import make_structured_report
+
+    sr = make_structured_report(tmp_path / "sr.dcm")
+    run = subprocess.run([sys.executable, "-m", "covidgui", "report", str(sr), "-o", str(tmp_path / "x.pdf")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "holds no image" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "x.pdf").exists()

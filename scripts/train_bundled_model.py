@@ -50,7 +50,11 @@ def main(argv=None) -> int:
     val_files = covid_val.extend(adult_val)
 
     config = TrainConfig(epochs=args.epochs, seed=args.seed, patience=0)
-    command = "python scripts/train_bundled_model.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    # Where the model is written does not change it, so --out is left out of the recorded command.
+    given = list(argv or sys.argv[1:])
+    recorded = [a for i, a in enumerate(given)
+                if not a.startswith("--out") and (i == 0 or given[i - 1] != "--out")]
+    command = "python scripts/train_bundled_model.py " + " ".join(shlex.quote(a) for a in recorded)
     info = {
         "command": command.strip(),
         "data": "covid-xray/Train + adult-normal (minus hold-out) as Normal",

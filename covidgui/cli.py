@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", help="classify image files")
     classify.add_argument("files", nargs="+", type=Path, help="X-ray image files")
     classify.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
-    classify.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
+    classify.add_argument("--model", type=Path,
+                          help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
 
     train = sub.add_parser("train", help="train a model on folders laid out one subfolder per class")
     train.add_argument("train_dir", type=Path)
@@ -47,10 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--input-size", type=int, default=224)
     train.add_argument("--name", default="custom-model")
     train.add_argument("--out", type=Path, required=True, help="where to write the .keras model (and its .json card)")
+    train.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"], default="default",
+                       help="tf.distribute strategy: mirrored = all local devices; multi-worker = several "
+                            "machines, each configured by its TF_CONFIG environment variable")
 
     evaluate = sub.add_parser("evaluate", help="measure a model on a folder with one subfolder per class")
     evaluate.add_argument("data_dir", type=Path)
-    evaluate.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
+    evaluate.add_argument("--model", type=Path,
+                          help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -77,7 +82,7 @@ def cmd_classify(args) -> int:
     from covidgui.core.errors import ImageLoadError
     from covidgui.core.model import Classifier
 
-    classifier = Classifier.load(args.model)
+    classifier = Classifier.load(args.model or _active_model())
     failures = 0
     for path, result in zip(args.files, classifier.predict_files(args.files)):
         if isinstance(result, ImageLoadError):
@@ -93,7 +98,6 @@ def cmd_classify(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from covidgui.core.dataset import scan_class_folders, split_off
     from covidgui.core.training import ProgressListener, TrainConfig, save_model, train
 
     class PrintEpochs(ProgressListener):
@@ -101,17 +105,24 @@ def cmd_train(args) -> int:
             print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
                   file=sys.stderr, flush=True)
 
-    train_files = scan_class_folders(args.train_dir)
-    if args.val:
-        val_files = scan_class_folders(args.val)
-    else:
-        train_files, val_files = split_off(train_files, args.val_split, args.seed)
+    from covidgui.core.datasummary import summarize_training_data
+    from covidgui.core.distribute import describe, make_strategy
+    from covidgui.core.errors import DatasetError
+
+    summary = summarize_training_data(args.train_dir, args.val, args.val_split, args.seed)
+    print(summary.text(), file=sys.stderr, flush=True)
+    if not summary.ok:
+        raise DatasetError(" ".join(summary.problems))
+    train_files, val_files = summary.train, summary.val
+    strategy = make_strategy(args.strategy)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          augment=not args.no_augment, patience=args.patience, seed=args.seed,
                          input_size=args.input_size)
     info = {"command": "covidgui " + " ".join(sys.argv[1:]) if sys.argv[1:] else "covidgui train",
-            "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split")}
-    result = train(train_files, val_files, config, PrintEpochs(), name=args.name, training_info=info)
+            "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split"),
+            "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}
+    result = train(train_files, val_files, config, PrintEpochs(), name=args.name, training_info=info,
+                   strategy=strategy)
     out = save_model(result.classifier, args.out)
     report = result.report
     print(json.dumps({"model": str(out), "accuracy": report.get("accuracy"), "n": report.get("n"),
@@ -120,9 +131,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _active_model():
+    """The model chosen with "Use this model" in the app (the bundled one when none is)."""
+    from covidgui.core.registry import active_model_path
+
+    return active_model_path()
+
+
 def cmd_evaluate(args) -> int:
     from covidgui.core.evaluation import evaluate_folder, format_report
 
-    report = evaluate_folder(args.data_dir, args.model)
+    report = evaluate_folder(args.data_dir, args.model or _active_model())
     print(json.dumps(report) if args.json else format_report(report))
     return 0

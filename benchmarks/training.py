@@ -1,0 +1,120 @@
+"""Training time and validation result with the default settings, and GUI responsiveness while training.
+
+    python benchmarks/training.py train [--data ../shared/data]      # ~5 CPU-minutes
+    python benchmarks/training.py gui   [--data ../shared/data] [--epochs 3]
+
+train: trains with ``TrainConfig()`` defaults on the bundled model's split (covid-xray/Train +
+adult-normal minus the seeded hold-out; validation covid-xray/Val + the held-back adult normals,
+see covidgui.core.reference_data), prints the wall time and the validation figures beside the
+bundled model's (scored the same way, on the same files).
+
+gui: the main window offscreen, its Training tab on the same folders-and-split as a user would
+choose them (covid-xray/Train with the Val folder), a QTimer ticking every 10 ms on the GUI
+thread; prints the longest gap between ticks (and the 99th percentile) while training runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench_train(data: Path) -> None:
+    from covidgui.core.comparison import score_files
+    from covidgui.core.model import Classifier
+    from covidgui.core.reference_data import bundled_model_split
+    from covidgui.core.training import ProgressListener, TrainConfig, train
+
+    class Epochs(ProgressListener):
+        def on_epoch(self, epoch, epochs, logs):
+            print(f"  epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.3f}" for k, v in logs.items()), flush=True)
+
+    split = bundled_model_split(data)
+    config = TrainConfig()
+    print(f"default settings: {config}")
+    print(f"train {len(split.train)} {split.train.counts()}, validation {len(split.val)} {split.val.counts()}")
+    started = time.perf_counter()
+    result = train(split.train, split.val, config, Epochs())
+    seconds = time.perf_counter() - started
+    bundled = Classifier.load()
+    print(f"training time: {seconds:.0f} s ({len(result.history['loss'])} epochs, calibration and scoring included)")
+    for name, files in (("validation (covid-xray/Val + held-back adult normals)", split.val),
+                        ("covid-xray/Val", split.covid_val)):
+        new = score_files(result.classifier, files).report
+        old = score_files(bundled, files).report
+        print(f"{name}: new {new['correct']}/{new['n']} ({new['accuracy']:.1%}), AUC {new['auc']:.3f}, "
+              f"sensitivity {new['sensitivity']:.1%}, specificity {new['specificity']:.1%} | "
+              f"bundled {old['correct']}/{old['n']} ({old['accuracy']:.1%}), AUC {old['auc']:.3f}; "
+              f"difference {new['correct'] - old['correct']:+d} images")
+
+
+def bench_gui(data: Path, epochs: int) -> None:
+    import numpy as np
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    from covidgui.gui.app import create_app
+    from covidgui.gui.main_window import MainWindow
+
+    app = create_app()
+    window = MainWindow()
+    window.show()
+    tab = window.open_training_tab()
+    tab.epochs_spin.setValue(epochs)
+    tab.set_training_folder(data / "covid-xray" / "Train")
+    tab.set_validation_folder(data / "covid-xray" / "Val")
+    deadline = time.time() + 300
+    while not tab.start_button.isEnabled() and time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    ticker = QTimer(interval=10)
+
+    def tick():
+        if clock.isValid():
+            gaps.append(clock.nsecsElapsed() / 1e6)
+        clock.restart()
+
+    ticker.timeout.connect(tick)
+    ticker.start()
+    started = time.perf_counter()
+    tab.jobs.worker.finished.connect(lambda _o: app.quit())
+    tab.jobs.worker.failed.connect(lambda m: (print("failed:", m), app.quit()))
+    tab.start()
+    app.exec()
+    seconds = time.perf_counter() - started
+    ticker.stop()
+    g = np.asarray(gaps)
+    print(f"GUI while training ({epochs} epochs, {seconds:.0f} s, {g.size} ticks of a 10 ms QTimer): "
+          f"longest gap {g.max():.0f} ms, 99th percentile {np.percentile(g, 99):.0f} ms, "
+          f"median {np.median(g):.1f} ms, gaps over 100 ms: {(g > 100).sum()}")
+    print(f"final: {tab.progress_label.text()}")
+    window.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["train", "gui"])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs for the gui part")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.part == "gui":
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        import tempfile
+
+        # A throwaway user data directory: the benchmark must not change the user's active model.
+        os.environ.setdefault("COVIDGUI_DATA_DIR", tempfile.mkdtemp(prefix="covidgui-bench-"))
+        bench_gui(args.data, args.epochs)
+    else:
+        bench_train(args.data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

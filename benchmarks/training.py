@@ -53,7 +53,7 @@ def bench_train(data: Path) -> None:
               f"difference {new['correct'] - old['correct']:+d} images")
 
 
-def bench_gui(data: Path, epochs: int) -> None:
+def bench_gui(data: Path, epochs: int, args_verbose: bool = False) -> None:
     import numpy as np
     from PySide6.QtCore import QElapsedTimer, QTimer
 
@@ -75,17 +75,30 @@ def bench_gui(data: Path, epochs: int) -> None:
     clock = QElapsedTimer()
     ticker = QTimer(interval=10)
 
+    events: list[tuple[float, str]] = []
+    t0 = time.perf_counter()
+    long_gaps: list[tuple[float, float]] = []
+
     def tick():
         if clock.isValid():
             gaps.append(clock.nsecsElapsed() / 1e6)
+            if gaps[-1] > 50:
+                long_gaps.append((time.perf_counter() - t0, gaps[-1]))
         clock.restart()
+
+    worker = tab.jobs.worker
+    worker.epoch_done.connect(lambda *a: events.append((time.perf_counter() - t0, f"epoch {a[0] + 1} ends")))
+    worker.phase.connect(lambda text: events.append((time.perf_counter() - t0, text)))
+    worker.finished.connect(lambda _o: events.append((time.perf_counter() - t0, "finished")))
 
     ticker.timeout.connect(tick)
     ticker.start()
     started = time.perf_counter()
-    tab.jobs.worker.finished.connect(lambda _o: app.quit())
-    tab.jobs.worker.failed.connect(lambda m: (print("failed:", m), app.quit()))
+    # Polled on the GUI thread: a lambda connected to the worker's signals would run on its thread.
+    done = QTimer(interval=200)
+    done.timeout.connect(lambda: None if tab.is_training() else app.quit())
     tab.start()
+    done.start()
     app.exec()
     seconds = time.perf_counter() - started
     ticker.stop()
@@ -94,6 +107,9 @@ def bench_gui(data: Path, epochs: int) -> None:
           f"longest gap {g.max():.0f} ms, 99th percentile {np.percentile(g, 99):.0f} ms, "
           f"median {np.median(g):.1f} ms, gaps over 100 ms: {(g > 100).sum()}")
     print(f"final: {tab.progress_label.text()}")
+    if args_verbose:
+        for when, text in sorted(events + [(w, f"gap {g:.0f} ms") for w, g in long_gaps]):
+            print(f"  {when:7.2f} s  {text}")
     window.close()
 
 
@@ -102,6 +118,7 @@ def main() -> int:
     parser.add_argument("part", choices=["train", "gui"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--epochs", type=int, default=3, help="epochs for the gui part")
+    parser.add_argument("--verbose", action="store_true", help="gui: list gaps over 50 ms beside training events")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.part == "gui":
@@ -110,7 +127,7 @@ def main() -> int:
 
         # A throwaway user data directory: the benchmark must not change the user's active model.
         os.environ.setdefault("COVIDGUI_DATA_DIR", tempfile.mkdtemp(prefix="covidgui-bench-"))
-        bench_gui(args.data, args.epochs)
+        bench_gui(args.data, args.epochs, args.verbose)
     else:
         bench_train(args.data)
     return 0

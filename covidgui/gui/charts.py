@@ -17,7 +17,8 @@ class LearningCurves(FigureCanvasQTAgg):
     """Training and validation loss (left) and accuracy (right), one point per epoch."""
 
     def __init__(self, parent=None):
-        figure = Figure(figsize=(7, 2.6), layout="constrained")
+        figure = Figure(figsize=(7, 2.6))
+        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.88, wspace=0.18)
         super().__init__(figure)
         self.setParent(parent)
         self.loss_ax, self.acc_ax = figure.subplots(1, 2)

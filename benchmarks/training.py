@@ -53,13 +53,16 @@ def bench_train(data: Path) -> None:
               f"difference {new['correct'] - old['correct']:+d} images")
 
 
-def bench_gui(data: Path, epochs: int, args_verbose: bool = False) -> None:
+def bench_gui(data: Path, epochs: int, args_verbose: bool = False, in_thread: bool = False) -> None:
     import numpy as np
     from PySide6.QtCore import QElapsedTimer, QTimer
 
     from covidgui.gui.app import create_app
     from covidgui.gui.main_window import MainWindow
 
+    from covidgui.gui.training_worker import TrainingWorker
+
+    TrainingWorker.use_process = not in_thread
     app = create_app()
     window = MainWindow()
     window.show()
@@ -103,7 +106,7 @@ def bench_gui(data: Path, epochs: int, args_verbose: bool = False) -> None:
     seconds = time.perf_counter() - started
     ticker.stop()
     g = np.asarray(gaps)
-    print(f"GUI while training ({epochs} epochs, {seconds:.0f} s, {g.size} ticks of a 10 ms QTimer): "
+    print(f"GUI while training in a {'thread' if in_thread else 'child process'} ({epochs} epochs, {seconds:.0f} s, {g.size} ticks of a 10 ms QTimer): "
           f"longest gap {g.max():.0f} ms, 99th percentile {np.percentile(g, 99):.0f} ms, "
           f"median {np.median(g):.1f} ms, gaps over 100 ms: {(g > 100).sum()}")
     print(f"final: {tab.progress_label.text()}")
@@ -118,6 +121,7 @@ def main() -> int:
     parser.add_argument("part", choices=["train", "gui"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--epochs", type=int, default=3, help="epochs for the gui part")
+    parser.add_argument("--thread", action="store_true", help="gui: train on a worker thread, not a process")
     parser.add_argument("--verbose", action="store_true", help="gui: list gaps over 50 ms beside training events")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -127,7 +131,7 @@ def main() -> int:
 
         # A throwaway user data directory: the benchmark must not change the user's active model.
         os.environ.setdefault("COVIDGUI_DATA_DIR", tempfile.mkdtemp(prefix="covidgui-bench-"))
-        bench_gui(args.data, args.epochs, args.verbose)
+        bench_gui(args.data, args.epochs, args.verbose, args.thread)
     else:
         bench_train(args.data)
     return 0

@@ -16,6 +16,8 @@ import datetime as _dt
 import json
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,22 +105,20 @@ def _slug(name: str) -> str:
     return slug[:40] or "model"
 
 
-def save_version(classifier, name: str, notes: str = "") -> ModelVersion:
-    """Store a trained classifier as a new user version (never overwriting one); returns it.
+def _new_version(card: ModelCard, name: str, notes: str) -> Path:
+    """Name, number and annotate ``card`` as a new user version; returns its free model path.
 
-    The card takes ``name`` and ``notes``; its version number is one more than the highest user
-    version of the same name. The file is ``<slug>-<UTC timestamp>.keras`` in :func:`models_dir`.
+    The version number is one more than the highest user version of the same name; the file is
+    ``<slug>-<UTC timestamp>.keras`` in :func:`models_dir`.
     """
-    from covidgui.core.training import save_model
-
     name = name.strip()
     if not name:
         raise ModelError("Give the model a name before saving it.")
     same_name = [v for v in list_versions() if not v.bundled and v.card.name == name]
     numbers = [int(v.card.version) for v in same_name if str(v.card.version).isdigit()]
-    classifier.card.name = name
-    classifier.card.version = str(max(numbers, default=0) + 1)
-    classifier.card.notes = notes.strip()
+    card.name = name
+    card.version = str(max(numbers, default=0) + 1)
+    card.notes = notes.strip()
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     folder = models_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -126,8 +126,32 @@ def save_version(classifier, name: str, notes: str = "") -> ModelVersion:
     while (folder / f"{stem}.keras").exists() or card_path(folder / f"{stem}.keras").exists():
         n += 1
         stem = f"{_slug(name)}-{stamp}-{n}"
-    path = save_model(classifier, folder / f"{stem}.keras")
+    return folder / f"{stem}.keras"
+
+
+def save_version(classifier, name: str, notes: str = "") -> ModelVersion:
+    """Store a trained classifier as a new user version (never overwriting one); returns it."""
+    from covidgui.core.training import save_model
+
+    path = save_model(classifier, _new_version(classifier.card, name, notes))
     return ModelVersion(path.stem, path, classifier.card)
+
+
+def save_version_file(model_path: str | Path, name: str, notes: str = "") -> ModelVersion:
+    """Store a ``.keras`` file with its card (e.g. one a training process wrote to a temporary
+    folder) as a new user version, without loading it: a copy, then ``os.replace``."""
+    model_path = Path(model_path)
+    card = read_card(model_path)
+    target = _new_version(card, name, notes)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".keras")
+    os.close(fd)
+    try:
+        shutil.copyfile(model_path, tmp)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    write_atomic(card_path(target), card.to_json())
+    return ModelVersion(target.stem, target, card)
 
 
 def active_id() -> str:

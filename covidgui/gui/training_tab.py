@@ -447,7 +447,7 @@ class TrainingTab(QWidget):
         self.outcome = outcome
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
-        epochs_run = len(outcome.result.history.get("loss", []))
+        epochs_run = len(outcome.history.get("loss", []))
         report = outcome.new_scores.report
         self.progress_label.setText(f"Finished: {epochs_run} epochs in {_duration(outcome.seconds)}. "
                                     f"Validation: {report['correct']}/{report['n']} correct "

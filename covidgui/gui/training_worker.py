@@ -21,15 +21,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainingOutcome:
-    """What the tab shows when training ends (all computed on the worker thread)."""
+    """What the tab shows when training ends (computed by the training process or thread)."""
 
-    result: object  # core.training.TrainResult
+    history: dict  # Keras history: loss, accuracy, val_loss, val_accuracy per epoch
     new_scores: object  # core.comparison.Scores
     new_curves: dict
     active_scores: object | None
     active_curves: dict | None
     active_note: str  # why the active model could not be compared, when it could not
     seconds: float
+    model_path: str | None = None  # the trained model in the job folder (process mode)
+    classifier: object | None = None  # the trained classifier (thread mode)
 
 
 class TrainingWorker(QObject):
@@ -44,14 +46,42 @@ class TrainingWorker(QObject):
     saved = Signal(object)  # core.registry.ModelVersion
     save_failed = Signal(str)
 
+    # Train in a child process (True) or on this worker's thread (False). The process keeps the
+    # GUI's event loop free of the interpreter lock that tracing and decoding hold; see
+    # covidgui.core.training_job and benchmarks/training.py gui --thread for the comparison.
+    use_process = True
+    # A cancelled child that has not ended after this many seconds is killed.
+    KILL_AFTER_S = 1.5
+
     def __init__(self):
         super().__init__()
         self._stop = threading.Event()
-        self._result = None
+        self._outcome: TrainingOutcome | None = None
+        self._proc = None
+        self._proc_lock = threading.Lock()
+        self._job_dir = None  # the last run's folder (its model waits there until saved)
 
     def request_stop(self) -> None:
-        """Ask a running training to stop after its current batch (callable from any thread)."""
+        """Ask a running training to stop (callable from any thread): after the current batch,
+        and a child process that has not ended within KILL_AFTER_S is killed."""
         self._stop.set()
+        with self._proc_lock:
+            proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            proc.stdin.write("stop\n")
+            proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
+        def kill_if_running():
+            if proc.poll() is None:
+                proc.kill()
+
+        timer = threading.Timer(self.KILL_AFTER_S, kill_if_running)
+        timer.daemon = True
+        timer.start()
 
     @Slot(int, str, str, float, int)
     def summarize(self, request_id: int, train_dir: str, val_dir: str, val_share: float, seed: int) -> None:
@@ -69,10 +99,77 @@ class TrainingWorker(QObject):
     @Slot(object, object, dict)
     def train(self, summary, config, training_info: dict) -> None:
         """Train on a summary's readable files; emits finished, cancelled or failed."""
+        self._stop.clear()
+        self._outcome = None
+        if self.use_process:
+            self._train_in_process(summary, config, training_info)
+        else:
+            self._train_in_thread(summary, config, training_info)
+
+    def _train_in_process(self, summary, config, training_info: dict) -> None:
+        import json
+        import os
+        import pickle
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        from covidgui.core.registry import active_model_path
+        from covidgui.core.training_job import write_job
+
+        self.remove_job_folder()
+        job_dir = self._job_dir = Path(tempfile.mkdtemp(prefix="covidgui-training-"))
+        write_job(job_dir, summary.train, summary.val, config, training_info, active_model_path())
+        log_path = job_dir / "stderr.log"
+        with open(log_path, "w", encoding="utf-8") as log_file:
+            proc = subprocess.Popen([sys.executable, "-m", "covidgui.core.training_job", str(job_dir)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, text=True,
+                                    encoding="utf-8", env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        with self._proc_lock:
+            self._proc = proc
+        if self._stop.is_set():  # cancelled while the process was starting
+            self.request_stop()
+        ended = None
+        try:
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                kind = event.get("event")
+                if kind == "batch":
+                    self.batch_done.emit(event["epoch"], event["epochs"], event["batch"], event["batches"])
+                elif kind == "epoch":
+                    self.epoch_done.emit(event["epoch"], event["epochs"], event["logs"])
+                elif kind == "phase":
+                    self.phase.emit(event["text"])
+                else:
+                    ended = event
+            proc.wait()
+        finally:
+            with self._proc_lock:
+                self._proc = None
+        if self._stop.is_set() or (ended or {}).get("event") == "cancelled":
+            self.remove_job_folder()
+            self.cancelled.emit()
+        elif ended is None:
+            tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+            self.failed.emit(f"The training process ended unexpectedly (exit code {proc.returncode}). "
+                             + " ".join(tail))
+        elif ended["event"] == "failed":
+            self.failed.emit(ended["message"])
+        else:
+            data = pickle.loads(Path(ended["outcome"]).read_bytes())
+            self._outcome = TrainingOutcome(data["history"], data["new_scores"], data["new_curves"],
+                                            data["active_scores"], data["active_curves"], data["active_note"],
+                                            data["seconds"], model_path=data["model_path"])
+            self.finished.emit(self._outcome)
+
+    def _train_in_thread(self, summary, config, training_info: dict) -> None:
         from covidgui.core.errors import CovidGUIError
         from covidgui.core.training import ProgressListener, train
 
-        self._stop.clear()
         worker = self
 
         class Listener(ProgressListener):
@@ -102,7 +199,7 @@ class TrainingWorker(QObject):
             log.error("training failed:\n%s", traceback.format_exc())
             self.failed.emit(f"Training stopped with an unexpected error: {exc}")
             return
-        self._result = result
+        self._outcome = outcome
         self.finished.emit(outcome)
 
     def _score(self, result, val_files, seconds: float) -> TrainingOutcome:
@@ -120,20 +217,31 @@ class TrainingWorker(QObject):
             active_curves = roc_curves(active_scores)
         except CovidGUIError as exc:
             note = f"The active model cannot be compared: {exc}"
-        return TrainingOutcome(result, new_scores, roc_curves(new_scores), active_scores, active_curves, note,
-                               seconds)
+        return TrainingOutcome(result.history, new_scores, roc_curves(new_scores), active_scores, active_curves,
+                               note, seconds, classifier=result.classifier)
+
+    def remove_job_folder(self) -> None:
+        import shutil
+
+        if self._job_dir is not None:
+            shutil.rmtree(self._job_dir, ignore_errors=True)
+            self._job_dir = None
 
     @Slot(str, str)
     def save(self, name: str, notes: str) -> None:
         """Store the last trained model as a new version; emits saved or save_failed."""
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.registry import save_version
+        from covidgui.core.registry import save_version, save_version_file
 
-        if self._result is None:
+        outcome = self._outcome
+        if outcome is None:
             self.save_failed.emit("There is no trained model to save.")
             return
         try:
-            self.saved.emit(save_version(self._result.classifier, name, notes))
+            if outcome.model_path:
+                self.saved.emit(save_version_file(outcome.model_path, name, notes))
+            else:
+                self.saved.emit(save_version(outcome.classifier, name, notes))
         except CovidGUIError as exc:
             self.save_failed.emit(str(exc))
         except Exception as exc:
@@ -163,4 +271,7 @@ class TrainingThread(QObject):
         """Stop any training and end the thread; True when it ended within ``timeout_ms``."""
         self.worker.request_stop()
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        ended = self.thread.wait(timeout_ms)
+        if ended:
+            self.worker.remove_job_folder()
+        return ended

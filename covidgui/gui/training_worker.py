@@ -9,6 +9,7 @@ the training listener polls after every batch.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -49,7 +50,9 @@ class TrainingWorker(QObject):
     # Train in a child process (True) or on this worker's thread (False). The process keeps the
     # GUI's event loop free of the interpreter lock that tracing and decoding hold; see
     # covidgui.core.training_job and benchmarks/training.py gui --thread for the comparison.
-    use_process = True
+    # A frozen (PyInstaller) app has no "python -m" to start the child with, so it trains on the
+    # thread until the bundle gets an entry point for covidgui.core.training_job.
+    use_process = not getattr(sys, "frozen", False)
     # A cancelled child that has not ended after this many seconds is killed.
     KILL_AFTER_S = 1.5
 

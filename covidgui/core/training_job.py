@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     from covidgui.core.errors import CovidGUIError
 
     job_dir = Path((argv if argv is not None else sys.argv[1:])[0])
+    if hasattr(os, "nice"):
+        # Below the GUI's priority: on a 2-core machine TensorFlow's threads would otherwise take
+        # the CPU time the window needs to redraw (training still gets every idle cycle).
+        os.nice(10)
     # Events go to the real stdout; anything else a library prints there goes to stderr instead.
     events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)

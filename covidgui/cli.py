@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", help="classify image files")
     classify.add_argument("files", nargs="+", type=Path, help="X-ray image files")
     classify.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
-    classify.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
+    classify.add_argument("--model", type=Path,
+                          help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
     classify.add_argument("--classify-anyway", action="store_true",
                           help="show the label even for images the gate says are not chest X-rays")
     classify.add_argument("--heatmap", type=Path, metavar="OUT.png",
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--input-size", type=int, default=224)
     train.add_argument("--name", default="custom-model")
     train.add_argument("--out", type=Path, required=True, help="where to write the .keras model (and its .json card)")
+    train.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"], default="default",
+                       help="tf.distribute strategy: mirrored = all local devices; multi-worker = several "
+                            "machines, each configured by its TF_CONFIG environment variable")
 
     report = sub.add_parser("report", help="write a PDF report of one image's result")
     report.add_argument("image", type=Path, help="an X-ray image file (PNG, JPEG, TIFF, BMP or DICOM)")
@@ -58,11 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--include-patient-info", action="store_true",
                         help="print the DICOM patient name, ID and birth date in the report (off by default)")
     report.add_argument("--no-heatmap", action="store_true", help="the image without the heatmap overlay")
-    report.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
+    report.add_argument("--model", type=Path,
+                        help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
 
     evaluate = sub.add_parser("evaluate", help="measure a model on a folder with one subfolder per class")
     evaluate.add_argument("data_dir", type=Path)
-    evaluate.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
+    evaluate.add_argument("--model", type=Path,
+                          help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -90,7 +96,7 @@ def cmd_classify(args) -> int:
     from covidgui.core.errors import ImageLoadError
     from covidgui.core.model import Classifier
 
-    classifier = Classifier.load(args.model)
+    classifier = Classifier.load(args.model or _active_model())
     failures = 0
     results = classifier.predict_files(args.files) if not args.heatmap else (
         _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
@@ -129,7 +135,6 @@ def _predict_with_heatmap(classifier, path: Path, out: Path):
 
 
 def cmd_train(args) -> int:
-    from covidgui.core.dataset import scan_class_folders, split_off
     from covidgui.core.training import ProgressListener, TrainConfig, save_model, train
 
     class PrintEpochs(ProgressListener):
@@ -137,17 +142,24 @@ def cmd_train(args) -> int:
             print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
                   file=sys.stderr, flush=True)
 
-    train_files = scan_class_folders(args.train_dir)
-    if args.val:
-        val_files = scan_class_folders(args.val)
-    else:
-        train_files, val_files = split_off(train_files, args.val_split, args.seed)
+    from covidgui.core.datasummary import summarize_training_data
+    from covidgui.core.distribute import describe, make_strategy
+    from covidgui.core.errors import DatasetError
+
+    summary = summarize_training_data(args.train_dir, args.val, args.val_split, args.seed)
+    print(summary.text(), file=sys.stderr, flush=True)
+    if not summary.ok:
+        raise DatasetError(" ".join(summary.problems))
+    train_files, val_files = summary.train, summary.val
+    strategy = make_strategy(args.strategy)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          augment=not args.no_augment, patience=args.patience, seed=args.seed,
                          input_size=args.input_size)
     info = {"command": "covidgui " + " ".join(sys.argv[1:]) if sys.argv[1:] else "covidgui train",
-            "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split")}
-    result = train(train_files, val_files, config, PrintEpochs(), name=args.name, training_info=info)
+            "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split"),
+            "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}
+    result = train(train_files, val_files, config, PrintEpochs(), name=args.name, training_info=info,
+                   strategy=strategy)
     out = save_model(result.classifier, args.out)
     report = result.report
     print(json.dumps({"model": str(out), "accuracy": report.get("accuracy"), "n": report.get("n"),
@@ -156,10 +168,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _active_model():
+    """The model chosen with "Use this model" in the app (the bundled one when none is)."""
+    from covidgui.core.registry import active_model_path
+
+    return active_model_path()
+
+
 def cmd_evaluate(args) -> int:
     from covidgui.core.evaluation import evaluate_folder, format_report
 
-    report = evaluate_folder(args.data_dir, args.model)
+    report = evaluate_folder(args.data_dir, args.model or _active_model())
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 
@@ -171,7 +190,7 @@ def cmd_report(args) -> int:
     from covidgui.core.model import Classifier
     from covidgui.core.report import write_report
 
-    classifier = Classifier.load(args.model)
+    classifier = Classifier.load(args.model or _active_model())
     # The model's own path (reduced-size decode), so the report agrees with classify and the GUI.
     prediction = classifier.predict_file(args.image, heatmap=not args.no_heatmap)
     out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, xray.metadata,

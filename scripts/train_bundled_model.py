@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from covidgui.core.dataset import LabelledFiles, manifest_hash, scan_class_folders, split_off
+from covidgui.core.dataset import manifest_hash
 from covidgui.core.metrics import classification_report
+from covidgui.core.reference_data import bundled_model_split
 from covidgui.core.training import ProgressListener, TrainConfig, save_model, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,14 +41,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    classes = ["Covid", "Normal"]
-    covid_train = scan_class_folders(args.data / "covid-xray" / "Train", classes)
-    covid_val = scan_class_folders(args.data / "covid-xray" / "Val", classes)
-    adults = LabelledFiles(["Normal"], sorted((args.data / "adult-normal").glob("*.jpg")))
-    adults.labels = [0] * len(adults.paths)
-    adult_train, adult_val = split_off(adults, args.hold_out, args.seed)
-    train_files = covid_train.extend(adult_train)
-    val_files = covid_val.extend(adult_val)
+    split = bundled_model_split(args.data, args.hold_out, args.seed)
+    train_files, val_files = split.train, split.val
+    covid_val, adult_val = split.covid_val, split.adult_val
 
     config = TrainConfig(epochs=args.epochs, seed=args.seed, patience=0)
     # Where the model is written does not change it, so --out is left out of the recorded command.

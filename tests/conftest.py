@@ -49,3 +49,12 @@ def bundled_classifier():
     from covidgui.core.model import Classifier
 
     return Classifier.load()
+
+
+@pytest.fixture(autouse=True)
+def user_data_dir(tmp_path_factory, monkeypatch) -> Path:
+    """Each test gets its own empty user data directory (model versions, active model), never the
+    real one; subprocesses inherit it through the environment."""
+    folder = tmp_path_factory.mktemp("user-data")
+    monkeypatch.setenv("COVIDGUI_DATA_DIR", str(folder))
+    return folder

@@ -8,6 +8,7 @@ cancel), then temperature calibration and validation figures, and :func:`save_mo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -208,6 +209,7 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
 
     seq = _Sequence()
     seq.n_classes = n_classes
+    seq.paths_for_warm, seq.pool_for_warm = paths, pool
     return seq
 
 
@@ -237,13 +239,15 @@ def check_dataset(train: LabelledFiles, val: LabelledFiles) -> None:
 def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainConfig | None = None,
           listener: ProgressListener | None = None, name: str = "covid-cnn", version: str = "1",
           display_names: dict[str, str] | None = None, positive_class: str | None = None,
-          training_info: dict | None = None) -> TrainResult:
+          training_info: dict | None = None, strategy=None) -> TrainResult:
     """Train a classifier from scratch and measure it on the validation files.
 
     The returned classifier is calibrated (temperature fitted on the validation logits) and its
     card holds the validation report; nothing is written to disk (see :func:`save_model`).
     Raises DatasetError for unusable data. When the listener asks to stop, training ends after the
     current batch and the result has ``cancelled=True``.
+    strategy: a ``tf.distribute.Strategy`` (see :mod:`covidgui.core.distribute`) under whose scope
+        the model is built and trained; None trains on the default device.
     """
     config = config or TrainConfig()
     listener = listener or ProgressListener()
@@ -266,28 +270,35 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
                               weights, pool=pool)
     val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool)
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
-        train_seq.warm()
-        val_seq.warm()
+        _warm_unless_stopped(train_seq, listener)
+        _warm_unless_stopped(val_seq, listener)
 
-    classifier_model = build_classifier(size, n_classes, config.seed)
-    inputs = keras.Input((size, size, 1))
-    x = build_augmentation(config.seed)(inputs) if config.augment else inputs
-    fit_model = keras.Model(inputs, classifier_model(x))
-    steps = len(train_seq) * config.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
-    # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
-    # with a few hundred images single checkpoints vary a lot from seed to seed.
-    fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      weighted_metrics=["accuracy"])
+    # Keras takes the distribution strategy from the scope the model is built and compiled in.
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        classifier_model = build_classifier(size, n_classes, config.seed)
+        inputs = keras.Input((size, size, 1))
+        x = build_augmentation(config.seed)(inputs) if config.augment else inputs
+        fit_model = keras.Model(inputs, classifier_model(x))
+        steps = len(train_seq) * config.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
+        # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
+        # with a few hundred images single checkpoints vary a lot from seed to seed.
+        fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          weighted_metrics=["accuracy"])
 
     stop = _StopAndReport(listener, config.epochs, len(train_seq))
     callbacks = [stop]
     if config.patience > 0:  # 0 = train all epochs, so the validation set plays no part in selection
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                                        restore_best_weights=True))
-    history = fit_model.fit(train_seq, validation_data=val_seq, epochs=config.epochs, callbacks=callbacks,
-                            verbose=0)
+    # A cancel while the images were decoding skips fitting (whose first batch also traces the graph).
+    stop.cancelled = listener.should_stop()
+    history = keras.callbacks.History()
+    history.history = {}
+    if not stop.cancelled:
+        history = fit_model.fit(train_seq, validation_data=val_seq, epochs=config.epochs, callbacks=callbacks,
+                                verbose=0)
 
     card = ModelCard(
         name=name, version=version, classes=list(train_files.classes), input_size=size,
@@ -375,6 +386,14 @@ def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]
     report["ece_before_calibration"] = ece_before
     report["temperature"] = classifier.card.temperature
     return report
+
+
+def _warm_unless_stopped(seq, listener: ProgressListener, chunk: int = 32) -> None:
+    """Decode a sequence's files in chunks (filling its cache), stopping early on a cancel."""
+    for start in range(0, len(seq.paths_for_warm), chunk):
+        if listener.should_stop():
+            return
+        list(seq.pool_for_warm.map(seq._load, range(start, min(start + chunk, len(seq.paths_for_warm)))))
 
 
 class _StopAndReport:

@@ -41,7 +41,8 @@ class MainWindow(QMainWindow):
 
         self.card = None  # the loaded model's card, once ready
         self._request_id = 0
-        self._model_path = model_path or ""
+        # No model named: the one chosen with "Use this model" (the bundled one until then).
+        self._model_path = model_path or _active_model_path()
 
         self.viewer_panel = ViewerPanel()
         self.viewer: ImageView = self.viewer_panel.view
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(single, "Image")
         self.setCentralWidget(self.tabs)
         self._build_menus()
+        self._add_training_tab()
 
         self.inference = InferenceThread(self)
         worker = self.inference.worker
@@ -230,7 +232,78 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Image written to {out}")
         return out
 
+    # -- training and model versions (covidgui.gui.training_tab, covidgui.gui.models_dialog) ------
+    def _add_training_tab(self) -> None:
+        # Built when first opened: matplotlib, scipy and scikit-learn cost ~2 s to import, which
+        # must not delay the window at start-up.
+        self.training_tab = None
+        self._training_placeholder = QLabel("Loading the training tools…")
+        self._training_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.tabs.addTab(self._training_placeholder, "Training")
+        self.tabs.currentChanged.connect(self._maybe_build_training_tab)
+        models_menu = self.menuBar().addMenu("&Models")
+        self.models_action = QAction("&Manage models…", self, triggered=self.show_models)
+        models_menu.addAction(self.models_action)
+
+    @Slot(int)
+    def _maybe_build_training_tab(self, index: int) -> None:
+        if self.training_tab is None and self.tabs.widget(index) is self._training_placeholder:
+            self.open_training_tab()
+
+    def open_training_tab(self):
+        """Show the Training tab (building it on first use); returns it."""
+        if self.training_tab is None:
+            from covidgui.gui.training_tab import TrainingTab
+
+            index = self.tabs.indexOf(self._training_placeholder)
+            self.training_tab = TrainingTab()
+            self.training_tab.model_activated.connect(self.use_model)
+            self.tabs.blockSignals(True)
+            self.tabs.removeTab(index)
+            self.tabs.insertTab(index, self.training_tab, "Training")
+            self.tabs.blockSignals(False)
+            self._training_placeholder.deleteLater()
+        self.tabs.setCurrentWidget(self.training_tab)
+        return self.training_tab
+
+    def show_models(self):
+        """The Models list: switch to or delete a user version (non-blocking dialog; returned)."""
+        from covidgui.gui.models_dialog import ModelsDialog
+
+        self.models_dialog = ModelsDialog(self)
+        self.models_dialog.model_activated.connect(self.use_model)
+        self.models_dialog.open()
+        return self.models_dialog
+
+    @Slot(str)
+    def use_model(self, path: str) -> None:
+        """Classify with the model at ``path`` from now on (reloads the worker's model)."""
+        self._model_path = path
+        self.card = None
+        self.start_loading_model()
+
+    def _confirm_stop_training(self) -> bool:
+        answer = QMessageBox.question(self, "Training in progress",
+                                      "A model is being trained. Stop training and close? "
+                                      "Nothing will be saved and the active model stays as it is.",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
     def closeEvent(self, event):
+        if self.training_tab is not None and self.training_tab.is_training():
+            if not self._confirm_stop_training():
+                event.ignore()
+                return
+        if self.training_tab is not None:
+            self.statusBar().showMessage("Stopping training…")
+            self.training_tab.stop_and_wait()
         self.inference.stop()
         super().closeEvent(event)
+
+
+def _active_model_path() -> str:
+    from covidgui.core.registry import active_model_path
+
+    return str(active_model_path())
 

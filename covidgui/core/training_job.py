@@ -1,0 +1,144 @@
+"""One training run in a child process, for the GUI.
+
+Why a process and not a thread: Keras' graph tracing, image decoding and the fit loop hold
+Python's global interpreter lock for tens to hundreds of milliseconds at a time, which froze the
+GUI thread for up to 340 ms (benchmarks/training.py gui); a child process has its own lock. It
+also lets a cancel end the run for certain within 2 s.
+
+    python -m covidgui.core.training_job JOB_DIR
+
+JOB_DIR/job.json (written by :func:`write_job`) names the files, labels, settings and the active
+model. The child reports JSON lines on stdout (``batch``, ``epoch``, ``phase``, ``cancelled``,
+``failed``, ``finished``); a line ``stop`` on its stdin asks it to stop after the current batch.
+When it finishes it leaves JOB_DIR/trained.keras (+ card, written atomically) and
+JOB_DIR/outcome.pickle (the scores of the new and the active model on the validation files).
+Nothing is written to the user's models: keeping the model is a separate, explicit step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from covidgui.core.dataset import LabelledFiles
+
+JOB_FILE = "job.json"
+MODEL_FILE = "trained.keras"
+OUTCOME_FILE = "outcome.pickle"
+
+
+def write_job(job_dir: Path, train: LabelledFiles, val: LabelledFiles, config, training_info: dict,
+              active_model: str | Path) -> Path:
+    """Describe a run in ``job_dir/job.json``; returns that path."""
+
+    def files(f: LabelledFiles) -> dict:
+        return {"classes": f.classes, "paths": [str(p) for p in f.paths], "labels": list(f.labels)}
+
+    job_dir.mkdir(parents=True, exist_ok=True)
+    path = job_dir / JOB_FILE
+    path.write_text(json.dumps({"train": files(train), "val": files(val), "config": asdict(config),
+                                "training_info": training_info, "active_model": str(active_model)}),
+                    encoding="utf-8")
+    return path
+
+
+def _files(data: dict) -> LabelledFiles:
+    return LabelledFiles(list(data["classes"]), [Path(p) for p in data["paths"]], list(data["labels"]))
+
+
+def run(job_dir: Path, emit, stop: threading.Event) -> None:
+    """Train, save to ``job_dir`` and score; ``emit(dict)`` reports progress."""
+    from covidgui.core.comparison import roc_curves, score_files
+    from covidgui.core.errors import CovidGUIError
+    from covidgui.core.model import Classifier
+    from covidgui.core.training import ProgressListener, TrainConfig, save_model, train
+
+    job = json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
+    config = TrainConfig(**job["config"])
+    val_files = _files(job["val"])
+
+    class Listener(ProgressListener):
+        def on_batch(self, epoch, batch, batches):
+            emit({"event": "batch", "epoch": epoch, "epochs": config.epochs, "batch": batch, "batches": batches})
+
+        def on_epoch(self, epoch, epochs, logs):
+            emit({"event": "epoch", "epoch": epoch, "epochs": epochs, "logs": logs})
+
+        def should_stop(self):
+            return stop.is_set()
+
+    started = time.perf_counter()
+    emit({"event": "phase", "text": "Reading images…"})
+    result = train(_files(job["train"]), val_files, config, Listener(), name="retrained", version="0",
+                   training_info=job["training_info"])
+    if result.cancelled or stop.is_set():
+        emit({"event": "cancelled"})
+        return
+    emit({"event": "phase", "text": "Scoring the new and the active model on the validation images…"})
+    model_path = save_model(result.classifier, job_dir / MODEL_FILE)
+    new_scores = score_files(result.classifier, val_files)
+    active_scores = active_curves = None
+    note = ""
+    try:
+        active_scores = score_files(Classifier.load(job["active_model"]), val_files)
+        active_curves = roc_curves(active_scores)
+    except CovidGUIError as exc:
+        note = f"The active model cannot be compared: {exc}"
+    outcome = {"model_path": str(model_path), "history": result.history, "unreadable": result.unreadable,
+               "new_scores": new_scores, "new_curves": roc_curves(new_scores), "active_scores": active_scores,
+               "active_curves": active_curves, "active_note": note,
+               "seconds": time.perf_counter() - started}
+    tmp = job_dir / (OUTCOME_FILE + ".tmp")
+    tmp.write_bytes(pickle.dumps(outcome))
+    os.replace(tmp, job_dir / OUTCOME_FILE)
+    emit({"event": "finished", "outcome": str(job_dir / OUTCOME_FILE)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    from covidgui.core.errors import CovidGUIError
+
+    job_dir = Path((argv if argv is not None else sys.argv[1:])[0])
+    if hasattr(os, "nice"):
+        # Below the GUI's priority: on a 2-core machine TensorFlow's threads would otherwise take
+        # the CPU time the window needs to redraw (training still gets every idle cycle).
+        os.nice(10)
+    # Events go to the real stdout; anything else a library prints there goes to stderr instead.
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    lock = threading.Lock()
+
+    def emit(event: dict) -> None:
+        with lock:
+            events.write(json.dumps(event) + "\n")
+            events.flush()
+
+    stop = threading.Event()
+
+    def watch_stdin() -> None:
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                break
+        stop.set()  # "stop", or the parent went away (stdin closed)
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    try:
+        run(job_dir, emit, stop)
+    except CovidGUIError as exc:
+        emit({"event": "failed", "message": str(exc)})
+        return 2
+    except Exception as exc:
+        traceback.print_exc()
+        emit({"event": "failed", "message": f"Training stopped with an unexpected error: {exc}"})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

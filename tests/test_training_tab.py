@@ -1,0 +1,220 @@
+"""The Training tab driven as a user would: choose folders, check, start, watch, cancel or keep."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from covidgui.core import registry
+from covidgui.core.model import bundled_model_path
+from covidgui.gui.app import create_app
+from covidgui.gui.main_window import MainWindow
+from tests.tiny_data import make_class_folders
+
+TRAIN_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture
+def tiny_folders(tmp_path):
+    train = make_class_folders(tmp_path / "train", {"Covid": 40, "Normal": 40})
+    val = make_class_folders(tmp_path / "val", {"Covid": 8, "Normal": 8})
+    return train, val
+
+
+def new_window(qtbot) -> MainWindow:
+    create_app()
+    win = MainWindow()
+    # A test that fails mid-training must not hang its teardown on the "stop training?" question.
+    qtbot.addWidget(win, before_close_func=lambda w: setattr(w, "_confirm_stop_training", lambda: True))
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def training_tab(qtbot, win, train_dir, val_dir=None, epochs=2):
+    """Open the tab, choose the folders as the Browse buttons do, wait for the data check."""
+    tab = win.open_training_tab()
+    tab.fixed_settings = {"input_size": 48}
+    tab.epochs_spin.setValue(epochs)
+    tab.batch_spin.setValue(8)
+    tab.set_training_folder(train_dir)
+    if val_dir is not None:
+        tab.set_validation_folder(val_dir)
+    qtbot.waitUntil(lambda: tab.summary is not None and tab._summary_inputs == tab._inputs(), timeout=60_000)
+    return tab
+
+
+def user_versions() -> list:
+    return [v for v in registry.list_versions() if not v.bundled]
+
+
+def test_the_tab_is_built_when_first_opened(qtbot):
+    win = new_window(qtbot)
+    assert win.training_tab is None
+    win.tabs.setCurrentIndex(win.tabs.count() - 1)
+    assert win.training_tab is not None and win.tabs.currentWidget() is win.training_tab
+    assert win.tabs.tabText(win.tabs.currentIndex()) == "Training"
+    tab = win.training_tab
+    assert tab.epochs_spin.toolTip() and tab.lr_spin.toolTip() and tab.patience_spin.toolTip()
+    assert not tab.start_button.isEnabled()  # nothing chosen yet
+    win.close()
+
+
+def test_start_watch_the_charts_then_cancel_leaves_the_active_model_unchanged(qtbot, tiny_folders):
+    win = new_window(qtbot)
+    model_before = win._model_path
+    tab = training_tab(qtbot, win, tiny_folders[0], tiny_folders[1], epochs=200)
+    assert tab.summary.ok and tab.start_button.isEnabled()
+    assert tab.counts_table.item(0, 0).text() == "Covid" and tab.counts_table.item(0, 1).text() == "40"
+    assert tab.counts_table.item(1, 2).text() == "8"
+    assert "Ready to train" in tab.summary_messages.text()
+
+    tab.start_button.click()
+    assert tab.is_training() and not tab.start_button.isEnabled() and tab.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.curves.epochs_drawn() >= 1, timeout=TRAIN_TIMEOUT_MS)
+    assert tab.progress.maximum() == 200 * 10 and tab.progress.value() > 0
+    assert "left" in tab.progress_label.text()
+    assert len(tab.curves.loss_ax.lines) == 2  # training and validation
+
+    tab.cancel_button.click()
+    # Worker signals reach the tab through the event loop, so wait for what the user sees.
+    qtbot.waitUntil(lambda: not tab.is_training(), timeout=TRAIN_TIMEOUT_MS)
+    assert "cancelled" in tab.progress_label.text() and "active model is unchanged" in tab.progress_label.text()
+    assert tab.outcome is None and not tab.save_button.isEnabled() and not tab.use_button.isEnabled()
+    assert tab.curves.epochs_drawn() < 200
+    assert registry.active_model_path() == bundled_model_path() and win._model_path == model_before
+    assert user_versions() == []
+    win.close()
+
+
+def test_train_to_the_end_save_use_and_restart(qtbot, tiny_folders):
+    win = new_window(qtbot)
+    tab = training_tab(qtbot, win, tiny_folders[0], epochs=2)
+    assert tab.counts_table.item(0, 2).text() == "8"  # 20 % of 40 held back
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.outcome is not None, timeout=TRAIN_TIMEOUT_MS)
+    outcome = tab.outcome
+    assert outcome is not None and tab.curves.epochs_drawn() == 2
+    assert outcome.new_scores.report["n"] == 16
+    assert outcome.active_scores is not None  # the bundled model has the same two classes
+    assert outcome.active_scores.report["n"] == 16
+    assert "Finished: 2 epochs" in tab.progress_label.text()
+    table = {tab.metrics_table.item(r, 0).text(): (tab.metrics_table.item(r, 1).text(),
+                                                    tab.metrics_table.item(r, 2).text())
+             for r in range(tab.metrics_table.rowCount())}
+    assert {"Accuracy (95 % CI)", "AUC", "Covid: sensitivity", "Normal: specificity", "Covid: precision"} <= set(table)
+    assert "%" in table["Covid: sensitivity"][0] and "–" in table["Covid: sensitivity"][0]
+    assert "%" in table["Covid: sensitivity"][1]  # the active model's figures beside the new one's
+    assert tab.evaluation.new_ax.get_title().startswith("New model")
+    assert tab.evaluation.roc_ax.get_lines()  # ROC curves drawn
+    assert user_versions() == []  # nothing is saved until the user asks
+    assert registry.active_model_path() == bundled_model_path()
+
+    tab.use_button.click()  # not saved yet: asks for a name first
+    dialog = tab.save_dialog
+    assert dialog.isVisible()
+    dialog.name_edit.setText("Ward 3 model")
+    dialog.notes_edit.setPlainText("tiny generated test data")
+    dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+    qtbot.waitUntil(lambda: tab.saved_version is not None, timeout=60_000)
+    (version,) = user_versions()
+    assert (version.card.name, version.card.notes) == ("Ward 3 model", "tiny generated test data")
+    assert version.card.metrics["validation"]["n"] == 16
+    assert registry.active_model_path() == version.path
+    assert win._model_path == str(version.path)
+    assert "is now the active model" in tab.keep_label.text()
+    win.close()
+
+    again = new_window(qtbot)
+    assert again._model_path == str(version.path)
+    again.start_loading_model()
+    qtbot.waitUntil(lambda: again.card is not None, timeout=120_000)
+    assert again.card.name == "Ward 3 model"
+    again.close()
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ("one-class", "at least two classes"),
+    ("empty", "holds no images"),
+    ("mismatched", "do not match"),
+    ("unreadable", "Normal has no readable images"),
+])
+def test_unusable_folders_say_why_and_cannot_start(qtbot, tmp_path, layout, expected):
+    train, val = tmp_path / "train", None
+    if layout == "one-class":
+        make_class_folders(train, {"Covid": 30})
+    elif layout == "empty":
+        (train / "Covid").mkdir(parents=True)
+        (train / "Normal").mkdir()
+    elif layout == "mismatched":
+        make_class_folders(train, {"Covid": 30, "Normal": 30})
+        val = make_class_folders(tmp_path / "val", {"Covid": 5, "Pneumonia": 5})
+    else:
+        make_class_folders(train, {"Covid": 30})
+        (train / "Normal").mkdir()
+        (train / "Normal" / "scan.png").write_text("not a picture")
+    win = new_window(qtbot)
+    tab = training_tab(qtbot, win, train, val)
+    assert expected in tab.summary_messages.text()
+    assert "Cannot train" in tab.summary_messages.text()
+    assert not tab.start_button.isEnabled()
+    tab.start_button.click()  # a disabled button does nothing
+    assert not tab.is_training()
+    if layout == "unreadable":
+        assert "scan.png" in tab.unreadable_list.toPlainText() and tab.unreadable_list.isVisible()
+    assert user_versions() == [] and registry.active_model_path() == bundled_model_path()
+    win.close()
+
+
+def test_closing_during_training_asks_then_stops_cleanly(qtbot, tiny_folders):
+    win = new_window(qtbot)
+    tab = training_tab(qtbot, win, tiny_folders[0], epochs=200)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.progress.value() > 0, timeout=TRAIN_TIMEOUT_MS)
+
+    def answer(button):
+        def click():
+            box = QApplication.activeModalWidget()
+            assert isinstance(box, QMessageBox) and "being trained" in box.text()
+            box.button(button).click()
+        QTimer.singleShot(200, click)
+
+    answer(QMessageBox.StandardButton.No)
+    win.close()
+    assert win.isVisible() and tab.is_training()  # "No" keeps the window and the training
+
+    answer(QMessageBox.StandardButton.Yes)
+    win.close()
+    assert not win.isVisible()
+    assert tab.jobs.thread.isFinished()
+    assert user_versions() == [] and registry.active_model_path() == bundled_model_path()
+
+
+def test_models_dialog_switches_and_deletes_user_versions_only(qtbot, user_data_dir):
+    from covidgui.core.model import Classifier
+    from covidgui.core.modelcard import ModelCard
+    from covidgui.core.training import build_classifier
+
+    card = ModelCard(name="Clinic", version="0", classes=["Covid", "Normal"], input_size=32)
+    saved = registry.save_version(Classifier(build_classifier(32, 2), card), "Clinic")
+    win = new_window(qtbot)
+    dialog = win.show_models()
+    assert dialog.list.count() == 2
+    assert "[active]" in dialog.list.item(0).text() and "(bundled)" in dialog.list.item(0).text()
+    assert not dialog.delete_button.isEnabled()  # the bundled model is selected
+
+    dialog.select(saved.id)
+    dialog.use_button.click()
+    qtbot.waitUntil(lambda: win.card is not None, timeout=120_000)
+    assert registry.active_model_path() == saved.path and win.card.name == "Clinic"
+    assert "[active]" in dialog.list.item(1).text()
+
+    dialog.select(saved.id)
+    dialog._confirm_delete = lambda version: True
+    dialog.delete_button.click()
+    qtbot.waitUntil(lambda: win.card is not None, timeout=120_000)
+    assert dialog.list.count() == 1 and not saved.path.exists()
+    assert registry.active_model_path() == bundled_model_path() and win.card.name != "Clinic"
+    win.close()

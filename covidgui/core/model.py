@@ -151,6 +151,10 @@ class Classifier:
             path=path,
         )
 
+    def prediction_from_probabilities(self, probs: np.ndarray, path: Path | None = None) -> Prediction:
+        """A Prediction from one row (C,) of :meth:`probabilities` (label, confidence, indeterminate)."""
+        return self._prediction(np.asarray(probs, dtype=np.float64), path)
+
     def predict_pixels(self, pixels: np.ndarray, path: Path | None = None, heatmap: bool = False) -> Prediction:
         """Classify one decoded image (H, W) 0..1."""
         prepared = self.prepare(pixels)

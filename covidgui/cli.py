@@ -27,9 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--report-startup", action="store_true", help=argparse.SUPPRESS)
     gui.add_argument("--exit-when-ready", action="store_true", help=argparse.SUPPRESS)
 
-    classify = sub.add_parser("classify", help="classify image files")
-    classify.add_argument("files", nargs="+", type=Path, help="X-ray image files")
+    classify = sub.add_parser("classify", help="classify image files and folders")
+    classify.add_argument("files", nargs="+", type=Path,
+                          help="X-ray image files, or folders (searched recursively; non-image files are skipped)")
     classify.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
+    classify.add_argument("--csv", type=Path, metavar="OUT.csv",
+                          help="write one row per file to this CSV (then nothing is printed per file unless --json)")
     classify.add_argument("--model", type=Path, help="a .keras model file (default: the bundled model)")
 
     train = sub.add_parser("train", help="train a model on folders laid out one subfolder per class")
@@ -74,22 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_classify(args) -> int:
     """Exit 0 when every file was classified, 1 when any failed (the others are still printed)."""
-    from covidgui.core.errors import ImageLoadError
-    from covidgui.core.model import Classifier
+    from covidgui.cli_batch import classify_command
 
-    classifier = Classifier.load(args.model)
-    failures = 0
-    for path, result in zip(args.files, classifier.predict_files(args.files)):
-        if isinstance(result, ImageLoadError):
-            failures += 1
-            record = {"path": str(path), "error": result.reason}
-            line = f"{path}: ERROR: {result.reason}"
-        else:
-            record = result.to_dict()
-            line = (f"{path}: {result.label} (confidence {result.confidence:.1%}; "
-                    + ", ".join(f"{k} {v:.1%}" for k, v in result.probabilities.items()) + ")")
-        print(json.dumps(record) if args.json else line, flush=True)
-    return 1 if failures else 0
+    return classify_command(args.files, args.model, json_lines=args.json, csv_path=args.csv)
 
 
 def cmd_train(args) -> int:

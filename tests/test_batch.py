@@ -173,3 +173,18 @@ def test_a_failed_csv_write_leaves_no_file(tmp_path, bundled_classifier):
             out.write([batch.BatchItem(0, tmp_path / "x.png", error="bad")])
             raise RuntimeError("cancelled")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reduced_decoding_of_a_large_png_keeps_the_model_input_and_orientation(tmp_path):
+    from covidgui.core.images import load_xray
+
+    big = np.kron(chest_like(250, seed=3), np.ones((4, 6), np.uint8))  # 1000 x 1500, wide
+    path = tmp_path / "big.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown rotated by 90 degrees
+    Image.fromarray(big).save(path, exif=exif)
+    full, reduced = load_xray(path), load_xray(path, max_side=224)
+    assert full.pixels.shape == (1500, 1000)
+    assert reduced.pixels.shape == (750, 500)  # halved: both sides stay >= 2 x 224
+    difference = np.abs(prepare(full.pixels, 224).input - prepare(reduced.pixels, 224).input)
+    assert difference.mean() < 0.01

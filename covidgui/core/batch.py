@@ -27,8 +27,9 @@ from covidgui.core.errors import CovidGUIError, ImageLoadError
 from covidgui.core.images import is_supported, load_xray, to_uint8
 from covidgui.core.preprocess import resize
 
-# Rows handed to the caller at a time: one signal per chunk keeps the GUI smooth at 10,000 rows.
-DEFAULT_BATCH_SIZE = 32
+# Files per inference batch, and rows handed to the caller at a time (one GUI signal per chunk).
+# 16 runs the model as fast per image as larger batches on 2 cores and keeps cancel quick.
+DEFAULT_BATCH_SIZE = 16
 # Thumbnails are stored as uint8 greyscale no larger than this per side (about 4 KB each).
 THUMBNAIL_SIDE = 64
 

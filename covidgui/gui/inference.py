@@ -98,6 +98,20 @@ def _display_size(pixels: np.ndarray) -> np.ndarray:
     return pixels if scale >= 1 else resize(pixels, (round(h * scale), round(w * scale)))
 
 
+class _PythonEventLoopThread(QThread):
+    """A QThread whose event loop runs under one persistent Python thread state.
+
+    With the default run(), PySide gives each queued slot call a fresh Python thread state and
+    deletes it afterwards; TensorFlow's pybind11 layer caches the first one per OS thread and later
+    re-acquires the GIL with it when it cleans up an internal error, a use-after-free that crashed
+    Grad-CAM (segmentation fault in take_gil) once a batch had used the same model from another
+    thread. Running exec() from Python keeps one thread state alive for the thread's lifetime.
+    """
+
+    def run(self) -> None:
+        self.exec()
+
+
 class InferenceThread(QObject):
     """Owns the worker's thread; the window holds one of these."""
 
@@ -106,7 +120,7 @@ class InferenceThread(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.thread = QThread()
+        self.thread = _PythonEventLoopThread()
         self.thread.setObjectName("inference")
         self.worker = InferenceWorker()
         self.worker.moveToThread(self.thread)

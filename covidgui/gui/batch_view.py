@@ -23,7 +23,7 @@ from covidgui.gui.batch_worker import BatchRunner, BatchSummary
 from covidgui.gui.result_panel import LABEL_COLOURS, percent
 
 THUMB_COLUMN, FILE_COLUMN, LABEL_COLUMN, CONFIDENCE_COLUMN, FLAGS_COLUMN, ERROR_COLUMN = range(6)
-HEADERS = ["", "File", "Label", "Confidence", "Flags", "Error"]
+HEADERS = ["Image", "File", "Label", "Confidence", "Flags", "Error"]
 THUMB_DISPLAY = 48
 ERROR_COLOUR = "#b71c1c"
 # The role that sorting uses: numbers sort as numbers, not as "9.5 %" > "10.0 %".
@@ -129,6 +129,8 @@ class BatchFilter(QSortFilterProxyModel):
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
@@ -173,7 +175,7 @@ class BatchView(QWidget):
         self.export_button.setToolTip("Save the rows shown (in the order shown) as a CSV file")
         self.export_button.clicked.connect(self.export_dialog)
         self.filter_box = QLineEdit()
-        self.filter_box.setPlaceholderText("Filter by file name or label…")
+        self.filter_box.setPlaceholderText("Filter by file name or label (e.g. COVID, Indeterminate, Failed)…")
         self.filter_box.setClearButtonEnabled(True)
         self.summary_label = QLabel("")
         self.summary_label.setObjectName("batchSummary")
@@ -263,7 +265,7 @@ class BatchView(QWidget):
         self.runner.job.scanned.connect(self._on_scanned)
         self.runner.job.rows.connect(self._on_rows)
         self.runner.job.finished.connect(self._on_finished)
-        self.status_message.emit(f"Batch: searching {names}…")
+        self.status_message.emit("Batch: searching for images…")
         self.runner.start()
 
     def cancel(self) -> None:
@@ -287,6 +289,7 @@ class BatchView(QWidget):
         self.progress.setValue(0)
         self._started_at = time.monotonic()
         self._show_summary()
+        self.status_message.emit(f"Batch: classifying {summary.total:,} image files…")
 
     @Slot(list)
     def _on_rows(self, items: list) -> None:

@@ -97,6 +97,13 @@ def pipeline_seconds(classifier, paths: list[Path], thumbnails: bool = False) ->
     return time.perf_counter() - started, items
 
 
+def cpu_seconds(fn, *args):
+    """(wall seconds, CPU seconds of this whole process - every thread -, result) of fn(*args)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
 def warm_page_cache(paths: list[Path]) -> None:
     for path in paths:
         path.read_bytes()
@@ -147,15 +154,19 @@ def main() -> int:
         size = classifier.input_size
         warm_page_cache(paths)
         pipeline_seconds(classifier, paths[:64])  # traces the model for the batch shape
-        pipe_s, items = pipeline_seconds(classifier, paths)
+        load_before = os.getloadavg()[0]
+        _, pipe_cpu, (pipe_s, items) = cpu_seconds(pipeline_seconds, classifier, paths)
         failed = sum(not i.ok for i in items)
-        plain_s = plain_pillow_loop(paths, size)
+        _, plain_cpu, plain_s = cpu_seconds(plain_pillow_loop, paths, size)
         draft_s = plain_pillow_loop(paths, size, draft=True)
         print(f"1. batch classification: {len(paths) / pipe_s:.1f} images/s "
               f"({pipe_s:.1f} s for {len(paths)} files, {failed} failed)")
         print(f"2. ratio to a plain single-threaded Pillow decode-and-resize loop: {pipe_s / plain_s:.2f} "
               f"(loop {plain_s:.1f} s = {len(paths) / plain_s:.1f} images/s); "
               f"to the same loop with JPEG draft mode: {pipe_s / draft_s:.2f} (loop {draft_s:.1f} s)")
+        print(f"   CPU time (all threads): pipeline {pipe_cpu:.1f} s, plain loop {plain_cpu:.1f} s; "
+              f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs "
+              f"(other processes take cores from the pipeline's threads, not from a one-thread loop)")
 
         if args.large:
             large = Path(tmp) / "large"

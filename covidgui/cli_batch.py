@@ -62,12 +62,15 @@ def classify_command(inputs: list[Path], model: Path | None, json_lines: bool = 
                 for item in chunk:
                     print(json.dumps(_record(item)) if json_lines else _line(item), flush=True)
             bar.update(len(chunk))
-    except BaseException:  # Ctrl+C included: never leave a half-written CSV under the user's name
+    except BaseException as exc:  # Ctrl+C included: never leave a half-written CSV under the user's name
+        bar.close()
         if out:
             out.discard()
+        if isinstance(exc, KeyboardInterrupt):
+            print("covidgui classify: cancelled" + (f"; {out.path} was not written" if out else ""), file=sys.stderr)
+            return 130
         raise
-    finally:
-        bar.close()
+    bar.close()
     if out:
         out.commit()
     summary = f"{len(scan.files) - failures} classified, {failures} failed"

@@ -104,7 +104,8 @@ def test_a_missing_model_is_reported_in_the_window(qtbot, tmp_path):
     win.show()
     with qtbot.waitSignal(win.inference.worker.model_failed, timeout=MODEL_TIMEOUT_MS):
         win.start_loading_model()
-    assert "does not exist" in win.result_panel.message.text()
+    # The window's slot is queued behind the signal that ended the wait; let it run.
+    qtbot.waitUntil(lambda: "does not exist" in win.result_panel.message.text())
     assert win.statusBar().currentMessage() == "No model loaded"
     win.close()
 

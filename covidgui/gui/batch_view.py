@@ -18,7 +18,6 @@ from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from covidgui.core.batch import flags_of, write_csv
 from covidgui.gui.batch_worker import BatchRunner, BatchSummary
 from covidgui.gui.result_panel import LABEL_COLOURS, percent
 
@@ -32,6 +31,8 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def _flags_text(item) -> str:
+    from covidgui.core.batch import flags_of  # imported on first use: start-up stays light
+
     return ", ".join(flags_of(item.prediction))
 
 
@@ -364,6 +365,8 @@ class BatchView(QWidget):
 
     def export_csv(self, path: str | Path) -> Path:
         """Write the rows shown to ``path`` (atomically). Raises CovidGUIError when it cannot."""
+        from covidgui.core.batch import write_csv
+
         return write_csv(path, self.visible_items(), self.card)
 
     def export_dialog(self) -> None:

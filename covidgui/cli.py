@@ -27,9 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--report-startup", action="store_true", help=argparse.SUPPRESS)
     gui.add_argument("--exit-when-ready", action="store_true", help=argparse.SUPPRESS)
 
-    classify = sub.add_parser("classify", help="classify image files")
-    classify.add_argument("files", nargs="+", type=Path, help="X-ray image files")
+    classify = sub.add_parser("classify", help="classify image files and folders")
+    classify.add_argument("files", nargs="+", type=Path,
+                          help="X-ray image files, or folders (searched recursively; non-image files are skipped)")
     classify.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
+    classify.add_argument("--csv", type=Path, metavar="OUT.csv",
+                          help="write one row per file to this CSV (then nothing is printed per file unless --json)")
     classify.add_argument("--model", type=Path,
                           help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
     classify.add_argument("--classify-anyway", action="store_true",
@@ -93,25 +96,30 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_classify(args) -> int:
     """Exit 0 when every file was classified, 1 when any failed (the others are still printed)."""
+    from covidgui.cli_batch import classify_command
+
+    if args.heatmap:
+        return _classify_with_heatmaps(args)
+    return classify_command(args.files, args.model or _active_model(), json_lines=args.json, csv_path=args.csv,
+                            classify_anyway=args.classify_anyway)
+
+
+def _classify_with_heatmaps(args) -> int:
+    """classify --heatmap: one file at a time (Grad-CAM needs its own pass), each saved as a PNG."""
+    from covidgui.cli_batch import format_line
     from covidgui.core.errors import ImageLoadError
     from covidgui.core.model import Classifier
 
     classifier = Classifier.load(args.model or _active_model())
     failures = 0
-    results = classifier.predict_files(args.files) if not args.heatmap else (
-        _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
-        for i, path in enumerate(args.files, 1))
-    for path, result in zip(args.files, results):
+    for i, path in enumerate(args.files, 1):
+        result = _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
         if isinstance(result, ImageLoadError):
             failures += 1
-            record = {"path": str(path), "error": result.reason}
-            line = f"{path}: ERROR: {result.reason}"
+            record, line = {"path": str(path), "error": result.reason}, f"{path}: ERROR: {result.reason}"
         else:
-            if args.classify_anyway:
-                result = result.classify_anyway()
-            record = result.to_dict()
-            line = (f"{path}: {result.label} (confidence {result.confidence:.1%}; "
-                    + ", ".join(f"{k} {v:.1%}" for k, v in result.probabilities.items()) + ")")
+            result = result.classify_anyway() if args.classify_anyway else result
+            record, line = result.to_dict(), format_line(path, result)
         print(json.dumps(record) if args.json else line, flush=True)
     return 1 if failures else 0
 

@@ -9,6 +9,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget,
                                QTabWidget)
 
+from covidgui.gui.batch_view import BatchView
 from covidgui.gui.image_view import ImageView
 from covidgui.gui.inference import ClassifiedImage, InferenceThread
 from covidgui.gui.resources import about_html, app_icon
@@ -68,7 +69,6 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(single, "Image")
         self.setCentralWidget(self.tabs)
         self._build_menus()
-        self._add_training_tab()
 
         self.inference = InferenceThread(self)
         worker = self.inference.worker
@@ -76,6 +76,8 @@ class MainWindow(QMainWindow):
         worker.model_failed.connect(self._on_model_failed)
         worker.classified.connect(self._on_classified)
         worker.failed.connect(self._on_failed)
+        self._add_batch_tab()  # tabs in the order of use: Image, Batch, Training
+        self._add_training_tab()
         self.statusBar().showMessage("Starting…")
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -84,6 +86,9 @@ class MainWindow(QMainWindow):
         self.open_action = QAction("&Open X-ray…", self, shortcut=QKeySequence.StandardKey.Open,
                                    triggered=self.open_dialog)
         file_menu.addAction(self.open_action)
+        self.open_folder_action = QAction("Open &Folder…", self, shortcut=QKeySequence("Ctrl+Shift+O"),
+                                          triggered=self.open_folder_dialog)
+        file_menu.addAction(self.open_folder_action)
         self.export_report_action = QAction("Export &report (PDF)…", self, enabled=False,
                                             shortcut=QKeySequence("Ctrl+E"), triggered=self.export_report_dialog)
         self.export_image_action = QAction("Export &image (PNG)…", self, enabled=False,
@@ -140,7 +145,10 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.acceptProposedAction()
-        self.classify(files[0])
+        if len(files) == 1 and not Path(files[0]).is_dir():
+            self.classify(files[0])
+        else:  # a folder, or several files at once: a batch
+            self.classify_batch(files)
 
     # -- worker results -------------------------------------------------------------------------
     @Slot(object)
@@ -290,6 +298,33 @@ class MainWindow(QMainWindow):
                                       QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
+    # -- batch ----------------------------------------------------------------------------------
+    def _add_batch_tab(self) -> None:
+        """The Batch tab; it classifies with the model the single-image worker loads."""
+        self.batch_view = BatchView()
+        self.batch_tab = self.batch_view
+        self.tabs.addTab(self.batch_view, "Batch")
+        self.batch_view.open_requested.connect(self.classify)
+        self.batch_view.status_message.connect(self.statusBar().showMessage)
+        # Bound methods of widgets, so the calls are queued to the GUI thread (a lambda would run
+        # on the worker's thread).
+        self.inference.worker.model_loaded.connect(self._give_batch_the_model)
+        self.inference.worker.model_failed.connect(self.batch_view.set_model_error)
+
+    @Slot(object)
+    def _give_batch_the_model(self, _card) -> None:
+        self.batch_view.set_classifier(self.inference.worker.classifier)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of chest X-rays")
+        if folder:
+            self.classify_batch([folder])
+
+    def classify_batch(self, paths: list[str | Path]) -> None:
+        """Classify folders (searched recursively) and files in the Batch tab."""
+        self.tabs.setCurrentWidget(self.batch_tab)
+        self.batch_view.start([str(p) for p in paths])
+
     def closeEvent(self, event):
         if self.training_tab is not None and self.training_tab.is_training():
             if not self._confirm_stop_training():
@@ -298,6 +333,7 @@ class MainWindow(QMainWindow):
         if self.training_tab is not None:
             self.statusBar().showMessage("Stopping training…")
             self.training_tab.stop_and_wait()
+        self.batch_view.shutdown()
         self.inference.stop()
         super().closeEvent(event)
 

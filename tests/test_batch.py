@@ -1,0 +1,187 @@
+"""Batch classification in core: finding files, the streaming pipeline, cancel, memory bound, CSV."""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from covidgui.core import batch
+from covidgui.core.batch import classify_stream, find_images, write_csv
+from covidgui.core.preprocess import prepare
+from tests.conftest import chest_like
+
+LABELS = ("COVID-19", "Normal", "Indeterminate", "Not a chest X-ray")
+
+
+def make_mixed_folder(root: Path) -> dict[str, Path]:
+    """Good PNG/JPEG images, a corrupt JPEG, a zero-byte file, non-image files and a nested folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for i, name in enumerate(["a.png", "b.jpg", "c.JPEG"]):
+        files[name] = root / name
+        Image.fromarray(chest_like(300, seed=i)).save(files[name])
+    nested = root / "day2" / "ward"
+    nested.mkdir(parents=True)
+    files["nested.png"] = nested / "nested.png"
+    Image.fromarray(chest_like(280, seed=9)).convert("RGB").save(files["nested.png"])
+    good_jpeg = (root / "b.jpg").read_bytes()
+    files["corrupt.jpg"] = root / "corrupt.jpg"
+    files["corrupt.jpg"].write_bytes(good_jpeg[: len(good_jpeg) // 3])  # truncated mid-scan
+    files["empty.png"] = root / "empty.png"
+    files["empty.png"].touch()
+    (root / "notes.txt").write_text("patient list")
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (nested / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    return files
+
+
+def test_find_images_recurses_skips_non_images_and_survives_a_symlink_loop(tmp_path):
+    files = make_mixed_folder(tmp_path / "day")
+    (tmp_path / "day" / "day2" / "loop").symlink_to(tmp_path / "day", target_is_directory=True)
+    (tmp_path / "day" / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    scan = find_images([tmp_path / "day"])
+    assert sorted(scan.files) == sorted(files.values())
+    assert sorted(p.name for p in scan.skipped) == [".DS_Store", "Thumbs.db", "dangling.png", "notes.txt"]
+    assert scan.unreadable == []
+
+
+def test_find_images_reports_an_unreadable_folder_and_goes_on(tmp_path, monkeypatch):
+    files = make_mixed_folder(tmp_path / "day")
+    locked = tmp_path / "day" / "day2"
+    real_scandir = os.scandir
+
+    def scandir(path):  # chmod cannot lock out root, who runs CI; refuse the folder instead
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(batch.os, "scandir", scandir)
+    scan = find_images([tmp_path / "day"])
+    assert scan.unreadable == [(locked, "Permission denied")]
+    assert files["a.png"] in scan.files and files["nested.png"] not in scan.files
+
+
+def test_named_files_are_kept_even_when_they_are_not_images(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("x")
+    assert find_images([text]).files == [text]
+
+
+def test_every_image_gets_a_row_and_the_broken_ones_an_error(tmp_path, bundled_classifier):
+    files = make_mixed_folder(tmp_path / "day")
+    scan = find_images([tmp_path / "day"])
+    chunks = list(classify_stream(bundled_classifier, scan.files, batch_size=2, workers=2))
+    items = [item for chunk in chunks for item in chunk]
+    assert len(chunks) == 3  # rows arrive in chunks, not one by one
+    assert [i.path for i in items] == scan.files and [i.index for i in items] == list(range(len(items)))
+    by_name = {i.path.name: i for i in items}
+    assert "truncated or corrupt" in by_name["corrupt.jpg"].error
+    assert "empty" in by_name["empty.png"].error
+    for name in ("a.png", "b.jpg", "c.JPEG", "nested.png"):
+        item = by_name[name]
+        assert item.ok and item.prediction.label in LABELS
+        # The pipeline gives the same answer as classifying the file on its own.
+        single = bundled_classifier.predict_file(files[name])
+        assert item.prediction.probabilities == pytest.approx(single.probabilities, abs=1e-5)
+
+
+def test_thumbnails_keep_the_aspect_and_are_small(tmp_path, bundled_classifier):
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.tile(chest_like(200), (1, 2))).save(wide)
+    [[item]] = list(classify_stream(bundled_classifier, [wide], thumbnails=True))
+    assert item.thumbnail.dtype == np.uint8 and item.thumbnail.shape == (32, 64)
+
+
+class CountingClassifier:
+    """A stand-in model that records how far decoding runs ahead of the consumer."""
+
+    input_size = 32
+
+    def __init__(self):
+        self.decoded = 0
+        self.lock = threading.Lock()
+
+    def prepare(self, pixels):
+        with self.lock:
+            self.decoded += 1
+        return prepare(pixels, self.input_size)
+
+    def predict_inputs(self, inputs, colourfulness, paths):
+        return [("Normal", 0.75, path) for path in paths]
+
+
+def test_decoding_never_runs_more_than_max_in_flight_ahead(tmp_path):
+    for i in range(40):
+        Image.fromarray(chest_like(64, seed=i)).save(tmp_path / f"{i:02d}.png")
+    paths = sorted(tmp_path.iterdir())
+    model = CountingClassifier()
+    seen = 0
+    for chunk in classify_stream(model, paths, batch_size=4, workers=2, max_in_flight=6):
+        seen += len(chunk)
+        threading.Event().wait(0.02)  # a slow consumer, so the decoders could race ahead
+        assert model.decoded <= seen + 6
+    assert seen == 40
+
+
+def test_cancel_stops_the_stream_and_keeps_what_was_yielded(tmp_path):
+    for i in range(30):
+        Image.fromarray(chest_like(64, seed=i)).save(tmp_path / f"{i:02d}.png")
+    paths = sorted(tmp_path.iterdir())
+    cancel = threading.Event()
+    got = []
+    for chunk in classify_stream(CountingClassifier(), paths, batch_size=5, cancel=cancel):
+        got.extend(chunk)
+        cancel.set()
+    assert [i.path for i in got] == paths[:5]
+
+
+def test_csv_has_one_row_per_file_with_probabilities_error_and_model(tmp_path, bundled_classifier):
+    make_mixed_folder(tmp_path / "day")
+    files = find_images([tmp_path / "day"]).files
+    items = [i for chunk in classify_stream(bundled_classifier, files) for i in chunk]
+    out = write_csv(tmp_path / "results.csv", items, bundled_classifier.card)
+    with open(out, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    card = bundled_classifier.card
+    assert list(rows[0]) == ["path", "label", "confidence", "probability COVID-19", "probability Normal",
+                             "flags", "error", "model"]
+    assert [r["path"] for r in rows] == [str(p) for p in files]
+    for row, item in zip(rows, items):
+        assert row["model"] == f"{card.name} {card.version}"
+        if item.ok:
+            assert row["label"] == item.prediction.label and row["error"] == ""
+            assert float(row["confidence"]) == pytest.approx(item.prediction.confidence, abs=1e-4)
+            assert float(row["probability COVID-19"]) + float(row["probability Normal"]) == pytest.approx(1, abs=2e-4)
+        else:
+            assert row["label"] == "" and row["error"] == item.error
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_failed_csv_write_leaves_no_file(tmp_path, bundled_classifier):
+    target = tmp_path / "results.csv"
+    with pytest.raises(RuntimeError):
+        with batch.CsvResults(target, bundled_classifier.card) as out:
+            out.write([batch.BatchItem(0, tmp_path / "x.png", error="bad")])
+            raise RuntimeError("cancelled")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reduced_decoding_of_a_large_png_keeps_the_model_input_and_orientation(tmp_path):
+    from covidgui.core.images import load_xray
+
+    big = np.kron(chest_like(250, seed=3), np.ones((4, 6), np.uint8))  # 1000 x 1500, wide
+    path = tmp_path / "big.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown rotated by 90 degrees
+    Image.fromarray(big).save(path, exif=exif)
+    full, reduced = load_xray(path), load_xray(path, max_side=224)
+    assert full.pixels.shape == (1500, 1000)
+    assert reduced.pixels.shape == (750, 500)  # halved: both sides stay >= 2 x 224
+    difference = np.abs(prepare(full.pixels, 224).input - prepare(reduced.pixels, 224).input)
+    assert difference.mean() < 0.01

@@ -86,6 +86,9 @@ def cmd_classify(args) -> int:
     results = classifier.predict_files(args.files) if not args.heatmap else (
         _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
         for i, path in enumerate(args.files, 1))
+    if classifier.lungs is not None and not args.heatmap:
+        # Attention on lungs needs each image's heatmap, so files go one by one.
+        results = (_predict_with_lungs(classifier, path) for path in args.files)
     for path, result in zip(args.files, results):
         if isinstance(result, ImageLoadError):
             failures += 1
@@ -96,9 +99,29 @@ def cmd_classify(args) -> int:
                 result = result.classify_anyway()
             record = result.to_dict()
             line = (f"{path}: {result.label} (confidence {result.confidence:.1%}; "
-                    + ", ".join(f"{k} {v:.1%}" for k, v in result.probabilities.items()) + ")")
+                    + ", ".join(f"{k} {v:.1%}" for k, v in result.probabilities.items()) + ")"
+                    + _lung_text(result))
         print(json.dumps(record) if args.json else line, flush=True)
     return 1 if failures else 0
+
+
+def _predict_with_lungs(classifier, path: Path):
+    """Classify one file with its heatmap, so the Prediction carries attention on lungs."""
+    from covidgui.core.errors import ImageLoadError
+
+    try:
+        return classifier.predict_file(path, heatmap=True)
+    except ImageLoadError as exc:
+        return exc
+
+
+def _lung_text(result) -> str:
+    from covidgui.core.lungs import LOW_ATTENTION_WARNING, low_attention
+
+    if result.lung_attention is None:
+        return ""
+    return f"; attention on lungs {result.lung_attention:.0%}" + (
+        f". {LOW_ATTENTION_WARNING}" if low_attention(result.lung_attention) else "")
 
 
 def _numbered(path: Path, index: int, count: int) -> Path:

@@ -30,6 +30,7 @@ class ClassifiedImage:
     display: np.ndarray  # uint8 (H, W) greyscale for the viewer
     prediction: object  # core.model.Prediction
     overlay: np.ndarray | None  # uint8 (H, W, 4) heatmap colours, same shape as display
+    lung_outline: np.ndarray | None = None  # uint8 (H, W, 4) lung outline, same shape as display
 
 
 class InferenceWorker(QObject):
@@ -81,7 +82,12 @@ class InferenceWorker(QObject):
                 from covidgui.core.heatmap import colorize
 
                 overlay = colorize(_display_size(prediction.heatmap))  # the viewer stretches it to fit
-            self.classified.emit(ClassifiedImage(request_id, Path(path), display, prediction, overlay))
+            lung_outline = None
+            if prediction.lung_mask is not None:
+                from covidgui.core.lungs import outline_rgba
+
+                lung_outline = outline_rgba(prediction.lung_mask, display.shape)
+            self.classified.emit(ClassifiedImage(request_id, Path(path), display, prediction, overlay, lung_outline))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))
         except Exception as exc:

@@ -1,0 +1,76 @@
+"""The lung features in the window: attention on lungs, its warning, the outline toggle, and the
+window without the lung model."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from covidgui.core import lungs
+from covidgui.gui.app import create_app
+from covidgui.gui.main_window import MainWindow
+from tests.conftest import SHARED_DATA
+from tests.test_gui import MODEL_TIMEOUT_MS, drop_files, ready_window, wait_for_result, window  # noqa: F401
+
+SCREENSHOT_DIR = os.environ.get("COVIDGUI_SCREENSHOTS")  # set to a folder to keep the grabs
+
+
+@pytest.fixture
+def adult_xray(ready_window):  # noqa: F811
+    if ready_window.inference.worker.classifier.lungs is None:
+        pytest.skip("no bundled lung model (models/lung_segmenter.keras)")
+    folder = SHARED_DATA / "adult-normal"
+    if not folder.is_dir():
+        pytest.skip(f"shared data not found at {folder}")
+    held = ready_window.inference.worker.classifier.lungs.card["training"]["held_back"]
+    return folder / held[0]
+
+
+def test_result_shows_attention_on_lungs_and_the_outline_toggles(qtbot, ready_window, adult_xray):  # noqa: F811
+    drop_files(ready_window, adult_xray)
+    wait_for_result(qtbot, ready_window)
+    panel, viewer = ready_window.result_panel, ready_window.viewer
+    prediction = ready_window.inference.worker.classifier.predict_file(adult_xray, heatmap=True)
+    assert panel.lung_attention_text.isVisible()
+    assert panel.lung_attention_text.text() == f"Attention on lungs: {prediction.lung_attention * 100:.0f} %"
+    assert panel.lung_warning.isVisible() == (prediction.lung_attention < 0.5)
+    assert panel.lung_check.isEnabled() and viewer.lung_outline_visible()
+    if SCREENSHOT_DIR:
+        ready_window.grab().save(os.path.join(SCREENSHOT_DIR, "lungs-outline-on.png"))
+    panel.lung_check.click()
+    assert not viewer.lung_outline_visible()
+    assert viewer.overlay_visible()  # the heatmap has its own toggle
+    panel.lung_check.click()
+    assert viewer.lung_outline_visible()
+
+
+def test_low_attention_shows_the_warning(qtbot, ready_window, adult_xray):  # noqa: F811
+    from dataclasses import replace
+
+    panel = ready_window.result_panel
+    prediction = ready_window.inference.worker.classifier.predict_file(adult_xray, heatmap=True)
+    panel.show_prediction(replace(prediction, lung_attention=0.31), adult_xray.name, True)
+    assert panel.lung_attention_text.text() == "Attention on lungs: 31 %"
+    assert panel.lung_warning.isVisible()
+    assert "looked mostly outside the lungs" in panel.lung_warning.text()
+    if SCREENSHOT_DIR:
+        ready_window.grab().save(os.path.join(SCREENSHOT_DIR, "lungs-low-attention.png"))
+
+
+def test_the_window_works_without_the_lung_model(qtbot, monkeypatch, tmp_path, chest_png):
+    monkeypatch.setattr(lungs, "bundled_segmenter_path", lambda: tmp_path / "absent.keras")
+    create_app()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.inference.worker.model_loaded, timeout=MODEL_TIMEOUT_MS):
+        win.start_loading_model()
+    assert win.inference.worker.classifier.lungs is None
+    drop_files(win, chest_png)
+    wait_for_result(qtbot, win)
+    panel = win.result_panel
+    assert panel.label.text() in ("COVID-19", "Normal", "Indeterminate", "Not a chest X-ray")
+    assert not panel.lung_attention_text.isVisible() and not panel.lung_check.isEnabled()
+    assert not win.viewer.lung_outline_visible()
+    win.close()

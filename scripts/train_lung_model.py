@@ -102,7 +102,9 @@ def main(argv=None) -> int:
             "held_back": sorted(p.name for p in held),
             "held_back_source": "the bundled classifier's training.held_back_adult_normal",
             "config": asdict(config),
-            "augmentation": "rotation +-11 deg, zoom -15..+20 %, shift +-8 %, contrast, brightness, noise; no flips",
+            "augmentation": "rotation +-11 deg, zoom -15..+20 %, shift +-8 %, contrast, brightness, noise; no flips"
+                            + ("; random soft opacities painted inside the lungs of half the images (mask kept)"
+                               if config.opacities else ""),
             "seconds": round(seconds, 1),
             "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version(),
         },

@@ -103,6 +103,10 @@ def _quiet_tensorflow() -> None:
 class Classifier:
     """A Keras classifier, its model card and (when present) its input gate. Build with :meth:`load`."""
 
+    # Whether an image without a plausible pair of lung fields is "Not a chest X-ray" (when a lung
+    # model is loaded). benchmarks/lungs.py measures the gate with and without it.
+    LUNG_GATE = True
+
     def __init__(self, keras_model, card: ModelCard, path: Path | None = None, gate=None, lungs=None):
         import keras
         import tensorflow as tf
@@ -210,7 +214,8 @@ class Classifier:
             from covidgui.core.lungs import check_lungs
 
             lung_maps = self.lungs.probabilities(inputs)
-            plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
+            if self.LUNG_GATE:
+                plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
         return [self.prediction_from(p, r, path, ok)
                 for p, r, path, ok in zip(probs, ratios, paths, plausible)], lung_maps
 

@@ -136,7 +136,15 @@ def _predict_with_heatmap(classifier, path: Path, out: Path):
 
     try:
         result = classifier.predict_file(path, heatmap=True)
-        save_overlay(load_xray(path, max_side=classifier.input_size).pixels, result.heatmap, out)
+        pixels = load_xray(path, max_side=classifier.input_size).pixels
+        if result.lung_mask is not None:  # the lung outline on top of the heatmap
+            from PIL import Image
+
+            from covidgui.core.lungs import overlay_with_outline
+
+            Image.fromarray(overlay_with_outline(pixels, result.heatmap, result.lung_mask)).save(out)
+        else:
+            save_overlay(pixels, result.heatmap, out)
         return result
     except ImageLoadError as exc:
         return exc

@@ -8,6 +8,10 @@ shared ``prepare`` swapped for :class:`covidgui.core.lung_crop.LungPreprocessor`
 the validation figures and in inference, so the card's figures are comparable across variants.
 Prints the same per-subset figures as the training script, then attention on lungs over
 covid-xray/Val and the held-back adult normals.
+
+Note: at commit 4fd0aee train_bundled_model.py's final summary print fails on the card's "gate"
+entry (KeyError: 'n') after the model is saved; main's baf5337 rewrites that print. Until the
+merge, read the figures from the saved card (metrics."covid-xray/Val", "adult-normal held-back").
 """
 
 from __future__ import annotations

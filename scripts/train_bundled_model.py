@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     card.metrics["validation"]["dataset"] = info["validation_data"]
     path = save_model(result.classifier, args.out)
     print(json.dumps({k: {kk: v[kk] for kk in ("n", "correct", "confusion_matrix", "sensitivity", "specificity", "auc")}
-                      for k, v in card.metrics.items() if "n" in v}, indent=1))  # "gate" has no counts
+                      for k, v in card.metrics.items()}, indent=1))
     print(f"saved {path} after {seconds:.0f} s; unreadable: {result.unreadable or 'none'}")
     return 0
 

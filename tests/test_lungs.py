@@ -193,3 +193,32 @@ def test_a_broken_lung_model_turns_the_lung_features_off(monkeypatch, tmp_path):
     broken.with_suffix(".json").write_text("{}")
     monkeypatch.setattr(lungs, "bundled_segmenter_path", lambda: broken)
     assert lungs.load_bundled_segmenter() is None
+
+
+def test_overlay_with_outline_draws_the_line_over_the_image():
+    mask = two_lungs()
+    pixels = np.full(mask.shape, 0.5, np.float32)
+    rgb = lungs.overlay_with_outline(pixels, None, mask)
+    assert rgb.shape == mask.shape + (3,) and rgb.dtype == np.uint8
+    coloured = (rgb != 128).any(axis=2)
+    assert coloured.any() and coloured[mask].mean() < 0.2  # the outline, not the filled lungs
+    assert (lungs.overlay_with_outline(pixels, None, None) == 128).all()
+
+
+def test_lung_crop_and_mask_variants_keep_the_shared_input_shape(segmenter, held_back_adults):
+    from covidgui.core.images import load_xray
+    from covidgui.core.lung_crop import LungPreprocessor
+    from covidgui.core.preprocess import prepare
+
+    pixels = load_xray(held_back_adults[0]).pixels
+    usual = prepare(pixels, 96)
+    crop = LungPreprocessor(segmenter, "crop")(pixels, 96)
+    masked = LungPreprocessor(segmenter, "mask")(pixels, 96)
+    assert crop.input.shape == masked.input.shape == (96, 96)
+    left, top, right, bottom = crop.crop_box
+    u_left, u_top, u_right, u_bottom = usual.crop_box
+    assert u_left <= left < right <= u_right and u_top <= top < bottom <= u_bottom  # a tighter box
+    assert (right - left) * (bottom - top) < (u_right - u_left) * (u_bottom - u_top)
+    assert (masked.input == 0).mean() > 0.2 and masked.crop_box == usual.crop_box
+    flat = np.full((200, 200), 0.5, np.float32)  # no lungs: the usual preprocessing
+    assert LungPreprocessor(segmenter, "crop")(flat, 96).crop_box == prepare(flat, 96).crop_box

@@ -242,3 +242,20 @@ def outline_rgba(mask: np.ndarray, shape: tuple[int, int] | None = None,
     rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
     rgba[edge] = (*colour, 255)
     return rgba
+
+
+def overlay_with_outline(pixels: np.ndarray, heatmap: np.ndarray | None, mask: np.ndarray | None,
+                         opacity: float = 0.45) -> np.ndarray:
+    """The X-ray (H, W) 0..1 with the heatmap blended in (when given) and the lung outline drawn on
+    top (when given): uint8 RGB (H, W, 3), for reports and exported figures."""
+    from covidgui.core.heatmap import overlay
+
+    if heatmap is not None:
+        rgb = overlay(pixels, heatmap, opacity)
+    else:
+        rgb = np.repeat((np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
+    if mask is not None:
+        line = outline_rgba(mask, pixels.shape)
+        drawn = line[..., 3] > 0
+        rgb[drawn] = line[drawn][:, :3]
+    return rgb

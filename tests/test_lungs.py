@@ -158,13 +158,14 @@ def test_prediction_carries_lung_mask_and_attention(bundled_classifier, segmente
 def test_classify_json_reports_lung_attention_in_0_1(segmenter, held_back_adults, chest_png):
     from tests.test_cli import run_cli
 
-    out = run_cli("classify", "--json", held_back_adults[1], chest_png)
+    out = run_cli("classify", "--json", *held_back_adults, chest_png)
     assert out.returncode == 0, out.stderr
     records = [json.loads(line) for line in out.stdout.splitlines()]
-    assert 0.0 <= records[0]["lung_attention"] <= 1.0
-    assert all("lung_attention" in r for r in records)
-    text = run_cli("classify", held_back_adults[1])
-    assert "attention on lungs" in text.stdout
+    assert len(records) == 4 and all("lung_attention" in r for r in records)
+    # null only when the heatmap is empty (Grad-CAM can be all zero); otherwise a share 0..1
+    values = [r["lung_attention"] for r in records if r["lung_attention"] is not None]
+    assert values and all(0.0 <= v <= 1.0 for v in values)
+    assert all(r["lungs_found"] for r in records[:3])  # real X-rays have lungs
 
 
 # -- without the lung model -------------------------------------------------------------------------

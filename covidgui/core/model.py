@@ -234,7 +234,7 @@ class Classifier:
         indeterminate = low <= confidence < high
         class_name = card.classes[idx]
         class_label = INDETERMINATE if indeterminate else card.display_name(class_name)
-        not_xray = (gate_score is not None and gate_score > 1.0) or lungs_plausible is False
+        not_xray = bool(gate_score is not None and gate_score > 1.0) or lungs_plausible is False
         return Prediction(
             label=NOT_XRAY if not_xray else class_label,
             class_label=class_label,

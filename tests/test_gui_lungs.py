@@ -19,9 +19,10 @@ SCREENSHOT_DIR = os.environ.get("COVIDGUI_SCREENSHOTS")  # set to a folder to ke
 def synchronous_window(qtbot):
     """The main window with its worker driven on the test's thread.
 
-    Why not the worker thread: on this machine TensorFlow segfaults while tracing on the QThread
-    under pytest-qt (tests/test_gui.py's heatmap test crashes the same way at the base commit);
-    what these tests check is what the window shows, which the same signals deliver either way.
+    Why not the worker thread: on this machine TensorFlow intermittently segfaults while tracing
+    on the QThread under pytest-qt when the CPU is busy (tests/test_gui.py's heatmap test crashed
+    the same way at the base commit, 4fd0aee); what these tests check is what the window shows,
+    which the same signals deliver either way.
     """
     create_app()
     win = MainWindow()

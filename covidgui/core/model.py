@@ -47,6 +47,11 @@ class Prediction:
     probabilities: display name -> calibrated probability; they sum to 1.
     not_xray: the input gate's verdict; gate_score: its worst score over the threshold (> 1 rejects).
     heatmap: float32 (H, W) of the source image, 0..1, or None when not asked for.
+    lungs_plausible: whether the lung model found a plausible pair of lung fields (None: no lung
+        model); when False the image is also "Not a chest X-ray".
+    lung_mask: bool (H, W) of the source image, the segmented lung fields (predict_xray/predict_file
+        only), or None.
+    lung_attention: share of the heatmap's mass inside ``lung_mask``, 0..1, when both exist.
     """
 
     label: str
@@ -59,6 +64,9 @@ class Prediction:
     gate_score: float | None = None
     path: Path | None = None
     heatmap: np.ndarray | None = field(default=None, repr=False)
+    lungs_plausible: bool | None = None
+    lung_mask: np.ndarray | None = field(default=None, repr=False)
+    lung_attention: float | None = None
 
     def classify_anyway(self) -> "Prediction":
         """The same result with the gate overridden: the classifier's label is shown."""
@@ -74,6 +82,8 @@ class Prediction:
             "indeterminate": self.indeterminate,
             "not_xray": self.not_xray,
             "gate_score": None if self.gate_score is None else round(self.gate_score, 3),
+            "lungs_found": self.lungs_plausible,
+            "lung_attention": None if self.lung_attention is None else round(self.lung_attention, 4),
         }
 
 
@@ -93,11 +103,17 @@ def _quiet_tensorflow() -> None:
 class Classifier:
     """A Keras classifier, its model card and (when present) its input gate. Build with :meth:`load`."""
 
-    def __init__(self, keras_model, card: ModelCard, path: Path | None = None, gate=None):
+    # Whether an image without a plausible pair of lung fields is "Not a chest X-ray" (when a lung
+    # model is loaded). benchmarks/lungs.py measures the gate with and without it.
+    LUNG_GATE = True
+
+    def __init__(self, keras_model, card: ModelCard, path: Path | None = None, gate=None, lungs=None):
         import keras
         import tensorflow as tf
 
         self.keras_model = keras_model
+        # The lung segmenter (covidgui.core.lungs.LungSegmenter) or None: lung features off.
+        self.lungs = lungs
         self.card = card
         self.path = path
         self.gate = gate
@@ -117,11 +133,12 @@ class Classifier:
         self._gradcam = None
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Classifier":
+    def load(cls, path: str | Path | None = None, lungs: bool = True) -> "Classifier":
         """Load a ``.keras`` model (safe mode: no code from the file), the card beside it and,
         when there is one, its input gate (``name.gate.npz``).
 
         path: the model file; None means the bundled model.
+        lungs: also load the bundled lung segmenter when it is present (lung features off if not).
         Raises ModelError when the file or its card is missing or does not load.
         """
         from covidgui.core.gate import InputGate, gate_path
@@ -146,7 +163,12 @@ class Classifier:
                 gate = InputGate.load(gate_path(path))
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelError(f"The input gate {gate_path(path).name} cannot be read: {exc}") from exc
-        return cls(keras_model, card, path, gate)
+        segmenter = None
+        if lungs:
+            from covidgui.core.lungs import load_bundled_segmenter
+
+            segmenter = load_bundled_segmenter()
+        return cls(keras_model, card, path, gate, segmenter)
 
     @property
     def input_size(self) -> int:
@@ -175,6 +197,10 @@ class Classifier:
 
         colourfulness: (N,) of the sources (``XRay.metadata["colourfulness"]``), 0 when unknown.
         """
+        return self._predict_inputs(inputs, colourfulness, paths)[0]
+
+    def _predict_inputs(self, inputs, colourfulness=None, paths=None):
+        """(predictions, lung probability maps (N, s, s) on the model input or None)."""
         logits, features = self.forward(inputs)
         probs = softmax(logits, self.card.temperature)
         n = len(probs)
@@ -183,11 +209,21 @@ class Classifier:
             colour = np.zeros(n) if colourfulness is None else np.asarray(colourfulness, dtype=float)
             ratios = self.gate.accepts(inputs, features, colour)[1]
         paths = paths if paths is not None else [None] * n
-        return [self.prediction_from(p, r, path) for p, r, path in zip(probs, ratios, paths)]
+        lung_maps, plausible = None, [None] * n
+        if self.lungs is not None:
+            from covidgui.core.lungs import check_lungs
+
+            lung_maps = self.lungs.probabilities(inputs)
+            plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
+        return [self.prediction_from(p, r, path, ok)
+                for p, r, path, ok in zip(probs, ratios, paths, plausible)], lung_maps
 
     def prediction_from(self, probs: np.ndarray, gate_score: float | None = None,
-                        path: Path | None = None) -> Prediction:
-        """Turn one row of calibrated probabilities (C,) into a Prediction."""
+                        path: Path | None = None, lungs_plausible: bool | None = None) -> Prediction:
+        """Turn one row of calibrated probabilities (C,) into a Prediction.
+
+        lungs_plausible: the lung check's verdict (None: not run); False rejects the image too.
+        """
         card = self.card
         idx = int(np.argmax(probs))
         confidence = float(probs[idx])
@@ -197,7 +233,8 @@ class Classifier:
         indeterminate = low <= confidence < high
         class_name = card.classes[idx]
         class_label = INDETERMINATE if indeterminate else card.display_name(class_name)
-        not_xray = bool(gate_score is not None and gate_score > 1.0)
+        # The lung check rejects only when LUNG_GATE is on (see its comment); it is reported either way.
+        not_xray = bool(gate_score is not None and gate_score > 1.0) or (self.LUNG_GATE and lungs_plausible is False)
         return Prediction(
             label=NOT_XRAY if not_xray else class_label,
             class_label=class_label,
@@ -208,6 +245,7 @@ class Classifier:
             not_xray=not_xray,
             gate_score=None if gate_score is None else float(gate_score),
             path=path,
+            lungs_plausible=lungs_plausible,
         )
 
     def predict_xray(self, xray: XRay, heatmap: bool = False) -> Prediction:
@@ -216,12 +254,20 @@ class Classifier:
 
     def predict_pixels(self, pixels: np.ndarray, path: Path | None = None, heatmap: bool = False,
                        colourfulness: float = 0.0) -> Prediction:
-        """Classify greyscale pixels (H, W) 0..1 as given; ``heatmap`` (H, W) when asked for."""
+        """Classify greyscale pixels (H, W) 0..1 as given; ``heatmap`` (H, W) when asked for, and
+        the lung mask (and attention on lungs, with a heatmap) when the segmenter is loaded."""
         prepared = self.prepare(pixels)
-        result = self.predict_inputs(prepared.input[np.newaxis], [colourfulness], [path])[0]
+        results, lung_maps = self._predict_inputs(prepared.input[np.newaxis], [colourfulness], [path])
+        result = results[0]
         if heatmap:
             cam = self.gradcam(prepared.input, self.card.classes.index(result.class_name))
             result.heatmap = to_source_space(cam, prepared.crop_box, pixels.shape)
+        if lung_maps is not None:
+            from covidgui.core.lungs import lung_attention, mask_to_source
+
+            result.lung_mask = mask_to_source(lung_maps[0], prepared.crop_box, pixels.shape, self.lungs.threshold)
+            if result.heatmap is not None:
+                result.lung_attention = lung_attention(result.heatmap, result.lung_mask)
         return result
 
     def predict_file(self, path: str | Path, heatmap: bool = False) -> Prediction:

@@ -77,6 +77,11 @@ class ImageView(QGraphicsView):
         self._overlay = QGraphicsPixmapItem(self._image)
         self._overlay.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._overlay.setVisible(False)
+        # The lung outline sits above the heatmap, with its own toggle (no opacity: a thin line).
+        self._lung_outline = QGraphicsPixmapItem(self._image)
+        self._lung_outline.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._lung_outline.setZValue(1)
+        self._lung_outline.setVisible(False)
         self.scene().addItem(self._image)
         # Drops belong to the main window, not to the view.
         self.setAcceptDrops(False)
@@ -103,6 +108,7 @@ class ImageView(QGraphicsView):
         self._center, self._width = DEFAULT_LEVELS
         self._overlay.setPixmap(QPixmap())
         self._repaint_image()
+        self._lung_outline.setPixmap(QPixmap())
         self.scene().setSceneRect(self._image.boundingRect())
         self._fit_mode = True
         self.fit()
@@ -124,6 +130,16 @@ class ImageView(QGraphicsView):
             pixmap = pixmap.scaled(image_size, Qt.AspectRatioMode.IgnoreAspectRatio,
                                    Qt.TransformationMode.SmoothTransformation)
         self._overlay.setPixmap(pixmap)
+
+    def set_lung_outline(self, rgba: np.ndarray | None) -> None:
+        """The lung outline, RGBA uint8 (H, W, 4) the size of the image, or None to remove it."""
+        self._lung_outline.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(rgba_to_qimage(rgba)))
+
+    def set_lung_outline_visible(self, visible: bool) -> None:
+        self._lung_outline.setVisible(visible)
+
+    def lung_outline_visible(self) -> bool:
+        return self._lung_outline.isVisible() and not self._lung_outline.pixmap().isNull()
 
     def set_overlay_visible(self, visible: bool) -> None:
         self._overlay.setVisible(visible)

@@ -35,6 +35,7 @@ class ClassifiedImage:
     # "patient" (a PatientIdentity, whose repr hides the identifiers).
     metadata: dict = field(default_factory=dict)
     heatmap: np.ndarray | None = None  # float32 (H, W) 0..1 at display size, for reports
+    lung_outline: np.ndarray | None = None  # uint8 (H, W, 4) lung outline, same shape as display
 
 
 class InferenceWorker(QObject):
@@ -90,8 +91,13 @@ class InferenceWorker(QObject):
 
                 heat = np.clip(resize(prediction.heatmap, display.shape), 0.0, 1.0)  # same aspect ratio
                 overlay = colorize(heat)
+            lung_outline = None
+            if prediction.lung_mask is not None:
+                from covidgui.core.lungs import outline_rgba
+
+                lung_outline = outline_rgba(prediction.lung_mask, display.shape)
             self.classified.emit(ClassifiedImage(request_id, Path(path), display, prediction, overlay,
-                                                 dict(xray.metadata), heat))
+                                                 dict(xray.metadata), heat, lung_outline))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))
         except Exception as exc:

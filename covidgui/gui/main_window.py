@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.result_panel = ResultPanel()
         self.result_panel.overlay_toggled.connect(self.viewer.set_overlay_visible)
         self.result_panel.overlay_opacity_changed.connect(self.viewer.set_overlay_opacity)
+        self.result_panel.lung_outline_toggled.connect(self.viewer.set_lung_outline_visible)
         self.viewer.set_overlay_opacity(self.result_panel.opacity_slider.value() / 100)
 
         single = QSplitter()
@@ -170,6 +171,7 @@ class MainWindow(QMainWindow):
             return  # the user has dropped another image since
         self.viewer.set_image(result.display)
         self.viewer.set_overlay(result.overlay)
+        self.viewer.set_lung_outline(result.lung_outline)
         self.image_area.setCurrentWidget(self.viewer_panel)
         # The panel decides whether the overlay shows (not for an image the gate rejected).
         self.result_panel.show_prediction(result.prediction, result.path.name, result.overlay is not None)

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgress
                                QVBoxLayout, QWidget)
 
 from covidgui import DISCLAIMER
+from covidgui.core.lungs import LOW_ATTENTION_WARNING, NO_LUNGS_REASON, low_attention
 from covidgui.core.model import NOT_XRAY, NOT_XRAY_MESSAGE
 from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
@@ -38,6 +39,7 @@ class ResultPanel(QWidget):
 
     overlay_toggled = Signal(bool)
     overlay_opacity_changed = Signal(float)
+    lung_outline_toggled = Signal(bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -76,6 +78,8 @@ class ResultPanel(QWidget):
         self.opacity_slider.setToolTip("Heatmap opacity")
         self.opacity_slider.valueChanged.connect(lambda v: self.overlay_opacity_changed.emit(v / 100))
 
+        self._build_lung_widgets()
+
         self.anyway_button = QPushButton("Classify anyway")
         self.anyway_button.setToolTip("Show the model's answer although this image does not look like a chest X-ray")
         self.anyway_button.setVisible(False)
@@ -103,12 +107,15 @@ class ResultPanel(QWidget):
         layout.addSpacing(12)
         layout.addWidget(QLabel("<b>Probability of each class</b>"))
         layout.addWidget(self.probabilities_box)
+        layout.addWidget(self.lung_attention_text)
+        layout.addWidget(self.lung_warning)
         layout.addSpacing(8)
         layout.addWidget(self.overlay_check)
         layout.addWidget(QLabel("Heatmap opacity"))
         layout.addWidget(self.opacity_slider)
         layout.addWidget(self.legend)
         layout.addWidget(self.warnings)
+        layout.addWidget(self.lung_check)
         layout.addWidget(self.message)
         layout.addWidget(self.anyway_button)
         layout.addWidget(self.dicom_info)
@@ -134,6 +141,7 @@ class ResultPanel(QWidget):
         self._clear_probabilities()
         self.show_input_info([], None)
         self.legend.setVisible(False)
+        self._show_lung_fields(None)
         self.message.setText(message)
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
@@ -152,7 +160,8 @@ class ResultPanel(QWidget):
             self._shown = (prediction, file_name, has_heatmap)
             self.file_label.setText(file_name)
             self._set_label(NOT_XRAY, LABEL_COLOURS[NOT_XRAY])
-            self.message.setText(NOT_XRAY_MESSAGE)
+            self.message.setText(NOT_XRAY_MESSAGE + (f" ({NO_LUNGS_REASON}.)"
+                                                     if prediction.lungs_plausible is False else ""))
             self.anyway_button.setVisible(True)
             self.overlay_check.setEnabled(False)
             self.opacity_slider.setEnabled(False)
@@ -173,10 +182,37 @@ class ResultPanel(QWidget):
         self.opacity_slider.setEnabled(has_heatmap)
         self.overlay_toggled.emit(has_heatmap and self.overlay_check.isChecked())
         self.legend.setVisible(has_heatmap)
+        self._show_lung_fields(prediction)
         self.message.setText("Indeterminate: the model is not confident either way; "
                              "the probabilities are shown for reference." if prediction.indeterminate else "")
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
+
+    def _build_lung_widgets(self) -> None:
+        """Attention on lungs, its warning, and the lung-outline toggle (off when no lung model)."""
+        self.lung_attention_text = QLabel("")
+        self.lung_attention_text.setObjectName("lungAttention")
+        self.lung_attention_text.setToolTip("Share of the heatmap that falls inside the segmented lung fields")
+        self.lung_warning = QLabel("")
+        self.lung_warning.setObjectName("lungWarning")
+        self.lung_warning.setWordWrap(True)
+        self.lung_warning.setStyleSheet("color: #ef6c00; font-weight: bold;")
+        self.lung_warning.setVisible(False)
+        self.lung_check = QCheckBox("Show lung outline")
+        self.lung_check.setChecked(True)
+        self.lung_check.setEnabled(False)
+        self.lung_check.toggled.connect(self.lung_outline_toggled)
+
+    def _show_lung_fields(self, prediction) -> None:
+        """Attention on lungs (with its warning) and the outline toggle for ``prediction`` (None: off)."""
+        attention = getattr(prediction, "lung_attention", None)
+        has_mask = getattr(prediction, "lung_mask", None) is not None
+        self.lung_attention_text.setText("" if attention is None else f"Attention on lungs: {attention * 100:.0f} %")
+        self.lung_attention_text.setVisible(attention is not None)
+        self.lung_warning.setText(LOW_ATTENTION_WARNING if low_attention(attention) else "")
+        self.lung_warning.setVisible(low_attention(attention))
+        self.lung_check.setEnabled(has_mask)
+        self.lung_outline_toggled.emit(has_mask and self.lung_check.isChecked())
 
     def _classify_anyway(self) -> None:
         if self._shown is not None:

@@ -305,22 +305,33 @@ class Classifier:
     def gradcam(self, model_input: np.ndarray, class_index: int) -> np.ndarray:
         """Grad-CAM of ``class_index`` for one prepared input (S, S): float32 (S, S), 0..1.
 
-        The class logit's gradient, averaged over each channel of the last convolution, weighs
-        that channel's activations; the positive part of the sum, normalised to its maximum.
+        The score is the class's logit minus the mean of the others (softmax only sees logit
+        differences, so this is the evidence *for this class rather than the others*). Its gradient,
+        averaged over each channel of the final feature maps (after the last convolution's
+        BatchNorm and ReLU, i.e. what the pooling layer reads), weighs that channel's activations;
+        the positive part of the sum is normalised to its maximum. Taking the raw convolution output
+        instead (before BatchNorm) gave all-zero maps for most COVID-19 images: BatchNorm's scale
+        can flip a channel's sign.
         """
         import keras
         import tensorflow as tf
 
         if self._gradcam is None:
             try:
-                layer = self.keras_model.get_layer(HEATMAP_LAYER)
-            except ValueError as exc:
-                raise ModelError(f"This model has no layer named {HEATMAP_LAYER!r}; no heatmap can be made.") from exc
-            self._gradcam = keras.Model(self.keras_model.inputs, [layer.output, self.keras_model.output])
+                features = self.keras_model.get_layer(EMBEDDING_LAYER).input
+            except ValueError:  # a model without the named pooling layer: the named convolution
+                try:
+                    features = self.keras_model.get_layer(HEATMAP_LAYER).output
+                except ValueError as exc:
+                    raise ModelError(f"This model has no layer named {HEATMAP_LAYER!r}; "
+                                     "no heatmap can be made.") from exc
+            self._gradcam = keras.Model(self.keras_model.inputs, [features, self.keras_model.output])
         x = tf.constant(np.asarray(model_input, dtype=np.float32)[np.newaxis, ..., np.newaxis])
+        n_classes = len(self.card.classes)
         with tf.GradientTape() as tape:
             activations, logits = self._gradcam(x, training=False)
-            score = logits[:, class_index]
+            others = (tf.reduce_sum(logits, axis=1) - logits[:, class_index]) / max(n_classes - 1, 1)
+            score = logits[:, class_index] - others
         grads = tape.gradient(score, activations)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))[0].numpy()

@@ -12,10 +12,8 @@ on real X-rays and on the non-X-ray test set (benchmarks/non_xrays.py).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.model import median_ms  # noqa: E402
 from benchmarks.non_xrays import write_non_xrays  # noqa: E402
 from covidgui.core.errors import ImageLoadError  # noqa: E402
 from covidgui.core.images import load_xray  # noqa: E402
@@ -30,16 +29,6 @@ from covidgui.core.lung_training import held_back_dice, mask_path, read_mask  # 
 from covidgui.core.lungs import LOW_ATTENTION, LungSegmenter, check_lungs, dice  # noqa: E402
 from covidgui.core.model import Classifier  # noqa: E402
 from covidgui.core.preprocess import resize  # noqa: E402
-
-
-def median_ms(fn, runs: int = 30) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
 
 
 def describe(values) -> str:

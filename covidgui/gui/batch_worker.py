@@ -71,42 +71,6 @@ class BatchJob(QObject):
 class BatchRunner(QObject):
     """Runs a BatchJob on its own Python thread; the job's signals reach the GUI thread queued.
 
-    A plain ``threading.Thread``: the job needs no event loop (it loops, emits and ends), and a
-    Python thread keeps one Python thread state for its whole life, which TensorFlow's pybind11
-    layer relies on (see InferenceThread in gui/inference.py for the crash otherwise).
-    """
-
-    def __init__(self, classifier, inputs: list[str]):
-        super().__init__()
-        self.classifier = classifier
-        self.inputs = list(inputs)
-        self.cancel_event = threading.Event()
-
-    @Slot()
-    def run(self) -> None:
-        from covidgui.core.batch import classify_stream, find_images
-
-        summary = BatchSummary()
-        try:
-            scan = find_images(self.inputs)
-            summary.total = len(scan.files)
-            summary.skipped = len(scan.skipped)
-            summary.unreadable = [(str(p), reason) for p, reason in scan.unreadable]
-            self.scanned.emit(BatchSummary(summary.total, 0, 0, summary.skipped, list(summary.unreadable)))
-            for chunk in classify_stream(self.classifier, scan.files, cancel=self.cancel_event, thumbnails=True):
-                summary.done += len(chunk)
-                summary.failed += sum(not item.ok for item in chunk)
-                self.rows.emit(chunk)
-        except Exception as exc:  # never let the job die silently: the view must leave "running"
-            log.error("batch failed:\n%s", traceback.format_exc())
-            summary.error = f"The batch stopped because of an unexpected error: {exc}"
-        summary.cancelled = self.cancel_event.is_set() and summary.done < summary.total
-        self.finished.emit(summary)
-
-
-class BatchRunner(QObject):
-    """Runs a BatchJob on its own Python thread; the job's signals reach the GUI thread queued.
-
     A plain ``threading.Thread`` rather than a QThread: with TensorFlow 2.20 / Keras 3, once a
     QThread that had run the model ended, the next Grad-CAM on the single-image worker's thread
     crashed (segmentation fault in the eager call, reproduced every time by

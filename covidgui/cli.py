@@ -149,7 +149,7 @@ def _lung_text(result) -> str:
 
     if result.lung_attention is None:
         return ""
-    return f"; attention on lungs {result.lung_attention:.0%}" + (
+    return f"; attention on lungs {int(result.lung_attention * 100)} %" + (
         f". {LOW_ATTENTION_WARNING}" if low_attention(result.lung_attention) else "")
 
 

@@ -5,9 +5,17 @@ They only draw numbers that core computed (histories, classification reports, RO
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QLabel
+
+from covidgui.gui.image_view import rgba_to_qimage
 
 NEW_COLOUR = "#1f6fb4"
 ACTIVE_COLOUR = "#888888"
@@ -60,27 +68,73 @@ class LearningCurves(FigureCanvasQTAgg):
         self.draw_idle()
 
 
-class EvaluationCharts(FigureCanvasQTAgg):
-    """Confusion matrices of the new and the active model, and their ROC curves, side by side."""
+class EvaluationCharts(QLabel):
+    """Confusion matrices of the new and the active model, and their ROC curves, side by side.
+
+    Drawn off the GUI thread: this three-panel figure took 340-700 ms to render, which froze the
+    window for that long when training ended (benchmarks/training.py gui). The artists are set up
+    on the GUI thread (cheap), an Agg canvas renders them on a Python thread, and the finished
+    picture comes back through a queued signal. A lock keeps set-up and rendering apart.
+    """
+
+    _rendered = Signal(object)  # uint8 RGBA (H, W, 4)
 
     def __init__(self, parent=None):
-        figure = Figure(figsize=(9, 2.9), layout="constrained")
-        super().__init__(figure)
-        self.setParent(parent)
-        self.new_ax, self.active_ax, self.roc_ax = figure.subplots(1, 3)
+        super().__init__(parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(1, 1)
+        self.figure = Figure(figsize=(9, 2.9), dpi=100, layout="constrained")
+        FigureCanvasAgg(self.figure)
+        self._lock = threading.Lock()
+        self.new_ax, self.active_ax, self.roc_ax = self.figure.subplots(1, 3)
+        self._rendered.connect(self._show_rendered)
+        self._resize_timer = QTimer(self, singleShot=True, interval=150, timeout=self.draw_idle)
         self.clear_results()
 
+    def draw_idle(self) -> None:
+        """Render the figure at the widget's size on a background thread."""
+        ratio = self.devicePixelRatioF()
+        width, height = max(self.width(), 300), max(self.height(), 120)
+        self.figure.set_size_inches(width / 100, height / 100)
+        self.figure.set_dpi(100 * ratio)
+        threading.Thread(target=self._render, name="evaluation-chart", daemon=True).start()
+
+    def _render(self) -> None:
+        with self._lock:
+            self.figure.canvas.draw()
+            rgba = np.asarray(self.figure.canvas.buffer_rgba()).copy()
+        self._rendered.emit(rgba)
+
+    @Slot(object)
+    def _show_rendered(self, rgba) -> None:
+        pixmap = QPixmap.fromImage(rgba_to_qimage(rgba))
+        pixmap.setDevicePixelRatio(self.devicePixelRatioF())
+        self.setPixmap(pixmap)
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._resize_timer.start()
+
     def clear_results(self) -> None:
+        with self._lock:
+            self._clear_axes()
+        self.draw_idle()
+
+    def _clear_axes(self) -> None:
         for ax in (self.new_ax, self.active_ax, self.roc_ax):
             ax.clear()
             ax.set_axis_off()
         self.new_ax.text(0.5, 0.5, "Results appear when training ends", ha="center", va="center",
                          transform=self.new_ax.transAxes, color="#777", fontsize=9)
-        self.draw_idle()
 
     def show_results(self, new_scores, new_curves: dict, active_scores=None, active_curves: dict | None = None,
                      active_note: str = "") -> None:
         """new/active_scores: core.comparison.Scores; *_curves: core.comparison.roc_curves output."""
+        with self._lock:
+            self._set_up_results(new_scores, new_curves, active_scores, active_curves, active_note)
+        self.draw_idle()
+
+    def _set_up_results(self, new_scores, new_curves, active_scores, active_curves, active_note) -> None:
         self._confusion(self.new_ax, new_scores.report, f"New model\n{_accuracy(new_scores.report)}", "Blues")
         if active_scores is not None:
             self._confusion(self.active_ax, active_scores.report,
@@ -108,7 +162,6 @@ class EvaluationCharts(FigureCanvasQTAgg):
         ax.set_ylim(-0.01, 1.01)
         ax.set_aspect("equal")
         ax.legend(fontsize=7, loc="lower right")
-        self.draw_idle()
 
     @staticmethod
     def _confusion(ax, report: dict, title: str, cmap: str) -> None:

@@ -103,7 +103,10 @@ class EvaluationCharts(QLabel):
         with self._lock:
             self.figure.canvas.draw()
             rgba = np.asarray(self.figure.canvas.buffer_rgba()).copy()
-        self._rendered.emit(rgba)
+        try:
+            self._rendered.emit(rgba)
+        except RuntimeError:  # the widget was closed while the picture was rendering: nothing to show
+            pass
 
     @Slot(object)
     def _show_rendered(self, rgba) -> None:

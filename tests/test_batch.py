@@ -156,7 +156,10 @@ def test_csv_has_one_row_per_file_with_probabilities_error_and_model(tmp_path, b
         assert row["model"] == f"{card.name} {card.version}"
         if item.ok:
             assert row["label"] == item.prediction.label and row["error"] == ""
-            assert float(row["confidence"]) == pytest.approx(item.prediction.confidence, abs=1e-4)
+            if item.prediction.not_xray:  # withheld by the gate: no confidence, probabilities kept
+                assert row["confidence"] == "" and "not a chest X-ray" in row["flags"]
+            else:
+                assert float(row["confidence"]) == pytest.approx(item.prediction.confidence, abs=1e-4)
             assert float(row["probability COVID-19"]) + float(row["probability Normal"]) == pytest.approx(1, abs=2e-4)
         else:
             assert row["label"] == "" and row["error"] == item.error

@@ -240,13 +240,17 @@ def flags_of(prediction) -> list[str]:
 
 
 def csv_row(item: BatchItem, card) -> list[str]:
-    """One CSV row (strings) for a result; probabilities and confidence as 0..1 with 4 decimals."""
+    """One CSV row (strings) for a result; probabilities and confidence as 0..1 with 4 decimals.
+
+    An image the input gate withheld has no confidence (as in the table); its class probabilities
+    are still written, for research, beside the "not a chest X-ray" flag."""
     model = f"{card.name} {card.version}"
     p = item.prediction
     if p is None:
         return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", item.error or "", model]
     probs = [f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
-    return [str(item.path), p.label, f"{p.confidence:.4f}"] + probs + [";".join(flags_of(p)), "", model]
+    confidence = "" if p.not_xray else f"{p.confidence:.4f}"
+    return [str(item.path), p.label, confidence] + probs + [";".join(flags_of(p)), "", model]
 
 
 class CsvResults:

@@ -65,8 +65,8 @@ class BatchTableModel(QAbstractTableModel):
                 return item.path.name
             if column == LABEL_COLUMN:
                 return p.label if p else "Failed"
-            if column == CONFIDENCE_COLUMN:
-                return percent(p.confidence) if p else ""
+            if column == CONFIDENCE_COLUMN:  # none for an image the gate withheld: there is no result
+                return percent(p.confidence) if p and not p.not_xray else ""
             if column == FLAGS_COLUMN:
                 return _flags_text(item)
             if column == ERROR_COLUMN:
@@ -74,7 +74,7 @@ class BatchTableModel(QAbstractTableModel):
             return None
         if role == SORT_ROLE:
             if column == CONFIDENCE_COLUMN:
-                return p.confidence if p else -1.0
+                return -1.0 if p is None else -0.5 if p.not_xray else p.confidence
             if column == THUMB_COLUMN:
                 return item.index
             return (self.data(index) or "").lower()

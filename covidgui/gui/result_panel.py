@@ -223,9 +223,6 @@ class ResultPanel(QWidget):
             self.message.setText("Shown on request although the gate judged this not to be a chest X-ray: "
                                  "the model was not trained on such images.")
 
-    def showing_rejected(self) -> bool:
-        return self.anyway_button.isVisible()
-
     def show_input_info(self, warnings: list[str], dicom: dict | None, patient=None) -> None:
         """Cautions about the input (shown above the message) and the DICOM panel (None hides it)."""
         self.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))

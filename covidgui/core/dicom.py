@@ -194,6 +194,7 @@ def load_dicom(path: str | Path) -> "XRay":
             birth_date=_date(_text(ds, "PatientBirthDate")),
         ),
     }
+    _keep_out_of_logs(metadata["patient"], ds)
     return XRay(
         path=path,
         pixels=pixels,
@@ -203,6 +204,15 @@ def load_dicom(path: str | Path) -> "XRay":
         source_size=(cols, rows),
         metadata=metadata,
     )
+
+
+def _keep_out_of_logs(patient: PatientIdentity, ds) -> None:
+    """Second guard after PatientIdentity's repr: the log filter removes these values anywhere."""
+    from covidgui.core.logs import remember_identifiers
+
+    raw_name = str(ds.get("PatientName", "") or "")
+    remember_identifiers(patient.name, raw_name, *raw_name.split("^"), patient.patient_id,
+                         patient.birth_date, _text(ds, "PatientBirthDate"))
 
 
 def _sop_class_name(ds) -> str:

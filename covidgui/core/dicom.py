@@ -181,7 +181,12 @@ def load_dicom(path: str | Path) -> "XRay":
         raise ImageLoadError(path, f"the image is too small ({cols} x {rows} pixels)")
 
     stored = _first_frame(path, ds)
-    pixels = _to_display(stored, ds, info["photometric"].upper())
+    try:
+        pixels = _to_display(stored, ds, info["photometric"].upper())
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError) as exc:
+        # A damaged rescale, window or LUT element (found by tests/test_loader_fuzz.py: a Window
+        # Center that is not a number reaches numpy as a string).
+        raise ImageLoadError(path, f"the DICOM display settings (rescale, window or LUT) are damaged ({exc})") from exc
     metadata = {
         # Mean chroma 0..1, as the raster loader reports it (0 for a greyscale image).
         "colourfulness": _chroma(stored, ds) if stored.ndim == 3 else 0.0,

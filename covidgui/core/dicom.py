@@ -155,6 +155,10 @@ def load_dicom(path: str | Path) -> "XRay":
     try:
         # Pixel data is decoded later, frame by frame; reading the header is cheap.
         ds = pydicom.dcmread(path)
+        # pydicom converts each element's value when it is first read; converting them all here
+        # turns a damaged element (an unknown VR, a bad length) into this function's error
+        # instead of a crash in a later ds.get (found by tests/test_loader_fuzz.py).
+        ds.walk(lambda _ds, _elem: None)
     except InvalidDicomError as exc:
         raster = _sniff_raster(path)
         if raster:

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench model clean
+.PHONY: run test bench model package clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ bench: $(BIN)/.installed-dev
 # Retrain the bundled model from ../shared/data (the command its model card records).
 model: $(BIN)/.installed
 	$(BIN)/python scripts/train_bundled_model.py
+
+# The one-folder bundle dist/CovidGUI/ (build.spec), then its self-test. The same steps run on
+# Windows and macOS in .github/workflows/release.yml.
+BUNDLE_EXE ?= dist/CovidGUI/CovidGUI
+package: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[package]'
+	$(BIN)/pyinstaller --noconfirm build.spec
+	QT_QPA_PLATFORM=offscreen $(BUNDLE_EXE) --self-test
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

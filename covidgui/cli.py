@@ -20,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Chest X-ray second opinion: COVID-19 or normal. {DISCLAIMER}",
     )
     parser.add_argument("--version", action="version", version=f"covidgui {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation: load the model, classify a generated image, "
+                             "open and close the window; exit 0 when all work")
+    # The Training tab's child process in a frozen app, which has no "python -m" (covidgui.core.training_job).
+    parser.add_argument("--training-job", metavar="JOB_DIR", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
 
     gui = sub.add_parser("gui", help="start the desktop application (the default)")
@@ -78,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.self_test:
+        from covidgui.selftest import run
+
+        return run()
+    if args.training_job:
+        from covidgui.core.training_job import main as training_job_main
+
+        return training_job_main([args.training_job])
     command = args.command or "gui"
     if command == "gui":
         from covidgui.gui.app import main as gui_main

@@ -57,4 +57,5 @@ def user_data_dir(tmp_path_factory, monkeypatch) -> Path:
     real one; subprocesses inherit it through the environment."""
     folder = tmp_path_factory.mktemp("user-data")
     monkeypatch.setenv("COVIDGUI_DATA_DIR", str(folder))
+    monkeypatch.setenv("COVIDGUI_LOG_DIR", str(folder / "logs"))  # the crash log, never the real one
     return folder

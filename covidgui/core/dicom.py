@@ -155,6 +155,10 @@ def load_dicom(path: str | Path) -> "XRay":
     try:
         # Pixel data is decoded later, frame by frame; reading the header is cheap.
         ds = pydicom.dcmread(path)
+        # pydicom converts each element's value when it is first read; converting them all here
+        # turns a damaged element (an unknown VR, a bad length) into this function's error
+        # instead of a crash in a later ds.get (found by tests/test_loader_fuzz.py).
+        ds.walk(lambda _ds, _elem: None)
     except InvalidDicomError as exc:
         raster = _sniff_raster(path)
         if raster:
@@ -181,7 +185,12 @@ def load_dicom(path: str | Path) -> "XRay":
         raise ImageLoadError(path, f"the image is too small ({cols} x {rows} pixels)")
 
     stored = _first_frame(path, ds)
-    pixels = _to_display(stored, ds, info["photometric"].upper())
+    try:
+        pixels = _to_display(stored, ds, info["photometric"].upper())
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError) as exc:
+        # A damaged rescale, window or LUT element (found by tests/test_loader_fuzz.py: a Window
+        # Center that is not a number reaches numpy as a string).
+        raise ImageLoadError(path, f"the DICOM display settings (rescale, window or LUT) are damaged ({exc})") from exc
     metadata = {
         # Mean chroma 0..1, as the raster loader reports it (0 for a greyscale image).
         "colourfulness": _chroma(stored, ds) if stored.ndim == 3 else 0.0,
@@ -194,6 +203,7 @@ def load_dicom(path: str | Path) -> "XRay":
             birth_date=_date(_text(ds, "PatientBirthDate")),
         ),
     }
+    _keep_out_of_logs(metadata["patient"], ds)
     return XRay(
         path=path,
         pixels=pixels,
@@ -203,6 +213,15 @@ def load_dicom(path: str | Path) -> "XRay":
         source_size=(cols, rows),
         metadata=metadata,
     )
+
+
+def _keep_out_of_logs(patient: PatientIdentity, ds) -> None:
+    """Second guard after PatientIdentity's repr: the log filter removes these values anywhere."""
+    from covidgui.core.logs import remember_identifiers
+
+    raw_name = str(ds.get("PatientName", "") or "")
+    remember_identifiers(patient.name, raw_name, *raw_name.split("^"), patient.patient_id,
+                         patient.birth_date, _text(ds, "PatientBirthDate"))
 
 
 def _sop_class_name(ds) -> str:

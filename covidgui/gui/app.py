@@ -30,6 +30,9 @@ def main(model_path: str | None = None, report_startup: bool = False, exit_when_
     started = time.perf_counter()
     app = create_app()
     window = MainWindow(model_path)
+    from covidgui.gui import crash
+
+    window.crash_reporter = crash.install(window)  # uncaught exceptions: log + plain dialog
 
     def report(event: str) -> None:
         if report_startup:

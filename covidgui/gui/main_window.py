@@ -80,6 +80,9 @@ class MainWindow(QMainWindow):
         self._add_batch_tab()  # tabs in the order of use: Image, Batch, Training
         self._add_training_tab()
         self.statusBar().showMessage("Starting…")
+        from covidgui.gui.settings import restore_window
+
+        self.settings = restore_window(self)  # geometry, heatmap opacity (covidgui.gui.settings)
 
     # -- set-up ---------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -109,8 +112,10 @@ class MainWindow(QMainWindow):
 
     # -- user actions ---------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open chest X-ray", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open chest X-ray", self.settings.last_folder("open"),
+                                              IMAGE_FILTER)
         if path:
+            self.settings.set_last_folder("open", path)
             self.classify(path)
 
     def classify(self, path: str | Path) -> None:
@@ -318,8 +323,10 @@ class MainWindow(QMainWindow):
         self.batch_view.set_classifier(self.inference.worker.classifier)
 
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of chest X-rays")
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of chest X-rays",
+                                                  self.settings.last_folder("batch"))
         if folder:
+            self.settings.set_last_folder("batch", folder)
             self.classify_batch([folder])
 
     def classify_batch(self, paths: list[str | Path]) -> None:
@@ -337,6 +344,9 @@ class MainWindow(QMainWindow):
             self.training_tab.stop_and_wait()
         self.batch_view.shutdown()
         self.inference.stop()
+        from covidgui.gui.settings import save_window
+
+        save_window(self, self.settings)
         super().closeEvent(event)
 
 

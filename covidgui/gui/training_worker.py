@@ -50,9 +50,10 @@ class TrainingWorker(QObject):
     # Train in a child process (True) or on this worker's thread (False). The process keeps the
     # GUI's event loop free of the interpreter lock that tracing and decoding hold; see
     # covidgui.core.training_job and benchmarks/training.py gui --thread for the comparison.
-    # A frozen (PyInstaller) app has no "python -m" to start the child with, so it trains on the
-    # thread until the bundle gets an entry point for covidgui.core.training_job.
-    use_process = not getattr(sys, "frozen", False)
+    # A frozen (PyInstaller) app has no "python -m": it starts itself with the hidden
+    # "--training-job" option instead (covidgui.cli). Except a windowed Windows .exe, whose child
+    # would have no console streams to report on; it trains on the thread.
+    use_process = not (getattr(sys, "frozen", False) and sys.platform == "win32")
     # A cancelled child that has not ended after this many seconds is killed.
     KILL_AFTER_S = 1.5
 
@@ -126,7 +127,9 @@ class TrainingWorker(QObject):
         write_job(job_dir, summary.train, summary.val, config, training_info, active_model_path())
         log_path = job_dir / "stderr.log"
         with open(log_path, "w", encoding="utf-8") as log_file:
-            proc = subprocess.Popen([sys.executable, "-m", "covidgui.core.training_job", str(job_dir)],
+            command = ([sys.executable, "--training-job", str(job_dir)] if getattr(sys, "frozen", False)
+                       else [sys.executable, "-m", "covidgui.core.training_job", str(job_dir)])
+            proc = subprocess.Popen(command,
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, text=True,
                                     encoding="utf-8", env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         with self._proc_lock:

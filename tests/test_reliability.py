@@ -1,0 +1,158 @@
+"""Uncaught exceptions reach the log and a dialog; logs carry no patient identifiers; settings
+survive restarts and a damaged settings file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
+
+from covidgui.core import logs
+from covidgui.gui.crash import CrashReporter
+from tests.dicom_factory import PATIENT_BIRTH_DATE, PATIENT_ID, make_xray_dicom
+
+
+@pytest.fixture
+def log_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "logs"
+    monkeypatch.setenv(logs.LOG_DIR_ENV, str(folder))
+    yield folder
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # detach this test's file so the next test gets its own
+        if getattr(handler, "covidgui_log", None):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _flush():
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+def _visible_crash_dialog():
+    return next((w for w in QApplication.topLevelWidgets()
+                 if isinstance(w, QMessageBox) and w.objectName() == "crashDialog" and w.isVisible()), None)
+
+
+def test_exception_on_a_worker_thread_is_logged_and_shown(qtbot, log_dir):
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    reporter = CrashReporter(window).install()
+    try:
+        def boom():
+            raise RuntimeError("worker exploded")
+
+        worker = threading.Thread(target=boom, name="decoder-1")
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(lambda: _visible_crash_dialog() is not None, timeout=5000)
+        dialog = _visible_crash_dialog()
+        assert str(log_dir / logs.LOG_FILE) in dialog.text()
+        assert "Something went wrong" in dialog.text()
+        dialog.grab().save("/tmp/ship-crash-dialog.png")
+        dialog.close()
+    finally:
+        reporter.uninstall()
+    _flush()
+    text = (log_dir / logs.LOG_FILE).read_text()
+    assert "RuntimeError: worker exploded" in text and "decoder-1" in text
+    assert "Traceback" in text and "in boom" in text
+
+
+def test_sys_excepthook_logs_the_traceback(qtbot, log_dir):
+    reporter = CrashReporter(show_dialog=False).install()
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            sys.excepthook(*sys.exc_info())
+    finally:
+        reporter.uninstall()
+    assert reporter.count == 1
+    _flush()
+    assert "KeyError: 'missing'" in (log_dir / logs.LOG_FILE).read_text()
+
+
+def test_patient_identifiers_never_reach_the_log(tmp_path, log_dir):
+    from covidgui.core.images import load_xray
+
+    logs.setup_logging()
+    xray = load_xray(make_xray_dicom(tmp_path / "p.dcm", np.linspace(0, 1, 64 * 64).reshape(64, 64)))
+    patient = xray.metadata["patient"]
+    log = logging.getLogger("covidgui.test")
+    log.info("loaded %r with %s", xray.metadata, patient)
+    try:  # an identifier inside an exception message and a path, the case repr cannot catch
+        raise ValueError(f"cannot read /scans/{patient.patient_id}/{patient.name}.dcm ({PATIENT_BIRTH_DATE})")
+    except ValueError:
+        log.exception("failed for %s", patient.name)
+    _flush()
+    text = (log_dir / logs.LOG_FILE).read_text()
+    assert "ValueError" in text and logs.REDACTED in text
+    for value in (patient.name, "Testperson", "Alice", PATIENT_ID, PATIENT_BIRTH_DATE, patient.birth_date):
+        assert value not in text
+
+
+def test_the_log_rotates(log_dir, monkeypatch):
+    monkeypatch.setattr(logs, "MAX_BYTES", 2000)
+    logs.setup_logging()
+    log = logging.getLogger("covidgui.test")
+    for i in range(200):
+        log.warning("line %d %s", i, "x" * 50)
+    _flush()
+    files = sorted(p.name for p in log_dir.iterdir())
+    assert logs.LOG_FILE in files and f"{logs.LOG_FILE}.1" in files
+    assert len(files) <= logs.BACKUPS + 1
+
+
+# -- settings ---------------------------------------------------------------------------------------
+def test_settings_persist_across_windows(qtbot, tmp_path):
+    from covidgui.gui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(1000, 650)
+    qtbot.waitUntil(lambda: window.width() != 1100)
+    saved_size = (window.width(), window.height())
+    assert saved_size != (1100, 720)  # the default, which a failed restore would give
+    window.result_panel.opacity_slider.setValue(70)
+    window.settings.set_last_folder("open", tmp_path / "image.png")
+    window.close()
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.show()
+    assert again.result_panel.opacity_slider.value() == 70
+    assert again.viewer.overlay_opacity() == pytest.approx(0.70)
+    qtbot.waitUntil(lambda: (again.width(), again.height()) == saved_size)
+    assert again.settings.last_folder("open") == str(tmp_path)
+    again.close()
+
+
+@pytest.mark.parametrize("content", [
+    b"\x00\xff\xfe garbage \x00\n[[[\n=\n",
+    b"[view]\noverlay_opacity=lots\n[window]\ngeometry=@ByteArray(not a geometry)\n[folders]\nopen=/nonexistent/x\n",
+    b"[view]\noverlay_opacity=900\n",
+])
+def test_a_corrupt_settings_file_falls_back_to_defaults(qtbot, content):
+    from covidgui.gui.main_window import MainWindow
+    from covidgui.gui.settings import DEFAULT_OPACITY, settings_path
+
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert window.result_panel.opacity_slider.value() == DEFAULT_OPACITY
+    assert (window.width(), window.height()) == (1100, 720)
+    assert window.settings.last_folder("open") == ""
+    window.result_panel.opacity_slider.setValue(30)
+    window.close()  # saving over the damaged file works
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.result_panel.opacity_slider.value() == 30
+    again.close()

@@ -11,29 +11,14 @@ the unpacking-free one-folder start and every import are included.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import time
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-
-def launch_once(exe: Path) -> tuple[float, float]:
-    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    started = time.perf_counter()
-    proc = subprocess.Popen([str(exe), "gui", "--report-startup", "--exit-when-ready"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    seen = {}
-    for line in proc.stdout:
-        if line.split() and line.split()[0] in ("window-shown", "model-ready"):
-            seen[line.split()[0]] = time.perf_counter() - started
-    proc.wait(timeout=180)
-    if proc.returncode != 0 or set(seen) != {"window-shown", "model-ready"}:
-        raise SystemExit(f"launch failed: exit {proc.returncode}, saw {seen}")
-    return seen["window-shown"], seen["model-ready"]
+from benchmarks.startup import launch_once  # noqa: E402
 
 
 def main() -> int:
@@ -41,7 +26,7 @@ def main() -> int:
     parser.add_argument("--exe", type=Path, default=REPO / "dist" / "CovidGUI" / "CovidGUI")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    runs = [launch_once(args.exe) for _ in range(args.runs)]
+    runs = [launch_once([str(args.exe)]) for _ in range(args.runs)]
     print(f"bundle launch -> window shown: median {statistics.median(r[0] for r in runs):.2f} s "
           f"(runs: {', '.join(f'{r[0]:.2f}' for r in runs)}; target < 3 s)")
     print(f"bundle launch -> model ready:  median {statistics.median(r[1] for r in runs):.2f} s "

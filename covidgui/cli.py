@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
     train.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0 = off)")
+    train.add_argument("--lung-guidance", type=float, default=None, metavar="WEIGHT",
+                       help="weight of the penalty on evidence outside the lung fields (0 = off; default: "
+                            "the app's, when the lung model is installed)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--input-size", type=int, default=224)
     train.add_argument("--name", default="custom-model")
@@ -212,7 +215,7 @@ def cmd_train(args) -> int:
     strategy = make_strategy(args.strategy)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          augment=not args.no_augment, patience=args.patience, seed=args.seed,
-                         input_size=args.input_size)
+                         input_size=args.input_size, lung_guidance=_lung_guidance(args.lung_guidance))
     info = {"command": "covidgui " + " ".join(sys.argv[1:]) if sys.argv[1:] else "covidgui train",
             "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split"),
             "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}
@@ -224,6 +227,19 @@ def cmd_train(args) -> int:
                       "classes": report.get("classes"), "confusion_matrix": report.get("confusion_matrix"),
                       "auc": report.get("auc"), "unreadable": result.unreadable}, indent=1))
     return 0
+
+
+def _lung_guidance(asked: float | None) -> float:
+    """The lung-guidance weight: as asked, or by default on when the lung model is installed."""
+    if asked is not None:
+        return asked
+    from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT
+    from covidgui.core.lungs import bundled_segmenter_path
+
+    if bundled_segmenter_path().is_file():
+        return LUNG_GUIDANCE_WEIGHT
+    print("note: no lung model installed; training without lung guidance", file=sys.stderr)
+    return 0.0
 
 
 def _active_model():

@@ -27,13 +27,29 @@ from covidgui.core.lungs import LungSegmenter, check_lungs
 from covidgui.core.preprocess import resize
 
 
-def training_mask(segmenter: LungSegmenter, model_input: np.ndarray) -> np.ndarray:
+# The penalty's weight when guidance is on (the bundled model's and the app's default).
+LUNG_GUIDANCE_WEIGHT = 1.0
+# How far (share of the input's side, about 9 px at 224) the allowed region reaches beyond the
+# segmented lungs: the lung model was trained on normal adults and can stop short of a dense
+# peripheral or basal opacity, which is where COVID-19 pneumonia tends to sit. Measured on the
+# bundled split: margin 0 gave 127/134 validation images right, 0.04 gave 128/134 with attention
+# on lungs 80 % instead of 87-91 % (the model card records the run).
+LUNG_MARGIN = 0.04
+
+
+def training_mask(segmenter: LungSegmenter, model_input: np.ndarray, margin: float | None = None) -> np.ndarray:
     """The lung mask for one prepared input (S, S): float32 (S, S), 1 inside the lungs, 0 outside;
     all ones when the segmenter finds no plausible pair of lungs (no guidance for that image)."""
+    margin = LUNG_MARGIN if margin is None else margin
     probability = segmenter.probabilities(model_input[np.newaxis])[0]
     if not check_lungs(probability > segmenter.threshold).plausible:
         return np.ones_like(model_input, dtype=np.float32)
-    return (resize(probability, model_input.shape) > segmenter.threshold).astype(np.float32)
+    mask = resize(probability, model_input.shape) > segmenter.threshold
+    if margin > 0:
+        from scipy import ndimage
+
+        mask = ndimage.binary_dilation(mask, iterations=max(1, round(margin * mask.shape[0])))
+    return mask.astype(np.float32)
 
 
 def evidence_outside_share(features, kernel, lung_fraction):

@@ -27,7 +27,7 @@ from covidgui.core.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.gate import fit_gate, gate_path, thumbnails
 from covidgui.core.images import load_xray
-from covidgui.core.lung_guidance import build_guided_fit_model, training_mask
+from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT, LUNG_MARGIN, build_guided_fit_model, training_mask
 from covidgui.core.metrics import classification_report, expected_calibration_error
 from covidgui.core.model import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, _quiet_tensorflow, softmax
 from covidgui.core.modelcard import ModelCard, card_path, write_atomic
@@ -50,7 +50,7 @@ class TrainConfig:
     input_size: int = 224
     # Weight of the penalty on the share of the classifier's evidence outside the lung fields
     # (covidgui.core.lung_guidance); 0 = off. Needs the bundled lung segmenter.
-    lung_guidance: float = 0.0
+    lung_guidance: float = LUNG_GUIDANCE_WEIGHT
 
 
 @dataclass
@@ -324,6 +324,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
                       "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
         training={**(training_info or {}), "config": asdict(config),
                   "lung_guidance": ({"segmenter": lungs.card.get("name", "lung segmenter"),
+                                     "weight": config.lung_guidance, "margin": LUNG_MARGIN,
                                      "images_without_plausible_lungs": _unguided_count(train_seq)}
                                     if lungs is not None else None),
                   "epochs_run": len(history.history.get("loss", [])),

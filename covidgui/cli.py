@@ -114,22 +114,16 @@ def cmd_classify(args) -> int:
     """Exit 0 when every file was classified, 1 when any failed (the others are still printed)."""
     from covidgui.cli_batch import classify_command
 
-    # Files one by one when a heatmap is to be saved, or when the lung model is there to report
-    # attention on lungs (it needs each image's heatmap); folders and CSVs take the batch pipeline.
-    if args.heatmap or (_lung_model_present() and not args.csv and not any(p.is_dir() for p in args.files)):
+    # Files one by one when a heatmap is to be saved; otherwise the batch pipeline, which also
+    # measures attention on lungs.
+    if args.heatmap:
         return _classify_one_by_one(args)
     return classify_command(args.files, args.model or _active_model(), json_lines=args.json, csv_path=args.csv,
                             classify_anyway=args.classify_anyway)
 
 
-def _lung_model_present() -> bool:
-    from covidgui.core.lungs import bundled_segmenter_path
-
-    return bundled_segmenter_path().is_file()
-
-
 def _classify_one_by_one(args) -> int:
-    """Classify each file with its heatmap (saved as a PNG with --heatmap) and attention on lungs."""
+    """Classify each file and save its heatmap (with the lung outline) as a PNG."""
     from covidgui.cli_batch import format_line
     from covidgui.core.errors import ImageLoadError
     from covidgui.core.model import Classifier
@@ -137,36 +131,15 @@ def _classify_one_by_one(args) -> int:
     classifier = Classifier.load(args.model or _active_model())
     failures = 0
     for i, path in enumerate(args.files, 1):
-        # Each file with its heatmap: Grad-CAM, and attention on lungs, need one pass per image.
-        result = (_predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
-                  if args.heatmap else _predict_with_lungs(classifier, path))
+        result = _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
         if isinstance(result, ImageLoadError):
             failures += 1
             record, line = {"path": str(path), "error": result.reason}, f"{path}: ERROR: {result.reason}"
         else:
             result = result.classify_anyway() if args.classify_anyway else result
-            record, line = result.to_dict(), format_line(path, result) + _lung_text(result)
+            record, line = result.to_dict(), format_line(path, result)
         print(json.dumps(record) if args.json else line, flush=True)
     return 1 if failures else 0
-
-
-def _predict_with_lungs(classifier, path: Path):
-    """Classify one file with its heatmap, so the Prediction carries attention on lungs."""
-    from covidgui.core.errors import ImageLoadError
-
-    try:
-        return classifier.predict_file(path, heatmap=True)
-    except ImageLoadError as exc:
-        return exc
-
-
-def _lung_text(result) -> str:
-    from covidgui.core.lungs import LOW_ATTENTION_WARNING, low_attention
-
-    if result.lung_attention is None:
-        return ""
-    return f"; attention on lungs {int(result.lung_attention * 100)} %" + (
-        f". {LOW_ATTENTION_WARNING}" if low_attention(result.lung_attention) else "")
 
 
 def _numbered(path: Path, index: int, count: int) -> Path:

@@ -163,6 +163,15 @@ def test_bundled_classifier_looks_at_the_lungs(bundled_classifier, segmenter, he
     assert np.median(attention) > 0.7, attention
 
 
+def test_batch_measures_the_attention_of_the_single_view(bundled_classifier, segmenter, held_back_adults):
+    from covidgui.core.batch import classify_stream
+
+    items = [i for chunk in classify_stream(bundled_classifier, held_back_adults, batch_size=2) for i in chunk]
+    for item, path in zip(items, held_back_adults):
+        single = bundled_classifier.predict_file(path, heatmap=True)
+        assert item.prediction.lung_attention == pytest.approx(single.lung_attention, abs=2e-3), path.name
+
+
 @pytest.mark.slow
 def test_classify_json_reports_lung_attention_in_0_1(segmenter, held_back_adults, chest_png):
     from tests.test_cli import run_cli

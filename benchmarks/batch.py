@@ -6,8 +6,9 @@ Builds a folder of ``--images`` X-rays, 1024-2000 px on the long side, about two
 one third PNG, greyscale and RGB: the shared covid-xray Train/Val images cropped, flipped and
 resized at random, plus one in five generated. Then prints, in one run:
 
-1. images/s of the full batch classification (decode, preprocess, inference; model load and the
-   first traced call excluded), through ``core.batch.classify_stream`` as the GUI and CLI use it;
+1. images/s of the full batch classification (decode, preprocess, inference, lung segmentation and
+   attention on lungs; model load and the first traced call excluded), through
+   ``core.batch.classify_stream`` as the GUI and CLI use it, and the same without attention on lungs;
 2. the ratio of that time to a plain single-threaded Pillow loop over the same files
    (open, greyscale, resize to the model input) - and, for reference, to the same loop using
    Pillow's JPEG draft mode;
@@ -89,11 +90,13 @@ def plain_pillow_loop(paths: list[Path], size: int, draft: bool = False) -> floa
     return time.perf_counter() - started
 
 
-def pipeline_seconds(classifier, paths: list[Path], thumbnails: bool = False) -> tuple[float, list]:
+def pipeline_seconds(classifier, paths: list[Path], thumbnails: bool = False,
+                     lung_attention: bool = True) -> tuple[float, list]:
     from covidgui.core.batch import classify_stream
 
     started = time.perf_counter()
-    items = [item for chunk in classify_stream(classifier, paths, thumbnails=thumbnails) for item in chunk]
+    items = [item for chunk in classify_stream(classifier, paths, thumbnails=thumbnails, lung_attention=lung_attention)
+             for item in chunk]
     return time.perf_counter() - started, items
 
 
@@ -161,6 +164,10 @@ def main() -> int:
         draft_s = plain_pillow_loop(paths, size, draft=True)
         print(f"1. batch classification: {len(paths) / pipe_s:.1f} images/s "
               f"({pipe_s:.1f} s for {len(paths)} files, {failed} failed)")
+        if classifier.lungs is not None:
+            bare_s, _ = pipeline_seconds(classifier, paths, lung_attention=False)
+            print(f"   of which attention on lungs (batched Grad-CAM): without it {len(paths) / bare_s:.1f} images/s "
+                  f"({bare_s:.1f} s); with it {pipe_s / bare_s:.2f} x the time")
         print(f"2. ratio to a plain single-threaded Pillow decode-and-resize loop: {pipe_s / plain_s:.2f} "
               f"(loop {plain_s:.1f} s = {len(paths) / plain_s:.1f} images/s); "
               f"to the same loop with JPEG draft mode: {pipe_s / draft_s:.2f} (loop {draft_s:.1f} s)")

@@ -5,8 +5,10 @@
 Prints: Dice on the held-back hand-drawn masks (as the card measures it, and through the
 classifier's own input as the app runs it), warm segmentation latency, attention on lungs
 (median share of Grad-CAM mass inside the segmented lungs) per class over covid-xray/Val and the
-held-back adult normals, and the input gate's rejection rates with and without the lung check,
-on real X-rays and on the non-X-ray test set (benchmarks/non_xrays.py).
+held-back adult normals, an occlusion check (accuracy with everything outside the lungs blanked,
+and with the lungs blanked: does the *decision* come from the lungs, not only the heatmap?), and
+the input gate's rejection rates with and without the lung check, on real X-rays and on the
+non-X-ray test set (benchmarks/non_xrays.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,38 @@ def gate_counts(results) -> str:
     n = len(results)
     return (f"model gate {gate}/{n} ({gate / n:.1%}), lung check {lungs}/{n} ({lungs / n:.1%}), "
             f"combined {both}/{n} ({both / n:.1%})")
+
+
+def occlusion_accuracy(classifier: Classifier, groups: dict[str, list[Path]]) -> None:
+    """Accuracy on the groups as they are, with only the lungs kept, and with the lungs removed.
+
+    "Blanked" means set to 0.5 (mid-grey on the equalised 0..1 input) on the prepared input,
+    inside or outside the segmented lungs (dilated by 2 % of the side, so the lung edges go with
+    the lungs). A model that decides from the lungs keeps its accuracy with only the lungs and
+    falls towards one class without them.
+    """
+    from scipy import ndimage
+
+    covid = classifier.card.classes.index("Covid")
+    inputs, lungs, labels = [], [], []
+    for name, paths in groups.items():
+        truth = "Covid" if "Covid" in name else "Normal"
+        for path in paths:
+            prepared = classifier.prepare(load_xray(path, max_side=classifier.input_size).pixels).input
+            prob = classifier.lungs.probabilities(prepared[None])[0]
+            mask = resize(prob, prepared.shape) > classifier.lungs.threshold
+            mask = ndimage.binary_dilation(mask, iterations=round(0.02 * mask.shape[0]))
+            inputs.append(prepared)
+            lungs.append(mask)
+            labels.append(classifier.card.classes.index(truth))
+    inputs, lungs, labels = np.stack(inputs), np.stack(lungs), np.array(labels)
+    n_covid = int((labels == covid).sum())
+    for what, x in (("as given", inputs), ("lungs only (outside blanked)", np.where(lungs, inputs, 0.5)),
+                    ("lungs blanked", np.where(lungs, 0.5, inputs))):
+        predicted = classifier.logits(x.astype(np.float32)).argmax(axis=1)
+        covid_found = int(((predicted == labels) & (labels == covid)).sum())
+        print(f"occlusion, {what}: {int((predicted == labels).sum())}/{len(labels)} correct, "
+              f"COVID found {covid_found}/{n_covid}, called COVID {int((predicted == covid).sum())}/{len(labels)}")
 
 
 def main() -> int:
@@ -95,6 +129,7 @@ def main() -> int:
         all_attention += attention
         print(f"attention on lungs, {name}: {describe(attention)}")
     print(f"attention on lungs, all {len(all_attention)}: {describe(all_attention)}")
+    occlusion_accuracy(classifier, groups)
 
     if args.skip_gate:
         return 0

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
     train.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0 = off)")
+    train.add_argument("--lung-guidance", type=float, default=None, metavar="WEIGHT",
+                       help="weight of the penalty on evidence outside the lung fields (0 = off; default: "
+                            "the app's, when the lung model is installed)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--input-size", type=int, default=224)
     train.add_argument("--name", default="custom-model")
@@ -111,22 +114,16 @@ def cmd_classify(args) -> int:
     """Exit 0 when every file was classified, 1 when any failed (the others are still printed)."""
     from covidgui.cli_batch import classify_command
 
-    # Files one by one when a heatmap is to be saved, or when the lung model is there to report
-    # attention on lungs (it needs each image's heatmap); folders and CSVs take the batch pipeline.
-    if args.heatmap or (_lung_model_present() and not args.csv and not any(p.is_dir() for p in args.files)):
+    # Files one by one when a heatmap is to be saved; otherwise the batch pipeline, which also
+    # measures attention on lungs.
+    if args.heatmap:
         return _classify_one_by_one(args)
     return classify_command(args.files, args.model or _active_model(), json_lines=args.json, csv_path=args.csv,
                             classify_anyway=args.classify_anyway)
 
 
-def _lung_model_present() -> bool:
-    from covidgui.core.lungs import bundled_segmenter_path
-
-    return bundled_segmenter_path().is_file()
-
-
 def _classify_one_by_one(args) -> int:
-    """Classify each file with its heatmap (saved as a PNG with --heatmap) and attention on lungs."""
+    """Classify each file and save its heatmap (with the lung outline) as a PNG."""
     from covidgui.cli_batch import format_line
     from covidgui.core.errors import ImageLoadError
     from covidgui.core.model import Classifier
@@ -134,36 +131,15 @@ def _classify_one_by_one(args) -> int:
     classifier = Classifier.load(args.model or _active_model())
     failures = 0
     for i, path in enumerate(args.files, 1):
-        # Each file with its heatmap: Grad-CAM, and attention on lungs, need one pass per image.
-        result = (_predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
-                  if args.heatmap else _predict_with_lungs(classifier, path))
+        result = _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
         if isinstance(result, ImageLoadError):
             failures += 1
             record, line = {"path": str(path), "error": result.reason}, f"{path}: ERROR: {result.reason}"
         else:
             result = result.classify_anyway() if args.classify_anyway else result
-            record, line = result.to_dict(), format_line(path, result) + _lung_text(result)
+            record, line = result.to_dict(), format_line(path, result)
         print(json.dumps(record) if args.json else line, flush=True)
     return 1 if failures else 0
-
-
-def _predict_with_lungs(classifier, path: Path):
-    """Classify one file with its heatmap, so the Prediction carries attention on lungs."""
-    from covidgui.core.errors import ImageLoadError
-
-    try:
-        return classifier.predict_file(path, heatmap=True)
-    except ImageLoadError as exc:
-        return exc
-
-
-def _lung_text(result) -> str:
-    from covidgui.core.lungs import LOW_ATTENTION_WARNING, low_attention
-
-    if result.lung_attention is None:
-        return ""
-    return f"; attention on lungs {int(result.lung_attention * 100)} %" + (
-        f". {LOW_ATTENTION_WARNING}" if low_attention(result.lung_attention) else "")
 
 
 def _numbered(path: Path, index: int, count: int) -> Path:
@@ -212,7 +188,7 @@ def cmd_train(args) -> int:
     strategy = make_strategy(args.strategy)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          augment=not args.no_augment, patience=args.patience, seed=args.seed,
-                         input_size=args.input_size)
+                         input_size=args.input_size, lung_guidance=_lung_guidance(args.lung_guidance))
     info = {"command": "covidgui " + " ".join(sys.argv[1:]) if sys.argv[1:] else "covidgui train",
             "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split"),
             "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}
@@ -224,6 +200,19 @@ def cmd_train(args) -> int:
                       "classes": report.get("classes"), "confusion_matrix": report.get("confusion_matrix"),
                       "auc": report.get("auc"), "unreadable": result.unreadable}, indent=1))
     return 0
+
+
+def _lung_guidance(asked: float | None) -> float:
+    """The lung-guidance weight: as asked, or by default on when the lung model is installed."""
+    if asked is not None:
+        return asked
+    from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT
+    from covidgui.core.lungs import bundled_segmenter_path
+
+    if bundled_segmenter_path().is_file():
+        return LUNG_GUIDANCE_WEIGHT
+    print("note: no lung model installed; training without lung guidance", file=sys.stderr)
+    return 0.0
 
 
 def _active_model():

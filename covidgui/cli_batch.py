@@ -17,9 +17,17 @@ def _count(n: int, noun: str) -> str:
 
 
 def format_line(path, prediction) -> str:
-    """One result as a terminal line: label, confidence and each class's probability."""
-    return (f"{path}: {prediction.label} (confidence {prediction.confidence:.1%}; "
+    """One result as a terminal line: label, confidence, each class's probability and, when
+    measured, attention on lungs (with its warning when low)."""
+    from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
+
+    line = (f"{path}: {prediction.label} (confidence {prediction.confidence:.1%}; "
             + ", ".join(f"{k} {v:.1%}" for k, v in prediction.probabilities.items()) + ")")
+    if prediction.lung_attention is not None:
+        line += f"; attention on lungs {attention_percent(prediction.lung_attention)}"
+        if low_attention(prediction.lung_attention):
+            line += f". {LOW_ATTENTION_WARNING}"
+    return line
 
 
 def _line(item) -> str:

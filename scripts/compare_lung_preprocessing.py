@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--segmenter", type=Path, help="lung model (default: the bundled one)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lung-guidance", type=float, help="passed to train_bundled_model.py")
     args = parser.parse_args()
     if REPO / "models" in args.out.resolve().parents:
         raise SystemExit("write experiment models outside models/")
@@ -52,6 +53,8 @@ def main() -> int:
     argv = ["--out", str(args.out), "--data", str(args.data)]
     if args.epochs:
         argv += ["--epochs", str(args.epochs)]
+    if args.lung_guidance is not None:
+        argv += ["--lung-guidance", str(args.lung_guidance)]
     train_bundled_model.main(argv)
     card_file = args.out.with_suffix(".json")
     card = json.loads(card_file.read_text())

@@ -112,7 +112,7 @@ class CountingClassifier:
             self.decoded += 1
         return prepare(pixels, self.input_size)
 
-    def predict_inputs(self, inputs, colourfulness, paths):
+    def predict_inputs(self, inputs, colourfulness, paths, lung_attention=False):
         return [("Normal", 0.75, path) for path in paths]
 
 
@@ -150,7 +150,7 @@ def test_csv_has_one_row_per_file_with_probabilities_error_and_model(tmp_path, b
         rows = list(csv.DictReader(f))
     card = bundled_classifier.card
     assert list(rows[0]) == ["path", "label", "confidence", "probability COVID-19", "probability Normal",
-                             "flags", "error", "model"]
+                             "lung attention", "flags", "error", "model"]
     assert [r["path"] for r in rows] == [str(p) for p in files]
     for row, item in zip(rows, items):
         assert row["model"] == f"{card.name} {card.version}"
@@ -161,6 +161,9 @@ def test_csv_has_one_row_per_file_with_probabilities_error_and_model(tmp_path, b
             else:
                 assert float(row["confidence"]) == pytest.approx(item.prediction.confidence, abs=1e-4)
             assert float(row["probability COVID-19"]) + float(row["probability Normal"]) == pytest.approx(1, abs=2e-4)
+            attention = item.prediction.lung_attention
+            assert row["lung attention"] == ("" if attention is None else f"{attention:.4f}")
+            assert ("looked mostly outside the lungs" in row["flags"]) == (attention is not None and attention < 0.5)
         else:
             assert row["label"] == "" and row["error"] == item.error
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

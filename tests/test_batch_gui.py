@@ -5,14 +5,15 @@ from __future__ import annotations
 import csv
 import threading
 
+import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
 from covidgui.core import batch
 from covidgui.gui.batch_view import (CONFIDENCE_COLUMN, ERROR_COLUMN, FILE_COLUMN, FLAGS_COLUMN, LABEL_COLUMN,
-                                     THUMB_COLUMN)
+                                     LUNGS_COLUMN, PATH_ROLE, THUMB_COLUMN)
 from covidgui.gui.result_panel import percent
-from tests.conftest import chest_like
+from tests.conftest import SHARED_DATA, chest_like
 from tests.test_batch import make_mixed_folder
 from tests.test_gui import MODEL_TIMEOUT_MS, drop_files, ready_window, wait_for_result, window  # noqa: F401
 
@@ -137,6 +138,7 @@ def test_exported_csv_matches_the_sorted_and_filtered_table(qtbot, ready_window,
             assert conf == shown(view, r, CONFIDENCE_COLUMN)
             assert record["error"] == shown(view, r, ERROR_COLUMN)
             assert record["flags"].replace(";", ", ") == shown(view, r, FLAGS_COLUMN)
+            assert (record["lung attention"] == "") == (shown(view, r, LUNGS_COLUMN) == "")
 
     check_export(11)
     qtbot.keyClicks(view.filter_box, "extra")
@@ -173,3 +175,23 @@ def test_a_batch_waits_for_the_model_to_load(qtbot, window, tmp_path):
         window.start_loading_model()
     assert finished.args[0].done == 6
 
+
+def test_batch_table_shows_attention_on_lungs_as_the_single_view_does(qtbot, ready_window):
+    classifier = ready_window.inference.worker.classifier
+    if classifier.lungs is None:
+        pytest.skip("no bundled lung model (models/lung_segmenter.keras)")
+    folder = SHARED_DATA / "adult-normal"
+    if not folder.is_dir():
+        pytest.skip(f"shared data not found at {folder}")
+    paths = [folder / name for name in classifier.lungs.card["training"]["held_back"][:4]]
+    run_batch(qtbot, ready_window, lambda: ready_window.classify_batch(paths))
+    view = ready_window.batch_view
+    assert view.model.headerData(LUNGS_COLUMN, Qt.Orientation.Horizontal) == "Attention on lungs"
+    view.table.horizontalHeader().setSortIndicator(LUNGS_COLUMN, Qt.SortOrder.DescendingOrder)
+    shown_percent = []
+    for r in range(view.proxy.rowCount()):
+        text = shown(view, r, LUNGS_COLUMN)
+        single = classifier.predict_file(view.proxy.index(r, FILE_COLUMN).data(PATH_ROLE), heatmap=True)
+        assert text.endswith(" %") and abs(int(text[:-2]) - single.lung_attention * 100) < 1.5, text
+        shown_percent.append(int(text[:-2]))
+    assert len(shown_percent) == 4 and shown_percent == sorted(shown_percent, reverse=True)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication
 
 from covidgui.gui.app import create_app
 from covidgui.gui.main_window import MainWindow
+from covidgui.gui.result_panel import LABEL_COLOURS
 
 MODEL_TIMEOUT_MS = 120_000
 
@@ -64,11 +65,15 @@ def test_window_is_shown_before_the_model_is_ready(qtbot, window):
 
 
 def test_dropping_a_covid_xray_shows_the_label(qtbot, ready_window, covid_val):
-    image = sorted((covid_val / "Covid").iterdir())[0]
+    # The first COVID-19 image the model finds (it misses 3 of 29; benchmarks/model.py measures
+    # that): the window must show the core's result for it, in the COVID-19 colour.
+    classifier = ready_window.inference.worker.classifier
+    image = next(p for p in sorted((covid_val / "Covid").iterdir()) if classifier.predict_file(p).label == "COVID-19")
     drop_files(ready_window, image)
     wait_for_result(qtbot, ready_window)
     panel = ready_window.result_panel
-    assert panel.label.text() in ("COVID-19", "Indeterminate")
+    assert panel.label.text() == "COVID-19"
+    assert LABEL_COLOURS["COVID-19"].lower() in panel.label.styleSheet().lower()
     assert panel.file_label.text() == image.name
     assert "%" in panel.confidence_text.text()
     assert panel.probabilities_layout.rowCount() == 2

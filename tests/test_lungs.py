@@ -154,6 +154,24 @@ def test_prediction_carries_lung_mask_and_attention(bundled_classifier, segmente
     assert record["lungs_found"] is True
 
 
+def test_bundled_classifier_looks_at_the_lungs(bundled_classifier, segmenter, held_back_adults, covid_val):
+    """Most of the heatmap lies on the lungs for COVID-19 and normal images alike (the classifier
+    was trained with lung guidance; the model before it put about 40 % there)."""
+    paths = held_back_adults + sorted((covid_val / "Covid").iterdir())[:3]
+    attention = [bundled_classifier.predict_file(p, heatmap=True).lung_attention for p in paths]
+    assert all(a is not None and a > 0.5 for a in attention), attention
+    assert np.median(attention) > 0.7, attention
+
+
+def test_batch_measures_the_attention_of_the_single_view(bundled_classifier, segmenter, held_back_adults):
+    from covidgui.core.batch import classify_stream
+
+    items = [i for chunk in classify_stream(bundled_classifier, held_back_adults, batch_size=2) for i in chunk]
+    for item, path in zip(items, held_back_adults):
+        single = bundled_classifier.predict_file(path, heatmap=True)
+        assert item.prediction.lung_attention == pytest.approx(single.lung_attention, abs=2e-3), path.name
+
+
 @pytest.mark.slow
 def test_classify_json_reports_lung_attention_in_0_1(segmenter, held_back_adults, chest_png):
     from tests.test_cli import run_cli

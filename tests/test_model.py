@@ -56,6 +56,21 @@ def test_bad_files_in_a_batch_are_returned_not_raised(bundled_classifier, chest_
     assert results[1].path == chest_png
 
 
+def test_batched_gradcam_equals_one_image_at_a_time(bundled_classifier):
+    from covidgui.core.preprocess import prepare
+    from tests.conftest import chest_like
+
+    inputs = np.stack([prepare(chest_like(160, seed=i) / 255.0, bundled_classifier.input_size).input
+                       for i in range(3)])
+    classes = [0, 1, 0]
+    together = bundled_classifier.gradcams(inputs, classes)
+    assert together.shape == inputs.shape and together.dtype == np.float32
+    for x, c, cam in zip(inputs, classes, together):
+        np.testing.assert_allclose(cam, bundled_classifier.gradcam(x, c), atol=1e-4)
+    # the two classes' maps differ: the score is one class's evidence over the other's
+    assert not np.allclose(bundled_classifier.gradcam(inputs[0], 0), bundled_classifier.gradcam(inputs[0], 1))
+
+
 def test_heatmap_has_the_image_shape_and_unit_range(bundled_classifier, chest_png):
     result = bundled_classifier.predict_file(chest_png, heatmap=True)
     from PIL import Image

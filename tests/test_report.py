@@ -65,6 +65,24 @@ def test_patient_identifiers_only_when_asked(tmp_path, dicom_xray, card):
     assert SURNAME in text and PATIENT_ID in text and "1961-02-03" in text
 
 
+def test_report_gives_attention_on_lungs_and_its_caution_when_low(tmp_path, chest_png, card):
+    from dataclasses import replace
+
+    xray = load_xray(chest_png)
+    mask = np.zeros(xray.pixels.shape, bool)
+    mask[40:200, 30:110] = mask[40:200, 146:226] = True
+    looked = replace(a_prediction(), lung_attention=0.812, lung_mask=mask)
+    text = pdf_text(write_report(tmp_path / "ok.pdf", xray.pixels, looked, card, chest_png.name, xray.metadata))
+    assert "Attention on lungs: 81 %" in text and "outside the lungs" not in text
+    assert "segmented lung fields" in text  # the outline is drawn and named
+    low = replace(looked, lung_attention=0.497)
+    text = pdf_text(write_report(tmp_path / "low.pdf", xray.pixels, low, card, chest_png.name, xray.metadata))
+    assert "Attention on lungs: 49 %" in text
+    assert "looked mostly outside the lungs" in " ".join(text.split())
+    plain = pdf_text(write_report(tmp_path / "none.pdf", xray.pixels, a_prediction(), card, chest_png.name))
+    assert "Attention on lungs" not in plain
+
+
 def test_report_of_a_png_has_no_dicom_section(tmp_path, chest_png, card):
     xray = load_xray(chest_png)
     text = pdf_text(write_report(tmp_path / "p.pdf", xray.pixels, a_prediction(), card, chest_png.name,

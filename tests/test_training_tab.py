@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from covidgui.core import registry
@@ -59,6 +59,29 @@ def test_the_tab_is_built_when_first_opened(qtbot):
     tab = win.training_tab
     assert tab.epochs_spin.toolTip() and tab.lr_spin.toolTip() and tab.patience_spin.toolTip()
     assert not tab.start_button.isEnabled()  # nothing chosen yet
+    win.close()
+
+
+def test_lung_guidance_is_on_by_default_and_can_be_turned_off(qtbot):
+    from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT
+
+    win = new_window(qtbot)
+    tab = win.open_training_tab()
+    assert tab.lung_check.isEnabled() and tab.lung_check.isChecked()
+    assert tab.config().lung_guidance == LUNG_GUIDANCE_WEIGHT > 0
+    qtbot.mouseClick(tab.lung_check, Qt.MouseButton.LeftButton)
+    assert not tab.lung_check.isChecked() and tab.config().lung_guidance == 0.0
+    win.close()
+
+
+def test_without_the_lung_model_lung_guidance_is_off_and_says_why(qtbot, monkeypatch, tmp_path):
+    from covidgui.gui import training_tab as module
+
+    monkeypatch.setattr(module, "bundled_segmenter_path", lambda: tmp_path / "absent.keras")
+    win = new_window(qtbot)
+    tab = win.open_training_tab()
+    assert not tab.lung_check.isEnabled() and not tab.lung_check.isChecked()
+    assert "lung model" in tab.lung_check.toolTip() and tab.config().lung_guidance == 0.0
     win.close()
 
 

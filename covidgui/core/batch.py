@@ -164,6 +164,7 @@ def classify_stream(
     max_in_flight: int | None = None,
     cancel: threading.Event | None = None,
     thumbnails: bool = False,
+    lung_attention: bool = True,
 ) -> Iterator[list[BatchItem]]:
     """Classify files, yielding their results in order, ``batch_size`` items at a time.
 
@@ -175,6 +176,8 @@ def classify_stream(
         dropped; rows already yielded stay valid). The model runs on one batch at a time, so this
         takes at most one batch's inference (well under a second at the default size).
     thumbnails: also make a small thumbnail of each image (for the GUI's table).
+    lung_attention: measure each image's attention on lungs (a batched Grad-CAM; needs the lung
+        model, else it stays None); off only to measure what it costs.
     Every path gets exactly one BatchItem, with a prediction or an error, unless cancelled.
     """
     paths = [Path(p) for p in paths]
@@ -202,17 +205,18 @@ def classify_stream(
                 pending.append((index, path, future.result()))
             if cancel.is_set():
                 return
-            yield _classify_pending(classifier, pending)
+            yield _classify_pending(classifier, pending, lung_attention)
     finally:
         for _, _, future in in_flight:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _classify_pending(classifier, pending: list[tuple[int, Path, _Decoded]]) -> list[BatchItem]:
+def _classify_pending(classifier, pending: list[tuple[int, Path, _Decoded]], lung_attention: bool) -> list[BatchItem]:
     good = [(path, d) for _, path, d in pending if d.error is None]
     predictions = iter(classifier.predict_inputs(np.stack([d.model_input for _, d in good]),
-                                                 [d.colourfulness for _, d in good], [path for path, _ in good])
+                                                 [d.colourfulness for _, d in good], [path for path, _ in good],
+                                                 lung_attention=lung_attention)
                        if good else ())
     items = []
     for index, path, decoded in pending:
@@ -228,29 +232,35 @@ def csv_header(card) -> list[str]:
     """The CSV columns for a model card: one probability column per class, in the card's order."""
     return (["path", "label", "confidence"]
             + [f"probability {card.display_name(c)}" for c in card.classes]
-            + ["flags", "error", "model"])
+            + ["lung attention", "flags", "error", "model"])
 
 
 def flags_of(prediction) -> list[str]:
-    """Short notes a clinician should see beside a result ("not a chest X-ray", "indeterminate")."""
+    """Short notes a clinician should see beside a result ("not a chest X-ray", "indeterminate",
+    "looked mostly outside the lungs")."""
     if prediction is None:
         return []
-    return (["not a chest X-ray"] if prediction.not_xray else []) + \
-        (["indeterminate"] if prediction.indeterminate else [])
+    from covidgui.core.lungs import low_attention
+
+    return ((["not a chest X-ray"] if prediction.not_xray else [])
+            + (["indeterminate"] if prediction.indeterminate else [])
+            + (["looked mostly outside the lungs"] if low_attention(prediction.lung_attention) else []))
 
 
 def csv_row(item: BatchItem, card) -> list[str]:
-    """One CSV row (strings) for a result; probabilities and confidence as 0..1 with 4 decimals.
+    """One CSV row (strings) for a result; probabilities, confidence and lung attention as 0..1
+    with 4 decimals (lung attention empty without the lung model or when the heatmap is empty).
 
     An image the input gate withheld has no confidence (as in the table); its class probabilities
     are still written, for research, beside the "not a chest X-ray" flag."""
     model = f"{card.name} {card.version}"
     p = item.prediction
     if p is None:
-        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", item.error or "", model]
+        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", "", item.error or "", model]
     probs = [f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
     confidence = "" if p.not_xray else f"{p.confidence:.4f}"
-    return [str(item.path), p.label, confidence] + probs + [";".join(flags_of(p)), "", model]
+    attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
+    return [str(item.path), p.label, confidence] + probs + [attention, ";".join(flags_of(p)), "", model]
 
 
 class CsvResults:

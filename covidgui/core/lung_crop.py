@@ -9,7 +9,9 @@ Both have :func:`covidgui.core.preprocess.prepare`'s signature and return a ``Pr
 
 When no plausible pair of lungs is found, both fall back to the usual preprocessing, so an odd
 image is never reduced to an empty input. These are an experiment (issue 8's crop/mask/none
-comparison, ``scripts/compare_lung_preprocessing.py``); the bundled classifier does not use them.
+comparison, ``scripts/compare_lung_preprocessing.py``). The bundled classifier uses neither: with
+lung guidance (:mod:`covidgui.core.lung_guidance`) they measured no better on validation, and the
+plain input keeps the app working without the lung model.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +157,12 @@ def lung_attention(heatmap: np.ndarray, mask: np.ndarray) -> float | None:
     if total <= 0:
         return None
     return float(np.clip(heat[mask].sum() / total, 0.0, 1.0))
+
+
+def attention_percent(attention: float) -> str:
+    """Attention on lungs as shown everywhere ("49 %"): rounded down, so that a share under the
+    warning threshold never reads as 50 %."""
+    return f"{math.floor(attention * 100)} %"
 
 
 def low_attention(attention: float | None, threshold: float = LOW_ATTENTION) -> bool:

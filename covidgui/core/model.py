@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,10 +49,12 @@ class Prediction:
     not_xray: the input gate's verdict; gate_score: its worst score over the threshold (> 1 rejects).
     heatmap: float32 (H, W) of the source image, 0..1, or None when not asked for.
     lungs_plausible: whether the lung model found a plausible pair of lung fields (None: no lung
-        model); when False the image is also "Not a chest X-ray".
+        model); reported, and it rejects the image only when ``Classifier.LUNG_GATE`` is on.
     lung_mask: bool (H, W) of the source image, the segmented lung fields (predict_xray/predict_file
         only), or None.
-    lung_attention: share of the heatmap's mass inside ``lung_mask``, 0..1, when both exist.
+    lung_attention: share of the heatmap's mass inside the lung fields, 0..1, measured on the model
+        input; set when the lung model is loaded and a heatmap was made (single images with a
+        heatmap, batches), else None.
     """
 
     label: str
@@ -132,7 +135,8 @@ class Classifier:
             input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
             reduce_retracing=True,
         )
-        self._gradcam = None
+        self._explained = None  # the traced pass with Grad-CAM, built on first use (see _explained_pass)
+        self._explained_lock = threading.Lock()  # the single-image and batch threads may both ask first
 
     @classmethod
     def load(cls, path: str | Path | None = None, lungs: bool = True) -> "Classifier":
@@ -194,16 +198,31 @@ class Classifier:
         """Calibrated class probabilities (N, C) for prepared inputs (N, S, S); rows sum to 1."""
         return softmax(self.logits(inputs), self.card.temperature)
 
-    def predict_inputs(self, inputs: np.ndarray, colourfulness=None, paths=None) -> list[Prediction]:
+    def predict_inputs(self, inputs: np.ndarray, colourfulness=None, paths=None,
+                       lung_attention: bool = False) -> list[Prediction]:
         """Predictions for prepared inputs (N, S, S), with the gate's verdict when there is a gate.
 
         colourfulness: (N,) of the sources (``XRay.metadata["colourfulness"]``), 0 when unknown.
+        lung_attention: also make each input's Grad-CAM and measure its attention on the lungs
+            (when the lung model is loaded); costs a backward pass, so batches ask for it and
+            evaluation does not.
         """
-        return self._predict_inputs(inputs, colourfulness, paths)[0]
+        explain = lung_attention and self.lungs is not None
+        results, lung_maps, cams = self._predict_inputs(inputs, colourfulness, paths, explain)
+        if explain:
+            for result, cam, lung_map in zip(results, cams, lung_maps):
+                result.lung_attention = self._lung_attention(cam, lung_map)
+        return results
 
-    def _predict_inputs(self, inputs, colourfulness=None, paths=None):
-        """(predictions, lung probability maps (N, s, s) on the model input or None)."""
-        logits, features = self.forward(inputs)
+    def _predict_inputs(self, inputs, colourfulness=None, paths=None, explain: bool = False):
+        """(predictions, lung probability maps (N, s, s) on the model input or None, and with
+        ``explain`` the Grad-CAM (N, S, S) of each prediction's class, else None)."""
+        cams = None
+        if explain:  # one pass gives the logits and the Grad-CAM of every class
+            logits, features, activations, weights = self._explain(inputs)
+            cams = self._cams(activations, weights, np.argmax(logits, axis=1), np.shape(inputs)[1:])
+        else:
+            logits, features = self.forward(inputs)
         probs = softmax(logits, self.card.temperature)
         n = len(probs)
         ratios = [None] * n
@@ -218,7 +237,15 @@ class Classifier:
             lung_maps = self.lungs.probabilities(inputs)
             plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
         return [self.prediction_from(p, r, path, ok)
-                for p, r, path, ok in zip(probs, ratios, paths, plausible)], lung_maps
+                for p, r, path, ok in zip(probs, ratios, paths, plausible)], lung_maps, cams
+
+    def _lung_attention(self, cam: np.ndarray, lung_map: np.ndarray) -> float | None:
+        """Attention on lungs, measured on the model input (what the model saw): the Grad-CAM
+        (S, S) against the lung probability map resized to it and thresholded. The single view
+        and the batch both measure here, so one image gets one figure whichever path it takes."""
+        from covidgui.core.lungs import lung_attention
+
+        return lung_attention(cam, resize(lung_map, cam.shape) > self.lungs.threshold)
 
     def prediction_from(self, probs: np.ndarray, gate_score: float | None = None,
                         path: Path | None = None, lungs_plausible: bool | None = None) -> Prediction:
@@ -259,17 +286,18 @@ class Classifier:
         """Classify greyscale pixels (H, W) 0..1 as given; ``heatmap`` (H, W) when asked for, and
         the lung mask (and attention on lungs, with a heatmap) when the segmenter is loaded."""
         prepared = self.prepare(pixels)
-        results, lung_maps = self._predict_inputs(prepared.input[np.newaxis], [colourfulness], [path])
+        results, lung_maps, cams = self._predict_inputs(prepared.input[np.newaxis], [colourfulness], [path], heatmap)
         result = results[0]
+        cam = None
         if heatmap:
-            cam = self.gradcam(prepared.input, self.card.classes.index(result.class_name))
+            cam = cams[0]
             result.heatmap = to_source_space(cam, prepared.crop_box, pixels.shape)
         if lung_maps is not None:
-            from covidgui.core.lungs import lung_attention, mask_to_source
+            from covidgui.core.lungs import mask_to_source
 
             result.lung_mask = mask_to_source(lung_maps[0], prepared.crop_box, pixels.shape, self.lungs.threshold)
-            if result.heatmap is not None:
-                result.lung_attention = lung_attention(result.heatmap, result.lung_mask)
+            if cam is not None:
+                result.lung_attention = self._lung_attention(cam, lung_maps[0])
         return result
 
     def predict_file(self, path: str | Path, heatmap: bool = False) -> Prediction:
@@ -315,29 +343,73 @@ class Classifier:
         instead (before BatchNorm) gave all-zero maps for most COVID-19 images: BatchNorm's scale
         can flip a channel's sign.
         """
+        return self.gradcams(np.asarray(model_input)[np.newaxis], [class_index])[0]
+
+    def gradcams(self, inputs: np.ndarray, class_indices) -> np.ndarray:
+        """Grad-CAM (see :meth:`gradcam`) of one class per input: (N, S, S) -> float32 (N, S, S)."""
+        _, _, activations, weights = self._explain(inputs)
+        return self._cams(activations, weights, class_indices, np.shape(inputs)[1:])
+
+    def _explain(self, inputs: np.ndarray):
+        """One traced pass over prepared inputs (N, S, S): (logits (N, C) float64, pooled features
+        (N, F) float64, final feature maps (N, h, w, K), Grad-CAM channel weights (N, C, K))."""
+        with self._explained_lock:
+            if self._explained is None:
+                self._explained = self._explained_pass()
+        logits, features, activations, weights = self._explained(np.asarray(inputs, dtype=np.float32)[..., np.newaxis])
+        return (np.asarray(logits, dtype=np.float64), np.asarray(features, dtype=np.float64),
+                np.asarray(activations), np.asarray(weights))
+
+    @staticmethod
+    def _cams(activations: np.ndarray, weights: np.ndarray, class_indices, size) -> np.ndarray:
+        """Each input's map for its class: the positive part of the weighted feature maps,
+        normalised to its maximum and resized to the input: float32 (N, *size), 0..1."""
+        chosen = weights[np.arange(len(weights)), np.asarray(class_indices, dtype=int)]  # (N, K)
+        cams = np.maximum(np.einsum("nhwk,nk->nhw", activations, chosen), 0.0)
+        out = np.empty((len(cams), *size), dtype=np.float32)
+        for i, cam in enumerate(cams):
+            peak = float(cam.max())
+            out[i] = np.clip(resize(cam / peak if peak > 0 else cam, tuple(size)), 0.0, 1.0)
+        return out
+
+    def _explained_pass(self):
+        """The traced function behind :meth:`_explain`.
+
+        Each class's score is its logit minus the mean of the others; its gradient with respect to
+        the final feature maps, averaged over each map, is that map's weight (Grad-CAM). One tape
+        serves the whole batch: in inference mode the images do not interact, so the gradient of
+        the summed scores holds each image's own. The backward pass runs only from the logits to
+        the feature maps, so this costs little more than the plain forward pass.
+        """
         import keras
         import tensorflow as tf
 
-        if self._gradcam is None:
+        model = self.keras_model
+        try:
+            maps = model.get_layer(EMBEDDING_LAYER).input
+        except ValueError:  # a model without the named pooling layer: the named convolution
             try:
-                features = self.keras_model.get_layer(EMBEDDING_LAYER).input
-            except ValueError:  # a model without the named pooling layer: the named convolution
-                try:
-                    features = self.keras_model.get_layer(HEATMAP_LAYER).output
-                except ValueError as exc:
-                    raise ModelError(f"This model has no layer named {HEATMAP_LAYER!r}; "
-                                     "no heatmap can be made.") from exc
-            self._gradcam = keras.Model(self.keras_model.inputs, [features, self.keras_model.output])
-        x = tf.constant(np.asarray(model_input, dtype=np.float32)[np.newaxis, ..., np.newaxis])
+                maps = model.get_layer(HEATMAP_LAYER).output
+            except ValueError as exc:
+                raise ModelError(f"This model has no layer named {HEATMAP_LAYER!r}; "
+                                 "no heatmap can be made.") from exc
+        try:
+            embedding = model.get_layer(EMBEDDING_LAYER).output
+        except ValueError:
+            embedding = model.output[..., :0]
+        three = keras.Model(model.inputs, [model.output, embedding, maps])
         n_classes = len(self.card.classes)
-        with tf.GradientTape() as tape:
-            activations, logits = self._gradcam(x, training=False)
-            others = (tf.reduce_sum(logits, axis=1) - logits[:, class_index]) / max(n_classes - 1, 1)
-            score = logits[:, class_index] - others
-        grads = tape.gradient(score, activations)
-        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))[0].numpy()
-        peak = float(cam.max())
-        cam = cam / peak if peak > 0 else cam
-        return np.clip(resize(cam, model_input.shape), 0.0, 1.0)
+        size = self.input_size
 
+        def explained(x):
+            with tf.GradientTape(persistent=True) as tape:
+                logits, features, activations = three(x, training=False)
+                total = tf.reduce_sum(logits, axis=1)
+                scores = [tf.reduce_sum(logits[:, c] - (total - logits[:, c]) / max(n_classes - 1, 1))
+                          for c in range(n_classes)]
+            weights = tf.stack([tf.reduce_mean(tape.gradient(score, activations), axis=(1, 2)) for score in scores],
+                               axis=1)
+            return logits, features, activations, weights
+
+        return tf.function(explained, input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
+                           reduce_retracing=True)

@@ -1,4 +1,5 @@
-"""The PDF report of one result: image with heatmap, label, probabilities, model, disclaimer.
+"""The PDF report of one result: image with heatmap and lung outline, label, probabilities,
+attention on lungs, model, disclaimer.
 
 matplotlib's object API (a ``Figure`` printed through the PDF backend), never pyplot's global
 state, so it is safe from any thread and needs no display. Patient identifiers appear only when
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from covidgui import DISCLAIMER, __version__
+from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
 
 A4_INCHES = (8.27, 11.69)
 LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
@@ -104,11 +106,16 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
               f"Confidence: {_percent(prediction.confidence)}"
               + (" (indeterminate: the model is not confident either way)" if prediction.indeterminate else "")]
     result += [f"  {name}: {_percent(p)}" for name, p in prediction.probabilities.items()]
+    attention = getattr(prediction, "lung_attention", None)
+    if attention is not None:
+        result.append(f"Attention on lungs: {attention_percent(attention)} of the heatmap inside the segmented lung fields")
     sections = {
         "Image": [f"File: {source_name}", f"Report created: {when.strftime('%Y-%m-%d %H:%M %Z').strip()}"],
         "Result": result,
     }
-    warnings = metadata.get("warnings") or []
+    warnings = list(metadata.get("warnings") or [])
+    if low_attention(attention):
+        warnings.append(LOW_ATTENTION_WARNING)
     if warnings:
         sections["Cautions"] = list(warnings)
     dicom = metadata.get("dicom")
@@ -131,6 +138,7 @@ def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, sou
 
     pixels: greyscale (H, W) 0..1 as decoded (core.images.load_xray).
     prediction: core.model.Prediction; card: core.modelcard.ModelCard (its metrics are printed).
+        Its attention on lungs is printed and its lung mask outlined, when it has them.
     heatmap: float (h, w) 0..1 (prediction.heatmap), blended over the image when given.
     metadata: XRay.metadata (warnings, DICOM fields, PatientIdentity); identifiers are printed
         only when ``include_patient`` is True.
@@ -147,10 +155,19 @@ def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, sou
 
     # The image on the left, the short sections beside it, the long ones (cautions, model) below.
     ax = fig.add_axes((0.05, 0.40, 0.52, 0.47))
-    ax.imshow(compose_overlay(pixels, heatmap, overlay_opacity), interpolation="antialiased")
+    lung_mask = getattr(prediction, "lung_mask", None)
+    if lung_mask is not None:  # the segmented lung fields, outlined, so the reader can judge the heatmap
+        from covidgui.core.lungs import overlay_with_outline
+
+        image = overlay_with_outline(pixels, heatmap, lung_mask, overlay_opacity)
+    else:
+        image = compose_overlay(pixels, heatmap, overlay_opacity)
+    ax.imshow(image, interpolation="antialiased")
     ax.set_axis_off()
-    if heatmap is not None:
-        ax.set_title("Heatmap: the regions that drove the result", fontsize=8, color="#455a64")
+    title = ["Heatmap: the regions that drove the result"] if heatmap is not None else []
+    title += ["cyan line: segmented lung fields"] if lung_mask is not None else []
+    if title:
+        ax.set_title("; ".join(title), fontsize=8, color="#455a64")
     side = {k: v for k, v in sections.items() if k in ("Image", "Result", "DICOM", "Patient")}
     below = {k: v for k, v in sections.items() if k not in side}
     _flow(fig, 0.61, 0.87, side, wrap=42)

@@ -27,6 +27,7 @@ from covidgui.core.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.gate import fit_gate, gate_path, thumbnails
 from covidgui.core.images import load_xray
+from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT, LUNG_MARGIN, build_guided_fit_model, training_mask
 from covidgui.core.metrics import classification_report, expected_calibration_error
 from covidgui.core.model import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, _quiet_tensorflow, softmax
 from covidgui.core.modelcard import ModelCard, card_path, write_atomic
@@ -47,6 +48,9 @@ class TrainConfig:
     patience: int = 10
     seed: int = 0
     input_size: int = 224
+    # Weight of the penalty on the share of the classifier's evidence outside the lung fields
+    # (covidgui.core.lung_guidance); 0 = off. Needs the bundled lung segmenter.
+    lung_guidance: float = LUNG_GUIDANCE_WEIGHT
 
 
 @dataclass
@@ -144,11 +148,14 @@ def count_flops(model) -> int:
 
 
 def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: int, shuffle: bool, seed: int,
-                  class_weight: dict[int, float] | None = None, cache: bool | None = None, pool=None):
+                  class_weight: dict[int, float] | None = None, cache: bool | None = None, pool=None,
+                  lungs=None):
     """A ``keras.utils.PyDataset`` yielding (x (B, S, S, 1), y (B,), sample_weight (B,)).
 
     Files that fail to decode get weight 0 (they neither train nor count) and are recorded in
     ``.unreadable``; the batch is never stopped by one bad file.
+    lungs: a :class:`covidgui.core.lungs.LungSegmenter`; then x is (B, S, S, 2), the image and its
+        lung mask (:func:`covidgui.core.lung_guidance.training_mask`).
     """
     import keras
 
@@ -179,6 +186,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
                 xray = load_xray(paths[index], max_side=size)
                 self.colourfulness[index] = xray.metadata.get("colourfulness", 0.0)
                 arr = prepare(xray.pixels, size).input
+                if lungs is not None:
+                    arr = np.stack([arr, training_mask(lungs, arr)], axis=-1)
             except ImageLoadError as exc:
                 with self._lock:
                     self.unreadable[str(paths[index])] = exc.reason
@@ -190,7 +199,9 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
         def __getitem__(self, i):
             idx = self._order[i * batch_size:(i + 1) * batch_size]
             arrays = list(pool.map(self._load, idx))
-            x = np.stack([a if a is not None else np.zeros((size, size), np.float32) for a in arrays])[..., None]
+            blank = np.zeros((size, size) if lungs is None else (size, size, 2), np.float32)
+            x = np.stack([a if a is not None else blank for a in arrays])
+            x = x[..., None] if lungs is None else x
             y = np.asarray([labels[j] for j in idx], dtype=np.int32)
             w = np.asarray([0.0 if a is None else (class_weight or {}).get(labels[j], 1.0)
                             for a, j in zip(arrays, idx)], dtype=np.float32)
@@ -266,9 +277,11 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     size = config.input_size
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
     weights = balanced_class_weight(train_files.labels, n_classes)
+    lungs = _guidance_segmenter(config)
     train_seq = make_sequence(train_files.paths, train_files.labels, size, config.batch_size, True, config.seed,
-                              weights, pool=pool)
-    val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool)
+                              weights, pool=pool, lungs=lungs)
+    val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
+                            lungs=lungs)
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         _warm_unless_stopped(train_seq, listener)
         _warm_unless_stopped(val_seq, listener)
@@ -276,9 +289,12 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     # Keras takes the distribution strategy from the scope the model is built and compiled in.
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         classifier_model = build_classifier(size, n_classes, config.seed)
-        inputs = keras.Input((size, size, 1))
-        x = build_augmentation(config.seed)(inputs) if config.augment else inputs
-        fit_model = keras.Model(inputs, classifier_model(x))
+        augmentation = build_augmentation(config.seed) if config.augment else None
+        if lungs is not None:
+            fit_model = build_guided_fit_model(classifier_model, augmentation, config.lung_guidance, EMBEDDING_LAYER)
+        else:
+            inputs = keras.Input((size, size, 1))
+            fit_model = keras.Model(inputs, classifier_model(augmentation(inputs) if augmentation else inputs))
         steps = len(train_seq) * config.epochs
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
         # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
@@ -307,6 +323,10 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
         architecture={"name": classifier_model.name, "parameters": int(classifier_model.count_params()),
                       "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
         training={**(training_info or {}), "config": asdict(config),
+                  "lung_guidance": ({"segmenter": lungs.card.get("name", "lung segmenter"),
+                                     "weight": config.lung_guidance, "margin": LUNG_MARGIN,
+                                     "images_without_plausible_lungs": _unguided_count(train_seq)}
+                                    if lungs is not None else None),
                   "epochs_run": len(history.history.get("loss", [])),
                   "train_counts": train_files.counts(), "val_counts": val_files.counts(),
                   "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
@@ -351,7 +371,7 @@ def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:
         x, _, w = sequence[i % len(sequence)]
         keep = w > 0
         if keep.any():
-            model(x[keep], training=True)
+            model(x[keep][..., :1], training=True)  # channel 0: the image (1: a lung mask, if any)
 
 
 def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -386,6 +406,28 @@ def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]
     report["ece_before_calibration"] = ece_before
     report["temperature"] = classifier.card.temperature
     return report
+
+
+def _guidance_segmenter(config: TrainConfig):
+    """The lung segmenter lung guidance needs, or None when guidance is off.
+
+    Raises DatasetError when guidance is asked for but the lung model is missing: a model trained
+    without it would silently differ from what was asked.
+    """
+    if config.lung_guidance <= 0:
+        return None
+    from covidgui.core.lungs import load_bundled_segmenter
+
+    segmenter = load_bundled_segmenter()
+    if segmenter is None:
+        raise DatasetError("Lung guidance needs the lung model (models/lung_segmenter.keras), which is missing; "
+                           "set lung guidance to 0 to train without it.")
+    return segmenter
+
+
+def _unguided_count(sequence) -> int:
+    """How many cached training images had no plausible lungs (an all-ones mask: no guidance)."""
+    return sum(1 for a in sequence._cache.values() if a is not None and a.ndim == 3 and a[..., 1].min() >= 1.0)
 
 
 def _warm_unless_stopped(seq, listener: ProgressListener, chunk: int = 32) -> None:

@@ -18,11 +18,15 @@ from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
+from covidgui.core.lungs import attention_percent, low_attention
 from covidgui.gui.batch_worker import BatchRunner, BatchSummary
 from covidgui.gui.result_panel import LABEL_COLOURS, percent
 
-THUMB_COLUMN, FILE_COLUMN, LABEL_COLUMN, CONFIDENCE_COLUMN, FLAGS_COLUMN, ERROR_COLUMN = range(6)
-HEADERS = ["Image", "File", "Label", "Confidence", "Flags", "Error"]
+THUMB_COLUMN, FILE_COLUMN, LABEL_COLUMN, CONFIDENCE_COLUMN, LUNGS_COLUMN, FLAGS_COLUMN, ERROR_COLUMN = range(7)
+HEADERS = ["Image", "File", "Label", "Confidence", "Attention on lungs", "Flags", "Error"]
+HEADER_TIPS = {LUNGS_COLUMN: "Share of the heatmap that falls inside the segmented lung fields "
+                             "(empty without the lung model)"}
+WARNING_COLOUR = "#bf360c"  # deep orange: a caution, not a failure
 THUMB_DISPLAY = 48
 ERROR_COLOUR = "#b71c1c"
 # The role that sorting uses: numbers sort as numbers, not as "9.5 %" > "10.0 %".
@@ -53,6 +57,8 @@ class BatchTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(section)
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -67,6 +73,8 @@ class BatchTableModel(QAbstractTableModel):
                 return p.label if p else "Failed"
             if column == CONFIDENCE_COLUMN:  # none for an image the gate withheld: there is no result
                 return percent(p.confidence) if p and not p.not_xray else ""
+            if column == LUNGS_COLUMN:
+                return attention_percent(p.lung_attention) if p and p.lung_attention is not None else ""
             if column == FLAGS_COLUMN:
                 return _flags_text(item)
             if column == ERROR_COLUMN:
@@ -75,6 +83,8 @@ class BatchTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             if column == CONFIDENCE_COLUMN:
                 return -1.0 if p is None else -0.5 if p.not_xray else p.confidence
+            if column == LUNGS_COLUMN:
+                return -1.0 if p is None or p.lung_attention is None else p.lung_attention
             if column == THUMB_COLUMN:
                 return item.index
             return (self.data(index) or "").lower()
@@ -83,6 +93,8 @@ class BatchTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column in (LABEL_COLUMN, ERROR_COLUMN):
             colour = LABEL_COLOURS.get(p.label) if p else ERROR_COLOUR
             return QBrush(QColor(colour)) if colour else None
+        if role == Qt.ItemDataRole.ForegroundRole and column == LUNGS_COLUMN and p and low_attention(p.lung_attention):
+            return QBrush(QColor(WARNING_COLOUR))
         if role == Qt.ItemDataRole.ToolTipRole:
             return str(item.path) + (f"\n{item.error}" if item.error else "")
         if role == PATH_ROLE:
@@ -202,7 +214,7 @@ class BatchView(QWidget):
         rows.hide()
         columns = self.table.horizontalHeader()
         for column, width in ((THUMB_COLUMN, THUMB_DISPLAY + 12), (FILE_COLUMN, 260), (LABEL_COLUMN, 120),
-                              (CONFIDENCE_COLUMN, 100), (FLAGS_COLUMN, 110)):
+                              (CONFIDENCE_COLUMN, 100), (LUNGS_COLUMN, 140), (FLAGS_COLUMN, 200)):
             columns.resizeSection(column, width)
         columns.setStretchLastSection(True)
         self.table.doubleClicked.connect(self._open_row)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgressBar, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
 
 from covidgui import DISCLAIMER
-from covidgui.core.lungs import LOW_ATTENTION_WARNING, NO_LUNGS_REASON, low_attention
+from covidgui.core.lungs import LOW_ATTENTION_WARNING, NO_LUNGS_REASON, attention_percent, low_attention
 from covidgui.core.model import NOT_XRAY, NOT_XRAY_MESSAGE
 from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
@@ -209,7 +207,7 @@ class ResultPanel(QWidget):
         """Attention on lungs (with its warning) and the outline toggle for ``prediction`` (None: off)."""
         attention = getattr(prediction, "lung_attention", None)
         has_mask = getattr(prediction, "lung_mask", None) is not None
-        self.lung_attention_text.setText("" if attention is None else f"Attention on lungs: {math.floor(attention * 100)} %")  # floor: 49.6 % must not read as 50 %
+        self.lung_attention_text.setText("" if attention is None else f"Attention on lungs: {attention_percent(attention)}")
         self.lung_attention_text.setVisible(attention is not None)
         self.lung_warning.setText(LOW_ATTENTION_WARNING if low_attention(attention) else "")
         self.lung_warning.setVisible(low_attention(attention))

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBo
                                QScrollArea, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
+from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT
+from covidgui.core.lungs import bundled_segmenter_path
 from covidgui.core.training import TrainConfig
 from covidgui.gui.charts import EvaluationCharts, LearningCurves
 from covidgui.gui.training_worker import TrainingOutcome, TrainingThread
@@ -204,9 +206,17 @@ class TrainingTab(QWidget):
                                 "Too high makes the loss jump around; too low learns slowly.")
         self.augment_check = QCheckBox("on")
         self.augment_check.setChecked(_DEFAULTS.augment)
-        self.augment_check.setToolTip("Random small rotations, zoom, shifts, contrast and noise: the model sees "
+        self.augment_check.setToolTip("Random small rotations, zooms and shifts: the model sees "
                                       "slightly changed copies of each image, so it learns the disease rather "
                                       "than the exact pictures. Recommended.")
+        self.lung_check = QCheckBox("keep the model's evidence on the lung fields")
+        lung_model = bundled_segmenter_path().is_file()
+        self.lung_check.setChecked(lung_model and _DEFAULTS.lung_guidance > 0)
+        self.lung_check.setEnabled(lung_model)
+        self.lung_check.setToolTip(
+            "Penalises evidence the model finds outside the lungs (outlined by the bundled lung model), so "
+            "it cannot learn shortcuts such as the patient's age, markers or positioning. Recommended."
+            if lung_model else "Needs the lung model (models/lung_segmenter.keras), which is not installed.")
         self.patience_spin = QSpinBox(minimum=0, maximum=500, value=_DEFAULTS.patience)
         self.patience_spin.setSpecialValueText("off")
         self.patience_spin.setToolTip("Stop when the validation loss has not improved for this many epochs, "
@@ -219,6 +229,7 @@ class TrainingTab(QWidget):
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Augmentation", self.augment_check)
+        form.addRow("Lung guidance", self.lung_check)
         form.addRow("Early-stopping patience", self.patience_spin)
         form.addRow("Random seed", self.seed_spin)
         column.addWidget(settings)
@@ -300,13 +311,15 @@ class TrainingTab(QWidget):
         for w in (self.train_picker, self.val_share_radio, self.val_folder_radio, self.epochs_spin,
                   self.batch_spin, self.lr_spin, self.augment_check, self.patience_spin, self.seed_spin):
             w.setEnabled(not self._training)
+        self.lung_check.setEnabled(not self._training and bundled_segmenter_path().is_file())
 
     def config(self) -> TrainConfig:
         """The settings as a TrainConfig (fields this tab has no control for keep their defaults)."""
         values = {f.name: getattr(_DEFAULTS, f.name) for f in fields(TrainConfig)}
         values.update(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
                       learning_rate=self.lr_spin.value(), augment=self.augment_check.isChecked(),
-                      patience=self.patience_spin.value(), seed=self.seed_spin.value())
+                      patience=self.patience_spin.value(), seed=self.seed_spin.value(),
+                      lung_guidance=LUNG_GUIDANCE_WEIGHT if self.lung_check.isChecked() else 0.0)
         values.update(self.fixed_settings)
         return TrainConfig(**values)
 

@@ -9,9 +9,7 @@ the validation figures and in inference, so the card's figures are comparable ac
 Prints the same per-subset figures as the training script, then attention on lungs over
 covid-xray/Val and the held-back adult normals.
 
-Note: at commit 4fd0aee train_bundled_model.py's final summary print fails on the card's "gate"
-entry (KeyError: 'n') after the model is saved; main's baf5337 rewrites that print. Until the
-merge, read the figures from the saved card (metrics."covid-xray/Val", "adult-normal held-back").
+    python scripts/compare_lung_preprocessing.py --variant crop --lung-guidance 1 --out /tmp/lungcmp/crop-g.keras
 """
 
 from __future__ import annotations

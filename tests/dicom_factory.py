@@ -8,7 +8,10 @@ import numpy as np
 import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import (DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, JPEGBaseline8Bit,
-                         SecondaryCaptureImageStorage, generate_uid)
+                         JPEGExtended12Bit, JPEGLosslessSV1, SecondaryCaptureImageStorage, generate_uid)
+
+# pydicom encodes none of these; the tests encode them themselves and pydicom only encapsulates.
+JPEG_SYNTAXES = (JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1)
 
 PATIENT_NAME = "Testperson^Alice"
 PATIENT_ID = "PID-0042"
@@ -49,7 +52,7 @@ def make_xray_dicom(path: Path, pixels: np.ndarray, *, bits: int = 8, photometri
     window: add a Window Center/Width spanning exactly the image's rescaled range, so the
         windowed image is the source image.
     compression: a transfer syntax UID that pydicom can encode (RLE Lossless, JPEG 2000 Lossless),
-        or JPEGBaseline8Bit (encoded with Pillow and encapsulated).
+        or one of JPEG_SYNTAXES (see :func:`_encapsulate_jpeg`).
     frames: > 1 writes a multi-frame file whose later frames are the inverted image.
     """
     top = 2**bits - 1
@@ -78,8 +81,8 @@ def make_xray_dicom(path: Path, pixels: np.ndarray, *, bits: int = 8, photometri
         others = (top - stored).astype(stored.dtype)
         data = np.stack([stored] + [others] * (frames - 1))
         ds.NumberOfFrames = frames
-    if compression == JPEGBaseline8Bit:
-        _encapsulate_jpeg(ds, stored)
+    if compression in JPEG_SYNTAXES:
+        _encapsulate_jpeg(ds, stored, compression)
     else:
         ds.PixelData = data.tobytes()
         if compression is not None:
@@ -88,20 +91,37 @@ def make_xray_dicom(path: Path, pixels: np.ndarray, *, bits: int = 8, photometri
     return path
 
 
-def _encapsulate_jpeg(ds, stored: np.ndarray) -> None:
-    """JPEG baseline (pydicom has no encoder for it): Pillow encodes, pydicom encapsulates."""
+def _encapsulate_jpeg(ds, stored: np.ndarray, syntax) -> None:
+    """Encode one frame as JPEG and encapsulate it (pydicom has no JPEG encoder).
+
+    Baseline: Pillow. JPEG Extended (12-bit, lossy) and JPEG Lossless first-order prediction (SV1):
+    libjpeg-turbo through imagecodecs. The app decodes them with pylibjpeg-libjpeg, a different
+    library, so a test through these files checks the decoding, not the encoder against itself.
+    """
     import io
 
-    from PIL import Image
     from pydicom.encaps import encapsulate
 
-    assert stored.dtype == np.uint8, "JPEG baseline is 8-bit"
-    buf = io.BytesIO()
-    Image.fromarray(stored).save(buf, format="JPEG", quality=95)
-    ds.PixelData = encapsulate([buf.getvalue()])
+    if syntax == JPEGBaseline8Bit:
+        from PIL import Image
+
+        assert stored.dtype == np.uint8, "JPEG baseline is 8-bit"
+        buf = io.BytesIO()
+        Image.fromarray(stored).save(buf, format="JPEG", quality=95)
+        frame = buf.getvalue()
+    else:
+        import imagecodecs
+
+        bits = int(ds.BitsStored)
+        assert bits <= 12 and stored.dtype == np.uint16, "JPEG Extended and Lossless here are 12-bit"
+        lossless = syntax == JPEGLosslessSV1
+        frame = bytes(imagecodecs.jpeg8_encode(stored, level=None if lossless else 95, lossless=lossless,
+                                               predictor=1 if lossless else None, bitspersample=12))
+    ds.PixelData = encapsulate([frame])
     ds["PixelData"].VR = "OB"
-    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
-    ds.LossyImageCompression = "01"
+    ds.file_meta.TransferSyntaxUID = syntax
+    if syntax != JPEGLosslessSV1:
+        ds.LossyImageCompression = "01"
 
 
 def make_structured_report(path: Path) -> Path:

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1, RLELossless
 
 from covidgui.core.dicom import PatientIdentity
 from covidgui.core.errors import ImageLoadError
@@ -205,18 +205,15 @@ def test_dataset_header_only_helper_is_complete():
     assert ds.Modality == "DX" and ds.ViewPosition == "PA"
 
 
-DATA = __import__("pathlib").Path(__file__).parent / "data"
-
-
-@pytest.mark.parametrize("name, tolerance", [("jpeg_lossless_sv1_12bit.dcm", 1 / 4095),
-                                             ("jpeg_extended_12bit.dcm", 0.02)])
-def test_jpeg_lossless_and_extended_files_from_dcmtk_decode(name, tolerance):
+@pytest.mark.parametrize("syntax, tolerance", [(JPEGLosslessSV1, 1 / 4095), (JPEGExtended12Bit, 0.02)])
+def test_jpeg_lossless_and_extended_12_bit_files_decode(tmp_path, syntax, tolerance):
     from tests.conftest import chest_like
 
-    xray = load_xray(DATA / name)
-    expected = np.round(chest_like(128, seed=3) / 255.0 * 4095) / 4095
+    source = chest_like(128, seed=3) / 255.0
+    xray = load_xray(make_xray_dicom(tmp_path / "chest.dcm", source, bits=12, compression=syntax))
+    expected = np.round(source * 4095) / 4095
     # No window in the file: the display spans the image's own range.
     expected = (expected - expected.min()) / (expected.max() - expected.min())
     assert xray.bit_depth == 12
     assert np.abs(xray.pixels - expected).max() <= tolerance + 1e-6
-    assert "JPEG" in xray.metadata["dicom"]["transfer_syntax"]
+    assert xray.metadata["dicom"]["transfer_syntax"] == syntax.name

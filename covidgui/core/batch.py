@@ -25,6 +25,7 @@ import numpy as np
 
 from covidgui.core.errors import CovidGUIError, ImageLoadError
 from covidgui.core.images import is_supported, load_xray, to_uint8
+from covidgui.core.lungs import low_attention
 from covidgui.core.preprocess import resize
 
 # Files per inference batch, and rows handed to the caller at a time (one GUI signal per chunk).
@@ -240,8 +241,6 @@ def flags_of(prediction) -> list[str]:
     "looked mostly outside the lungs")."""
     if prediction is None:
         return []
-    from covidgui.core.lungs import low_attention
-
     return ((["not a chest X-ray"] if prediction.not_xray else [])
             + (["indeterminate"] if prediction.indeterminate else [])
             + (["looked mostly outside the lungs"] if low_attention(prediction.lung_attention) else []))

@@ -98,6 +98,15 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _embedding(keras_model):
+    """The pooled features the input gate models, or an empty slice of the logits for a model from
+    elsewhere (no gate features, logits only)."""
+    try:
+        return keras_model.get_layer(EMBEDDING_LAYER).output
+    except ValueError:
+        return keras_model.output[..., :0]
+
+
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -123,11 +132,7 @@ class Classifier:
         self.path = path
         self.gate = gate
         size = card.input_size
-        try:
-            embedding = keras_model.get_layer(EMBEDDING_LAYER).output
-        except ValueError:  # a model from elsewhere: no gate features, logits only
-            embedding = keras_model.output[..., :0]
-        both = keras.Model(keras_model.inputs, [keras_model.output, embedding])
+        both = keras.Model(keras_model.inputs, [keras_model.output, _embedding(keras_model)])
         # A traced function with a fixed signature avoids Keras' per-call overhead
         # (model.predict costs tens of ms even for one small image).
         self._forward = tf.function(
@@ -204,8 +209,8 @@ class Classifier:
 
         colourfulness: (N,) of the sources (``XRay.metadata["colourfulness"]``), 0 when unknown.
         lung_attention: also make each input's Grad-CAM and measure its attention on the lungs
-            (when the lung model is loaded); costs a backward pass, so batches ask for it and
-            evaluation does not.
+            (when the lung model is loaded). The Grad-CAM comes from the same traced pass as the
+            logits, so this costs a batch about 2 % (benchmarks/batch.py); evaluation skips it.
         """
         explain = lung_attention and self.lungs is not None
         results, lung_maps, cams = self._predict_inputs(inputs, colourfulness, paths, explain)
@@ -288,9 +293,8 @@ class Classifier:
         prepared = self.prepare(pixels)
         results, lung_maps, cams = self._predict_inputs(prepared.input[np.newaxis], [colourfulness], [path], heatmap)
         result = results[0]
-        cam = None
-        if heatmap:
-            cam = cams[0]
+        cam = cams[0] if heatmap else None
+        if cam is not None:
             result.heatmap = to_source_space(cam, prepared.crop_box, pixels.shape)
         if lung_maps is not None:
             from covidgui.core.lungs import mask_to_source
@@ -393,11 +397,7 @@ class Classifier:
             except ValueError as exc:
                 raise ModelError(f"This model has no layer named {HEATMAP_LAYER!r}; "
                                  "no heatmap can be made.") from exc
-        try:
-            embedding = model.get_layer(EMBEDDING_LAYER).output
-        except ValueError:
-            embedding = model.output[..., :0]
-        three = keras.Model(model.inputs, [model.output, embedding, maps])
+        three = keras.Model(model.inputs, [model.output, _embedding(model), maps])
         n_classes = len(self.card.classes)
         size = self.input_size
 

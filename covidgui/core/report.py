@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from covidgui import DISCLAIMER, __version__
-from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
+from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention, overlay_with_outline
 
 A4_INCHES = (8.27, 11.69)
 LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
@@ -106,7 +106,7 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
               f"Confidence: {_percent(prediction.confidence)}"
               + (" (indeterminate: the model is not confident either way)" if prediction.indeterminate else "")]
     result += [f"  {name}: {_percent(p)}" for name, p in prediction.probabilities.items()]
-    attention = getattr(prediction, "lung_attention", None)
+    attention = prediction.lung_attention
     if attention is not None:
         result.append(f"Attention on lungs: {attention_percent(attention)} of the heatmap inside the segmented lung fields")
     sections = {
@@ -117,7 +117,7 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
     if low_attention(attention):
         warnings.append(LOW_ATTENTION_WARNING)
     if warnings:
-        sections["Cautions"] = list(warnings)
+        sections["Cautions"] = warnings
     dicom = metadata.get("dicom")
     if dicom:
         rows = [("Modality", "modality"), ("View position", "view_position"), ("Study date", "study_date"),
@@ -155,10 +155,8 @@ def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, sou
 
     # The image on the left, the short sections beside it, the long ones (cautions, model) below.
     ax = fig.add_axes((0.05, 0.40, 0.52, 0.47))
-    lung_mask = getattr(prediction, "lung_mask", None)
+    lung_mask = prediction.lung_mask
     if lung_mask is not None:  # the segmented lung fields, outlined, so the reader can judge the heatmap
-        from covidgui.core.lungs import overlay_with_outline
-
         image = overlay_with_outline(pixels, heatmap, lung_mask, overlay_opacity)
     else:
         image = compose_overlay(pixels, heatmap, overlay_opacity)

@@ -18,8 +18,9 @@ def _count(n: int, noun: str) -> str:
 
 def format_line(path, prediction) -> str:
     """One result as a terminal line: label, confidence, each class's probability and, when
-    measured, attention on lungs (with its warning when low)."""
+    measured, attention on lungs (with its warning when low) and the shortcut check."""
     from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
+    from covidgui.core.model import OUTSIDE_LUNGS_WARNING
 
     line = (f"{path}: {prediction.label} (confidence {prediction.confidence:.1%}; "
             + ", ".join(f"{k} {v:.1%}" for k, v in prediction.probabilities.items()) + ")")
@@ -27,6 +28,10 @@ def format_line(path, prediction) -> str:
         line += f"; attention on lungs {attention_percent(prediction.lung_attention)}"
         if low_attention(prediction.lung_attention):
             line += f". {LOW_ATTENTION_WARNING}"
+    if prediction.lung_only_label is not None:
+        line += f"; lungs only: {prediction.lung_only_label} {prediction.lung_only_confidence:.1%}"
+        if prediction.depends_on_outside_lungs:
+            line += f". {OUTSIDE_LUNGS_WARNING}"
     return line
 
 

@@ -233,7 +233,8 @@ def csv_header(card) -> list[str]:
     """The CSV columns for a model card: one probability column per class, in the card's order."""
     return (["path", "label", "confidence"]
             + [f"probability {card.display_name(c)}" for c in card.classes]
-            + ["lung attention", "flags", "error", "model"])
+            + ["lung attention", "lung-only label", "lung-only confidence", "depends on outside lungs",
+               "flags", "error", "model"])
 
 
 def flags_of(prediction) -> list[str]:
@@ -243,23 +244,28 @@ def flags_of(prediction) -> list[str]:
         return []
     return ((["not a chest X-ray"] if prediction.not_xray else [])
             + (["indeterminate"] if prediction.indeterminate else [])
-            + (["looked mostly outside the lungs"] if low_attention(prediction.lung_attention) else []))
+            + (["looked mostly outside the lungs"] if low_attention(prediction.lung_attention) else [])
+            + (["depends on what lies outside the lungs"] if prediction.depends_on_outside_lungs else []))
 
 
 def csv_row(item: BatchItem, card) -> list[str]:
     """One CSV row (strings) for a result; probabilities, confidence and lung attention as 0..1
-    with 4 decimals (lung attention empty without the lung model or when the heatmap is empty).
+    with 4 decimals (lung attention empty without the lung model or when the heatmap is empty; the
+    lung-only columns, the shortcut check, empty without the lung model or plausible lungs).
 
     An image the input gate withheld has no confidence (as in the table); its class probabilities
     are still written, for research, beside the "not a chest X-ray" flag."""
     model = f"{card.name} {card.version}"
     p = item.prediction
     if p is None:
-        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", "", item.error or "", model]
+        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", "", "", "", "", item.error or "", model]
     probs = [f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
     confidence = "" if p.not_xray else f"{p.confidence:.4f}"
     attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
-    return [str(item.path), p.label, confidence] + probs + [attention, ";".join(flags_of(p)), "", model]
+    checked = p.lung_only_label is not None
+    lung_only = ([p.lung_only_label, f"{p.lung_only_confidence:.4f}", "yes" if p.depends_on_outside_lungs else "no"]
+                 if checked else ["", "", ""])
+    return [str(item.path), p.label, confidence] + probs + [attention] + lung_only + [";".join(flags_of(p)), "", model]
 
 
 class CsvResults:

@@ -16,11 +16,17 @@ from covidgui.core.images import is_supported
 
 @dataclass
 class LabelledFiles:
-    """Image files with integer labels indexing ``classes``."""
+    """Image files with integer labels indexing ``classes``.
+
+    groups: where each file comes from (a source: a hospital, a collection), one per path, or
+        empty when unknown. Training can weigh each source of a class equally
+        (:func:`covidgui.core.training.balanced_sample_weight`), and evaluation can report per source.
+    """
 
     classes: list[str]
     paths: list[Path] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -31,14 +37,21 @@ class LabelledFiles:
 
     def extend(self, other: "LabelledFiles") -> "LabelledFiles":
         """A new set with ``other``'s files added, mapped by class name."""
-        merged = LabelledFiles(list(self.classes), list(self.paths), list(self.labels))
-        for path, label in zip(other.paths, other.labels):
+        merged = LabelledFiles(list(self.classes), list(self.paths), list(self.labels), list(self.group_names()))
+        for path, label, group in zip(other.paths, other.labels, other.group_names()):
             name = other.classes[label]
             if name not in merged.classes:
                 merged.classes.append(name)
             merged.paths.append(path)
             merged.labels.append(merged.classes.index(name))
+            merged.groups.append(group)
         return merged
+
+    def group_names(self) -> list[str]:
+        """Each file's source; a file without one counts as its class's own source."""
+        if len(self.groups) == len(self.paths):
+            return list(self.groups)
+        return [self.classes[label] for label in self.labels]
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -86,15 +99,17 @@ def split_off(files: LabelledFiles, n_or_share: float, seed: int) -> tuple[Label
     rng = random.Random(seed)
     kept, held = LabelledFiles(list(files.classes)), LabelledFiles(list(files.classes))
     total = len(files)
+    groups = files.group_names()
     for label in range(len(files.classes)):
-        members = [p for p, lab in zip(files.paths, files.labels) if lab == label]
+        members = [(p, g) for p, lab, g in zip(files.paths, files.labels, groups) if lab == label]
         rng.shuffle(members)
         share = n_or_share if n_or_share < 1 else n_or_share / max(total, 1)
         n_held = round(len(members) * share)
-        for i, path in enumerate(members):
+        for i, (path, group) in enumerate(members):
             target = held if i < n_held else kept
             target.paths.append(path)
             target.labels.append(label)
+            target.groups.append(group)
     return kept, held
 
 

@@ -40,16 +40,37 @@ LUNG_MARGIN = 0.04
 def training_mask(segmenter: LungSegmenter, model_input: np.ndarray, margin: float | None = None) -> np.ndarray:
     """The lung mask for one prepared input (S, S): float32 (S, S), 1 inside the lungs, 0 outside;
     all ones when the segmenter finds no plausible pair of lungs (no guidance for that image)."""
-    margin = LUNG_MARGIN if margin is None else margin
     probability = segmenter.probabilities(model_input[np.newaxis])[0]
-    if not check_lungs(probability > segmenter.threshold).plausible:
-        return np.ones_like(model_input, dtype=np.float32)
-    mask = resize(probability, model_input.shape) > segmenter.threshold
+    mask = allowed_region(probability, model_input.shape, segmenter.threshold, margin)
+    return np.ones_like(model_input, dtype=np.float32) if mask is None else mask.astype(np.float32)
+
+
+def allowed_region(probability: np.ndarray, shape: tuple[int, int], threshold: float = 0.5,
+                   margin: float | None = None) -> np.ndarray | None:
+    """The lung fields plus ``margin`` (default LUNG_MARGIN) as bool (shape), from the lung
+    model's probability map (any size); None when it shows no plausible pair of lungs.
+
+    Training guides and blanks with it, and the shortcut check at inference blanks with it, so
+    "inside the lungs" means the same thing in both."""
+    margin = LUNG_MARGIN if margin is None else margin
+    if not check_lungs(probability > threshold).plausible:
+        return None
+    mask = resize(probability, tuple(shape)) > threshold
     if margin > 0:
         from scipy import ndimage
 
         mask = ndimage.binary_dilation(mask, iterations=max(1, round(margin * mask.shape[0])))
-    return mask.astype(np.float32)
+    return mask
+
+
+# What "blanked" means: mid-grey, the mean of a histogram-equalised input, so a blanked region
+# carries no brightness signal of its own (benchmarks/lungs.py's occlusion check uses the same).
+BLANK_VALUE = 0.5
+
+
+def blank_outside(model_input: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The prepared input (S, S) 0..1 with everything where ``mask`` (S, S) is 0 set to mid-grey."""
+    return np.where(np.asarray(mask) > 0, model_input, BLANK_VALUE).astype(np.float32)
 
 
 def evidence_outside_share(features, kernel, lung_fraction):

@@ -28,6 +28,12 @@ NOT_XRAY_MESSAGE = "This does not look like a chest X-ray; no result shown."
 # models; every model we build names them so.
 HEATMAP_LAYER = "last_conv"
 EMBEDDING_LAYER = "embedding"
+# The shortcut check: the image is classified again with everything outside the lungs blanked.
+# When its label differs, or the probability of the shown class falls by more than this, the
+# result "depends on what lies outside the lungs".
+OUTSIDE_LUNGS_SHIFT = 0.25
+OUTSIDE_LUNGS_WARNING = ("This result depends on what lies outside the lungs: with only the lung fields "
+                         "visible the model answers differently. Treat it with caution.")
 
 
 def bundled_model_path() -> Path:
@@ -55,6 +61,11 @@ class Prediction:
     lung_attention: share of the heatmap's mass inside the lung fields, 0..1, measured on the model
         input; set when the lung model is loaded and a heatmap was made (single images with a
         heatmap, batches), else None.
+    lung_only_label, lung_only_confidence: the shortcut check, the label (display name) and its
+        calibrated probability when the image is classified again with everything outside the
+        lung fields blanked; None without a lung model or plausible lungs.
+    depends_on_outside_lungs: the check fired: the lung-only label differs, or the shown class's
+        probability fell by more than OUTSIDE_LUNGS_SHIFT; None when the check did not run.
     """
 
     label: str
@@ -70,6 +81,9 @@ class Prediction:
     lungs_plausible: bool | None = None
     lung_mask: np.ndarray | None = field(default=None, repr=False)
     lung_attention: float | None = None
+    lung_only_label: str | None = None
+    lung_only_confidence: float | None = None
+    depends_on_outside_lungs: bool | None = None
 
     def classify_anyway(self) -> "Prediction":
         """The same result with the gate overridden: the classifier's label is shown."""
@@ -87,6 +101,9 @@ class Prediction:
             "gate_score": None if self.gate_score is None else round(self.gate_score, 3),
             "lungs_found": self.lungs_plausible,
             "lung_attention": None if self.lung_attention is None else round(self.lung_attention, 4),
+            "lung_only_label": self.lung_only_label,
+            "lung_only_confidence": None if self.lung_only_confidence is None else round(self.lung_only_confidence, 4),
+            "depends_on_outside_lungs": self.depends_on_outside_lungs,
         }
 
 
@@ -241,8 +258,30 @@ class Classifier:
 
             lung_maps = self.lungs.probabilities(inputs)
             plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
-        return [self.prediction_from(p, r, path, ok)
-                for p, r, path, ok in zip(probs, ratios, paths, plausible)], lung_maps, cams
+        results = [self.prediction_from(p, r, path, ok) for p, r, path, ok in zip(probs, ratios, paths, plausible)]
+        if lung_maps is not None:
+            self._check_outside_lungs(inputs, probs, lung_maps, results)
+        return results, lung_maps, cams
+
+    def _check_outside_lungs(self, inputs, probs: np.ndarray, lung_maps: np.ndarray, results: list[Prediction]) -> None:
+        """The shortcut check (fills each result's lung_only_* and depends_on_outside_lungs): the
+        inputs with everything outside their lung fields blanked, classified in one more pass."""
+        from covidgui.core.lung_guidance import allowed_region, blank_outside
+
+        inputs = np.asarray(inputs)
+        regions = [allowed_region(m, inputs.shape[1:], self.lungs.threshold) for m in lung_maps]
+        chosen = [i for i, region in enumerate(regions) if region is not None]
+        if not chosen:
+            return
+        blanked = np.stack([blank_outside(inputs[i], regions[i]) for i in chosen])
+        lung_only = softmax(self.logits(blanked), self.card.temperature)
+        for i, row in zip(chosen, lung_only):
+            shown = int(np.argmax(probs[i]))
+            top = int(np.argmax(row))
+            result = results[i]
+            result.lung_only_label = self.card.display_name(self.card.classes[top])
+            result.lung_only_confidence = float(row[top])
+            result.depends_on_outside_lungs = bool(top != shown or probs[i][shown] - row[shown] > OUTSIDE_LUNGS_SHIFT)
 
     def _lung_attention(self, cam: np.ndarray, lung_map: np.ndarray) -> float | None:
         """Attention on lungs, measured on the model input (what the model saw): the Grad-CAM

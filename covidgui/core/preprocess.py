@@ -73,12 +73,20 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(im.resize((cols, rows), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.float32)
 
 
+def crop_and_resize(pixels: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The first steps of :func:`prepare`: (float32 (size, size) 0..1 before equalisation, crop box).
+
+    Training inserts its acquisition augmentation (blur, noise, re-compression) between this and
+    :func:`equalize_histogram`, so an augmented image is equalised exactly as a real one is.
+    """
+    left, top, right, bottom = border_box(pixels)
+    return resize(pixels[top:bottom, left:right], (size, size)), (left, top, right, bottom)
+
+
 def prepare(pixels: np.ndarray, size: int) -> Prepared:
     """Decoded greyscale pixels (H, W) 0..1 -> model input (size, size) 0..1 and its crop box."""
-    left, top, right, bottom = border_box(pixels)
-    cropped = pixels[top:bottom, left:right]
-    small = resize(cropped, (size, size))
-    return Prepared(input=equalize_histogram(small), crop_box=(left, top, right, bottom))
+    small, crop_box = crop_and_resize(pixels, size)
+    return Prepared(input=equalize_histogram(small), crop_box=crop_box)
 
 
 def to_source_space(map_: np.ndarray, crop_box: tuple[int, int, int, int], source_shape: tuple[int, int]) -> np.ndarray:

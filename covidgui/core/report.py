@@ -19,6 +19,7 @@ import numpy as np
 
 from covidgui import DISCLAIMER, __version__
 from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention, overlay_with_outline
+from covidgui.core.model import OUTSIDE_LUNGS_WARNING
 
 A4_INCHES = (8.27, 11.69)
 LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
@@ -109,6 +110,9 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
     attention = prediction.lung_attention
     if attention is not None:
         result.append(f"Attention on lungs: {attention_percent(attention)} of the heatmap inside the segmented lung fields")
+    if getattr(prediction, "lung_only_label", None) is not None:
+        result.append(f"Lungs only (everything outside the lung fields blanked): {prediction.lung_only_label} "
+                      f"{_percent(prediction.lung_only_confidence)}")
     sections = {
         "Image": [f"File: {source_name}", f"Report created: {when.strftime('%Y-%m-%d %H:%M %Z').strip()}"],
         "Result": result,
@@ -116,6 +120,8 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
     warnings = list(metadata.get("warnings") or [])
     if low_attention(attention):
         warnings.append(LOW_ATTENTION_WARNING)
+    if getattr(prediction, "depends_on_outside_lungs", None):
+        warnings.append(OUTSIDE_LUNGS_WARNING)
     if warnings:
         sections["Cautions"] = warnings
     dicom = metadata.get("dicom")

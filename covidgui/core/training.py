@@ -27,11 +27,13 @@ from covidgui.core.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.gate import fit_gate, gate_path, thumbnails
 from covidgui.core.images import load_xray
-from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT, LUNG_MARGIN, build_guided_fit_model, training_mask
+from covidgui.core.augment import acquisition_augment
+from covidgui.core.lung_guidance import (LUNG_GUIDANCE_WEIGHT, LUNG_MARGIN, blank_outside, build_guided_fit_model,
+                                         training_mask)
 from covidgui.core.metrics import classification_report, expected_calibration_error
 from covidgui.core.model import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, _quiet_tensorflow, softmax
 from covidgui.core.modelcard import ModelCard, card_path, write_atomic
-from covidgui.core.preprocess import prepare
+from covidgui.core.preprocess import crop_and_resize, equalize_histogram
 
 # Keep the decoded training set in memory when it fits in this many bytes; stream it otherwise.
 CACHE_LIMIT_BYTES = 1_500_000_000
@@ -51,6 +53,18 @@ class TrainConfig:
     # Weight of the penalty on the share of the classifier's evidence outside the lung fields
     # (covidgui.core.lung_guidance); 0 = off. Needs the bundled lung segmenter.
     lung_guidance: float = LUNG_GUIDANCE_WEIGHT
+    # Each source of a class weighs the same in the loss (sources: LabelledFiles.groups), so one
+    # large collection cannot define what its class looks like.
+    source_balance: bool = True
+    # Blur, noise, lost resolution and JPEG re-compression (covidgui.core.augment), on top of the
+    # geometric augmentation; only when ``augment`` is on.
+    acquisition_augment: bool = True
+    # Share of training images shown with everything outside the lungs blanked (needs the lung
+    # segmenter): the model learns to decide from the lungs alone, which is what the shortcut
+    # check at inference compares against. 0 = off.
+    lung_blank: float = 0.0
+    # Channel multiplier of the CNN (1.0: 0.25 M parameters, 0.32 GFLOP at 224 px).
+    width: float = 1.0
 
 
 @dataclass
@@ -75,13 +89,14 @@ class ProgressListener:
         return False
 
 
-def build_classifier(input_size: int, n_classes: int, seed: int = 0):
+def build_classifier(input_size: int, n_classes: int, seed: int = 0, width: float = 1.0):
     """A compact CNN: greyscale (S, S, 1) in 0..1 -> (n_classes,) logits.
 
     Two strided convolutions (16, 32 channels) bring the image to 1/4 resolution cheaply, two
     more (64, 128) each followed by max-pooling to 1/16, then a 128-channel convolution named
     ``last_conv`` for Grad-CAM, global average pooling and one dense layer. About 0.32 GFLOP and
-    0.25 M parameters at 224 x 224 (see ``count_flops``).
+    0.25 M parameters at 224 x 224 (see ``count_flops``); ``width`` multiplies every channel count
+    (the cost grows with its square).
     Rescaling to -1..1 lives inside the model, as the design asks.
     """
     _quiet_tensorflow()
@@ -91,6 +106,7 @@ def build_classifier(input_size: int, n_classes: int, seed: int = 0):
     init = keras.initializers.HeNormal(seed=seed)
 
     def conv(x, filters, name=None, stride=1):
+        filters = max(4, round(filters * width))
         x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
                           kernel_initializer=init, name=name)(x)
         # Momentum 0.9, not Keras' 0.99: with ~25 steps an epoch the slower moving averages lag
@@ -148,14 +164,18 @@ def count_flops(model) -> int:
 
 
 def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: int, shuffle: bool, seed: int,
-                  class_weight: dict[int, float] | None = None, cache: bool | None = None, pool=None,
-                  lungs=None):
+                  sample_weight=None, cache: bool | None = None, pool=None,
+                  lungs=None, augment: bool = False, lung_blank: float = 0.0):
     """A ``keras.utils.PyDataset`` yielding (x (B, S, S, 1), y (B,), sample_weight (B,)).
 
     Files that fail to decode get weight 0 (they neither train nor count) and are recorded in
     ``.unreadable``; the batch is never stopped by one bad file.
+    sample_weight: (N,) weight of each file in the loss (see :func:`balanced_sample_weight`); None: 1.
     lungs: a :class:`covidgui.core.lungs.LungSegmenter`; then x is (B, S, S, 2), the image and its
         lung mask (:func:`covidgui.core.lung_guidance.training_mask`).
+    augment: acquisition augmentation (:mod:`covidgui.core.augment`) before equalisation; and
+    lung_blank: share of images shown with everything outside their lung mask blanked. Both
+        only in ``seq[i]`` (what ``fit`` reads); ``seq.clean(i)`` gives the batch without them.
     """
     import keras
 
@@ -173,44 +193,66 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             self._order = np.arange(len(paths))
             self._rng = np.random.default_rng(seed)
             self._lock = threading.Lock()
+            self._epoch = 0
             if shuffle:
                 self._rng.shuffle(self._order)
 
         def __len__(self):
             return math.ceil(len(paths) / batch_size)
 
-        def _load(self, index: int) -> np.ndarray | None:
+        def _load(self, index: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+            """(image (S, S) resized but not yet equalised, lung mask (S, S) or None), or None."""
             if cache and index in self._cache:
                 return self._cache[index]
             try:
                 xray = load_xray(paths[index], max_side=size)
                 self.colourfulness[index] = xray.metadata.get("colourfulness", 0.0)
-                arr = prepare(xray.pixels, size).input
-                if lungs is not None:
-                    arr = np.stack([arr, training_mask(lungs, arr)], axis=-1)
+                small = crop_and_resize(xray.pixels, size)[0]
+                mask = training_mask(lungs, equalize_histogram(small)) if lungs is not None else None
+                item = (small, mask)
             except ImageLoadError as exc:
                 with self._lock:
                     self.unreadable[str(paths[index])] = exc.reason
-                arr = None
+                item = None
             if cache:
-                self._cache[index] = arr
-            return arr
+                self._cache[index] = item
+            return item
 
-        def __getitem__(self, i):
+        def _input(self, item, index: int, epoch_rng) -> np.ndarray:
+            """The model input of one loaded item: equalised, augmented when ``epoch_rng`` is given."""
+            small, mask = item
+            if epoch_rng is not None and augment:
+                small = acquisition_augment(small, epoch_rng)
+            x = equalize_histogram(small)
+            if epoch_rng is not None and mask is not None and lung_blank > 0 and epoch_rng.random() < lung_blank:
+                x = blank_outside(x, mask)
+            return x if mask is None else np.stack([x, mask], axis=-1)
+
+        def batch(self, i: int, augmented: bool):
             idx = self._order[i * batch_size:(i + 1) * batch_size]
-            arrays = list(pool.map(self._load, idx))
+            items = list(pool.map(self._load, idx))
+            # One generator per (epoch, batch): reproducible whatever order the batches are read in.
+            rng = np.random.default_rng([seed, self._epoch, i]) if augmented else None
             blank = np.zeros((size, size) if lungs is None else (size, size, 2), np.float32)
-            x = np.stack([a if a is not None else blank for a in arrays])
+            x = np.stack([self._input(item, j, rng) if item is not None else blank for item, j in zip(items, idx)])
             x = x[..., None] if lungs is None else x
             y = np.asarray([labels[j] for j in idx], dtype=np.int32)
-            w = np.asarray([0.0 if a is None else (class_weight or {}).get(labels[j], 1.0)
-                            for a, j in zip(arrays, idx)], dtype=np.float32)
+            w = np.asarray([0.0 if item is None else (1.0 if sample_weight is None else sample_weight[j])
+                            for item, j in zip(items, idx)], dtype=np.float32)
             return x, y, w
+
+        def __getitem__(self, i):
+            return self.batch(i, augmented=augment or lung_blank > 0)
+
+        def clean(self, i):
+            """Batch ``i`` without augmentation (BatchNorm re-estimation, gate, calibration)."""
+            return self.batch(i, augmented=False)
 
         def batch_indices(self, i: int) -> np.ndarray:
             return self._order[i * batch_size:(i + 1) * batch_size]
 
         def on_epoch_end(self):
+            self._epoch += 1
             if shuffle:
                 self._rng.shuffle(self._order)
 
@@ -224,10 +266,19 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
     return seq
 
 
-def balanced_class_weight(labels: list[int], n_classes: int) -> dict[int, float]:
-    """Weights that make each class count equally in the loss (n / (k * n_c))."""
-    counts = np.bincount(labels, minlength=n_classes)
-    return {c: (len(labels) / (n_classes * counts[c])) if counts[c] else 0.0 for c in range(n_classes)}
+def balanced_sample_weight(labels: list[int], groups: list[str] | None, n_classes: int) -> np.ndarray:
+    """(N,) loss weights under which each class counts equally and, inside a class, each of its
+    sources (``groups``) does too: n / (k * g_c * n_cg). groups None: classes only (n / (k * n_c))."""
+    labels = np.asarray(labels)
+    groups = np.asarray(groups if groups is not None else [""] * len(labels))
+    weights = np.zeros(len(labels), dtype=np.float32)
+    for c in range(n_classes):
+        in_class = labels == c
+        names = np.unique(groups[in_class])
+        for name in names:
+            members = in_class & (groups == name)
+            weights[members] = len(labels) / (n_classes * len(names) * members.sum())
+    return weights
 
 
 def check_dataset(train: LabelledFiles, val: LabelledFiles) -> None:
@@ -276,10 +327,12 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     n_classes = len(train_files.classes)
     size = config.input_size
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
-    weights = balanced_class_weight(train_files.labels, n_classes)
+    weights = balanced_sample_weight(train_files.labels,
+                                     train_files.group_names() if config.source_balance else None, n_classes)
     lungs = _guidance_segmenter(config)
     train_seq = make_sequence(train_files.paths, train_files.labels, size, config.batch_size, True, config.seed,
-                              weights, pool=pool, lungs=lungs)
+                              weights, pool=pool, lungs=lungs, augment=config.augment and config.acquisition_augment,
+                              lung_blank=config.lung_blank if lungs is not None else 0.0)
     val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
                             lungs=lungs)
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
@@ -288,10 +341,14 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
 
     # Keras takes the distribution strategy from the scope the model is built and compiled in.
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        classifier_model = build_classifier(size, n_classes, config.seed)
+        classifier_model = build_classifier(size, n_classes, config.seed, config.width)
         augmentation = build_augmentation(config.seed) if config.augment else None
-        if lungs is not None:
+        if lungs is not None and config.lung_guidance > 0:
             fit_model = build_guided_fit_model(classifier_model, augmentation, config.lung_guidance, EMBEDDING_LAYER)
+        elif lungs is not None:  # masks only for lung blanking: the image channel trains
+            inputs = keras.Input((size, size, 2))
+            moved = augmentation(inputs) if augmentation else inputs
+            fit_model = keras.Model(inputs, classifier_model(moved[..., :1]))
         else:
             inputs = keras.Input((size, size, 1))
             fit_model = keras.Model(inputs, classifier_model(augmentation(inputs) if augmentation else inputs))
@@ -326,7 +383,8 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
                   "lung_guidance": ({"segmenter": lungs.card.get("name", "lung segmenter"),
                                      "weight": config.lung_guidance, "margin": LUNG_MARGIN,
                                      "images_without_plausible_lungs": _unguided_count(train_seq)}
-                                    if lungs is not None else None),
+                                    if lungs is not None and config.lung_guidance > 0 else None),
+                  "train_sources": _source_counts(train_files), "val_sources": _source_counts(val_files),
                   "epochs_run": len(history.history.get("loss", [])),
                   "train_counts": train_files.counts(), "val_counts": val_files.counts(),
                   "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
@@ -357,6 +415,13 @@ PREPROCESSING_DESCRIPTION = {
 }
 
 
+def _source_counts(files: LabelledFiles) -> dict[str, int]:
+    """Images per source (LabelledFiles.groups), when the files name their sources."""
+    if len(files.groups) != len(files.paths):
+        return {}
+    return {name: files.groups.count(name) for name in sorted(set(files.groups))}
+
+
 def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:
     """Re-estimate BatchNorm statistics on clean (un-augmented) training images.
 
@@ -368,7 +433,7 @@ def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:
     """
     batches = min(max_batches, 2 * len(sequence))
     for i in range(batches):
-        x, _, w = sequence[i % len(sequence)]
+        x, _, w = sequence.clean(i % len(sequence))
         keep = w > 0
         if keep.any():
             model(x[keep][..., :1], training=True)  # channel 0: the image (1: a lung mask, if any)
@@ -378,7 +443,7 @@ def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndar
     """(thumbnails, pooled features, colourfulness) of every readable image of a sequence."""
     thumbs, features, colour = [], [], []
     for i in range(len(sequence)):
-        x, _, w = sequence[i]
+        x, _, w = sequence.clean(i)
         keep = w > 0
         if not keep.any():
             continue
@@ -393,7 +458,7 @@ def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]
     """Fit the temperature on validation logits, store it in the card, return the report."""
     logits, labels = [], []
     for i in range(len(val_seq)):
-        x, y, w = val_seq[i]
+        x, y, w = val_seq.clean(i)
         keep = w > 0
         logits.append(classifier.logits(x[keep, ..., 0]))
         labels.append(y[keep])
@@ -414,7 +479,7 @@ def _guidance_segmenter(config: TrainConfig):
     Raises DatasetError when guidance is asked for but the lung model is missing: a model trained
     without it would silently differ from what was asked.
     """
-    if config.lung_guidance <= 0:
+    if config.lung_guidance <= 0 and config.lung_blank <= 0:
         return None
     from covidgui.core.lungs import load_bundled_segmenter
 
@@ -427,7 +492,8 @@ def _guidance_segmenter(config: TrainConfig):
 
 def _unguided_count(sequence) -> int:
     """How many cached training images had no plausible lungs (an all-ones mask: no guidance)."""
-    return sum(1 for a in sequence._cache.values() if a is not None and a.ndim == 3 and a[..., 1].min() >= 1.0)
+    return sum(1 for item in sequence._cache.values()
+               if item is not None and item[1] is not None and item[1].min() >= 1.0)
 
 
 def _warm_unless_stopped(seq, listener: ProgressListener, chunk: int = 32) -> None:

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgress
 
 from covidgui import DISCLAIMER
 from covidgui.core.lungs import LOW_ATTENTION_WARNING, NO_LUNGS_REASON, attention_percent, low_attention
-from covidgui.core.model import NOT_XRAY, NOT_XRAY_MESSAGE
+from covidgui.core.model import NOT_XRAY, NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING
 from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
 # Colours a clinician reads at a glance; text is always there too, never colour alone.
@@ -192,7 +192,9 @@ class ResultPanel(QWidget):
         """Attention on lungs, its warning, and the lung-outline toggle (off when no lung model)."""
         self.lung_attention_text = QLabel("")
         self.lung_attention_text.setObjectName("lungAttention")
-        self.lung_attention_text.setToolTip("Share of the heatmap that falls inside the segmented lung fields")
+        self.lung_attention_text.setToolTip("Attention on lungs: share of the heatmap inside the segmented lung "
+                                            "fields. Lungs only: the answer when everything outside the lung "
+                                            "fields is blanked (a check for shortcuts outside the lungs).")
         self.lung_warning = QLabel("")
         self.lung_warning.setObjectName("lungWarning")
         self.lung_warning.setWordWrap(True)
@@ -206,11 +208,17 @@ class ResultPanel(QWidget):
     def _show_lung_fields(self, prediction) -> None:
         """Attention on lungs (with its warning) and the outline toggle for ``prediction`` (None: off)."""
         attention = getattr(prediction, "lung_attention", None)
+        lung_only = getattr(prediction, "lung_only_label", None)
         has_mask = getattr(prediction, "lung_mask", None) is not None
-        self.lung_attention_text.setText("" if attention is None else f"Attention on lungs: {attention_percent(attention)}")
-        self.lung_attention_text.setVisible(attention is not None)
-        self.lung_warning.setText(LOW_ATTENTION_WARNING if low_attention(attention) else "")
-        self.lung_warning.setVisible(low_attention(attention))
+        lines = ([] if attention is None else [f"Attention on lungs: {attention_percent(attention)}"]) + (
+            [] if lung_only is None else
+            [f"Lungs only: {lung_only} {prediction.lung_only_confidence:.0%}"])
+        self.lung_attention_text.setText("\n".join(lines))
+        self.lung_attention_text.setVisible(bool(lines))
+        warnings = (([LOW_ATTENTION_WARNING] if low_attention(attention) else [])
+                    + ([OUTSIDE_LUNGS_WARNING] if getattr(prediction, "depends_on_outside_lungs", None) else []))
+        self.lung_warning.setText("\n".join(warnings))
+        self.lung_warning.setVisible(bool(warnings))
         self.lung_check.setEnabled(has_mask)
         self.lung_outline_toggled.emit(has_mask and self.lung_check.isChecked())
 

@@ -15,30 +15,14 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from covidgui.core.sources import find_sources, format_table, leave_one_source_out  # noqa: E402
-from covidgui.core.training import TrainConfig, train  # noqa: E402
-
-
-def add_recipe_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
-    """One command-line option per TrainConfig field (the recipe), defaulting to ``defaults``."""
-    for f in fields(TrainConfig):
-        value = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=value,
-                                metavar="0|1")
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
-
-
-def recipe_from(args) -> TrainConfig:
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+from covidgui.core.training import TrainConfig, add_recipe_arguments, recipe_from, train  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -23,3 +23,22 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     result = minimize_scalar(lambda log_t: nll(logits, labels, float(np.exp(log_t))),
                              bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
+
+
+def fit_indeterminate_band(probs: np.ndarray, labels: np.ndarray, target_accuracy: float = 0.95,
+                           minimum: float = 0.65) -> tuple[float, float]:
+    """The indeterminate band (low, high) from calibrated probabilities (N, C) and labels (N,).
+
+    ``high`` is the smallest confidence (at least ``minimum``, at most 0.95, in steps of 0.05) above
+    which the results of the calibration split are right at least ``target_accuracy`` of the time;
+    results below it are shown as "Indeterminate". ``low`` mirrors it (1 - high), as the two-class
+    band always has.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    right = probs.argmax(axis=1) == np.asarray(labels)
+    confidence = probs.max(axis=1)
+    for high in np.arange(minimum, 0.951, 0.05):
+        above = confidence >= high
+        if not above.any() or right[above].mean() >= target_accuracy:
+            return round(1.0 - float(high), 2), round(float(high), 2)
+    return 0.05, 0.95

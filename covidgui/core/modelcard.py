@@ -34,6 +34,10 @@ class ModelCard:
     architecture: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # Per-source figures (covidgui.core.sources): the locked test split ({"per_source": [rows], ...})
+    # and leave-one-source-out ([rows]); rows are {"source", "class", "n", "correct", ...}.
+    test: dict = field(default_factory=dict)
+    leave_one_source_out: list = field(default_factory=list)
     notes: str = ""
     created: str = ""
 
@@ -42,8 +46,11 @@ class ModelCard:
         return self.display_names.get(class_name, class_name)
 
     def summary(self) -> str:
-        """A few human-readable lines for the About box and reports."""
+        """A few human-readable lines for the About box and reports: the locked-test and
+        leave-one-source-out figures when the card has them, else the validation figures."""
         lines = [f"{self.name} v{self.version}", "Classes: " + ", ".join(map(self.display_name, self.classes))]
+        if self.test.get("per_source") or self.leave_one_source_out:
+            return "\n".join(lines + self.source_lines())
         val = self.metrics.get("validation") or {}
         if "accuracy" in val and "n" in val:
             lines.append(f"Validation: {val.get('correct', round(val['accuracy'] * val['n']))}/{val['n']} correct "
@@ -53,6 +60,23 @@ class ModelCard:
         if self.training.get("data"):
             lines.append("Trained on: " + str(self.training["data"]))
         return "\n".join(lines)
+
+    def source_lines(self) -> list[str]:
+        """Per-source figures as lines: the locked test split, then sources never trained on."""
+        def row_text(row: dict) -> str:
+            share = row["correct"] / row["n"] if row["n"] else float("nan")
+            return (f"  {row['source']} ({self.display_name(row['class'])}): {row['correct']}/{row['n']} "
+                    f"called {self.display_name(row['class'])} ({share:.0%})")
+
+        lines = []
+        if self.test.get("per_source"):
+            lines.append("Locked test images (sources seen in training, images never used to choose anything):")
+            lines += [row_text(r) for r in self.test["per_source"]]
+        if self.leave_one_source_out:
+            lines.append("Sources never seen in training (leave-one-source-out, "
+                         f"{self.test.get('loso_schedule', 'reduced schedule')}):")
+            lines += [row_text(r) for r in self.leave_one_source_out]
+        return lines
 
     def to_json(self) -> str:
         data = asdict(self)

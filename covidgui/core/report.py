@@ -86,7 +86,11 @@ def _percent(value) -> str:
 
 
 def validation_lines(card) -> list[str]:
-    """One line per validation set in the model card: n, accuracy, sensitivity, specificity, AUC."""
+    """The model's measured figures: per source on the locked test split and on sources never
+    trained on, when the card has them; otherwise one line per validation set (n, accuracy,
+    sensitivity, specificity, AUC)."""
+    if getattr(card, "test", None) or getattr(card, "leave_one_source_out", None):
+        return card.source_lines()
     lines = []
     for name, m in (card.metrics or {}).items():
         if not isinstance(m, dict) or "n" not in m:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from covidgui.core.calibration import fit_temperature
+from covidgui.core.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.gate import fit_gate, gate_path, thumbnails
@@ -65,6 +65,28 @@ class TrainConfig:
     lung_blank: float = 0.0
     # Channel multiplier of the CNN (1.0: 0.25 M parameters, 0.32 GFLOP at 224 px).
     width: float = 1.0
+
+
+def add_recipe_arguments(parser, defaults: TrainConfig) -> None:
+    """One ``argparse`` option per TrainConfig field (``--lung-blank 0.3``), defaulting to
+    ``defaults``; booleans take 0/1. The scripts that compare and train recipes share it."""
+    from dataclasses import fields
+
+    for f in fields(TrainConfig):
+        value = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=value,
+                                metavar="0|1")
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+
+
+def recipe_from(args) -> TrainConfig:
+    """The TrainConfig of parsed :func:`add_recipe_arguments` options."""
+    from dataclasses import fields
+
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 
 @dataclass
@@ -455,7 +477,8 @@ def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndar
 
 
 def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]) -> dict:
-    """Fit the temperature on validation logits, store it in the card, return the report."""
+    """Fit the temperature and the indeterminate band on validation (calibration) logits, store
+    them in the card, return the report."""
     logits, labels = [], []
     for i in range(len(val_seq)):
         x, y, w = val_seq.clean(i)
@@ -466,8 +489,9 @@ def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]
     labels = np.concatenate(labels)
     ece_before = expected_calibration_error(softmax(logits), labels)
     classifier.card.temperature = fit_temperature(logits, labels)
-    report = classification_report(labels, softmax(logits, classifier.card.temperature),
-                                   classifier.card.classes, classifier.card.positive_class)
+    calibrated = softmax(logits, classifier.card.temperature)
+    classifier.card.indeterminate_band = fit_indeterminate_band(calibrated, labels)
+    report = classification_report(labels, calibrated, classifier.card.classes, classifier.card.positive_class)
     report["ece_before_calibration"] = ece_before
     report["temperature"] = classifier.card.temperature
     return report

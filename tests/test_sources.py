@@ -1,0 +1,177 @@
+"""Sources, the locked test split, leave-one-source-out, and the training pieces they rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from covidgui.core import sources
+from covidgui.core.augment import acquisition_augment
+from covidgui.core.calibration import fit_indeterminate_band
+from covidgui.core.dataset import LabelledFiles, split_off
+from covidgui.core.preprocess import crop_and_resize, equalize_histogram, prepare
+from covidgui.core.training import balanced_sample_weight
+from tests.conftest import SHARED_DATA, chest_like
+
+
+def make_data_root(root: Path, per_source: int = 6) -> Path:
+    """A folder laid out like ../shared/data, with generated films in every known source."""
+    for index, (name, (_, folders)) in enumerate(sources.SOURCE_FOLDERS.items()):
+        for folder in folders:
+            target = root / folder
+            target.mkdir(parents=True, exist_ok=True)
+            for i in range(per_source // len(folders)):
+                Image.fromarray(chest_like(64, seed=100 * index + i)).save(target / f"{name}-{i}.png")
+    (root / "adult-normal" / "masks").mkdir()
+    Image.fromarray(chest_like(64)).save(root / "adult-normal" / "masks" / "not-a-film.png")
+    return root
+
+
+def test_sources_are_found_with_their_class_and_the_masks_left_out(tmp_path):
+    found = {s.name: s for s in sources.find_sources(make_data_root(tmp_path))}
+    assert set(found) == set(sources.SOURCE_FOLDERS)
+    assert found["covid-xray-children"].class_name == "Normal"
+    assert found["bimcv-radiographydb"].class_name == "Covid"
+    assert len(found["covid-xray-covid"].paths) == 6  # Train and Val together
+    assert all("masks" not in p.parts for p in found["adult-normal"].paths)
+
+
+def test_no_sources_is_a_clear_error(tmp_path):
+    with pytest.raises(sources.DatasetError, match="No known image sources"):
+        sources.find_sources(tmp_path)
+
+
+def test_the_split_depends_on_the_file_alone():
+    paths = [Path(f"/a/img{i}.png") for i in range(2000)]
+    roles = [sources.split_role("src", p) for p in paths]
+    # The same file gets the same role wherever it lives and whatever else is in the folder.
+    assert roles == [sources.split_role("src", Path("/elsewhere") / p.name) for p in paths]
+    shares = {r: roles.count(r) / len(roles) for r in ("test", "calibration", "train")}
+    assert shares["test"] == pytest.approx(sources.TEST_SHARE, abs=0.03)
+    assert shares["calibration"] == pytest.approx(sources.CALIBRATION_SHARE, abs=0.03)
+
+
+def test_locked_split_parts_are_disjoint_and_name_their_sources(tmp_path):
+    found = sources.find_sources(make_data_root(tmp_path, per_source=40))
+    split = sources.locked_split(found)
+    parts = (split.train, split.calibration, split.test)
+    assert sum(len(p) for p in parts) == sum(len(s.paths) for s in found)
+    assert not (set(split.train.paths) & set(split.test.paths))
+    assert not (set(split.calibration.paths) & set(split.test.paths))
+    for part in parts:
+        for path, label, group in zip(part.paths, part.labels, part.groups):
+            assert part.classes[label] == sources.SOURCE_FOLDERS[group][0]
+    manifest = split.manifest()
+    assert manifest["test"]["n"] == len(split.test) and len(manifest["test"]["sha256"]) == 64
+
+
+def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_part(tmp_path):
+    found = sources.find_sources(make_data_root(tmp_path, per_source=20))
+    split = sources.locked_split(found)
+    seen = []
+
+    class Majority:
+        """A stand-in classifier: calls everything COVID-19."""
+
+        class card:
+            classes = ["Covid", "Normal"]
+
+            @staticmethod
+            def display_name(c):
+                return {"Covid": "COVID-19"}.get(c, c)
+
+        def predict_files(self, paths):
+            from covidgui.core.model import Prediction
+
+            for path in paths:
+                yield Prediction("COVID-19", "COVID-19", "Covid", 0.9, {"COVID-19": 0.9, "Normal": 0.1}, path=path)
+
+    def train_fn(train, calibration):
+        seen.append((set(train.groups), set(train.paths) | set(calibration.paths)))
+        return Majority()
+
+    rows = sources.leave_one_source_out(found, train_fn, per_source=5)
+    assert [r["source"] for r in rows] == [s.name for s in found]
+    for (groups, used), source in zip(seen, found):
+        assert source.name not in groups
+        assert not used & set(split.test.paths)
+    by_name = {r["source"]: r for r in rows}
+    for source in found:
+        row = by_name[source.name]
+        expected_n = sum(1 for p in source.paths if sources.split_role(source.name, p) != "test")
+        assert row["n"] == expected_n
+        assert row["correct"] == (expected_n if source.class_name == "Covid" else 0)
+    table = sources.format_table(rows)
+    assert "worst: " in table and "covid-xray-children" in table
+
+
+def test_select_caps_each_source_with_the_same_sample_every_time():
+    files = LabelledFiles(["Covid", "Normal"], [Path(f"{g}{i}") for g in "ab" for i in range(50)],
+                          [0] * 50 + [1] * 50, ["a"] * 50 + ["b"] * 50)
+    first = sources.select(files, lambda name: True, per_source=10, seed=3)
+    assert first.groups.count("a") == first.groups.count("b") == 10
+    assert first.paths == sources.select(files, lambda name: True, per_source=10, seed=3).paths
+    only_b = sources.select(files, lambda name: name == "b")
+    assert set(only_b.groups) == {"b"} and len(only_b) == 50
+
+
+def test_split_off_keeps_each_files_source():
+    files = LabelledFiles(["A"], [Path(f"f{i}") for i in range(10)], [0] * 10, [f"s{i % 2}" for i in range(10)])
+    kept, held = split_off(files, 0.3, seed=1)
+    for part in (kept, held):
+        assert all(g == f"s{int(p.name[1:]) % 2}" for p, g in zip(part.paths, part.groups))
+
+
+def test_each_class_and_each_source_within_it_weigh_the_same():
+    labels = [0] * 90 + [0] * 10 + [1] * 30
+    groups = ["big"] * 90 + ["small"] * 10 + ["n"] * 30
+    w = balanced_sample_weight(labels, groups, 2)
+    labels, groups = np.array(labels), np.array(groups)
+    assert w[groups == "big"].sum() == pytest.approx(w[groups == "small"].sum())
+    assert w[labels == 0].sum() == pytest.approx(w[labels == 1].sum())
+    assert w.sum() == pytest.approx(len(labels))
+    plain = balanced_sample_weight(labels, None, 2)
+    assert plain[groups == "big"].sum() == pytest.approx(0.9 * plain[labels == 0].sum())
+
+
+def test_acquisition_augmentation_degrades_but_keeps_shape_range_and_reproducibility():
+    image = chest_like(224).astype(np.float32) / 255
+    outs = [acquisition_augment(image, np.random.default_rng(seed)) for seed in range(20)]
+    assert all(o.shape == image.shape and o.dtype == np.float32 and 0 <= o.min() and o.max() <= 1 for o in outs)
+    assert any(not np.allclose(o, image) for o in outs)
+    assert np.array_equal(acquisition_augment(image, np.random.default_rng(7)),
+                          acquisition_augment(image, np.random.default_rng(7)))
+
+
+def test_prepare_is_crop_and_resize_then_equalisation():
+    pixels = np.pad(chest_like(300).astype(np.float32) / 255, 20)  # a black frame to crop
+    small, box = crop_and_resize(pixels, 96)
+    prepared = prepare(pixels, 96)
+    assert box == prepared.crop_box and box[0] > 0
+    assert np.array_equal(equalize_histogram(small), prepared.input)
+
+
+def test_the_indeterminate_band_widens_when_confident_results_are_often_wrong():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.5, 1.0, 2000)
+    probs = np.stack([confidence, 1 - confidence], axis=1)
+    labels_good = np.zeros(2000, int)  # always right: the minimum band
+    assert fit_indeterminate_band(probs, labels_good) == (0.35, 0.65)
+    # Right only as often as the confidence says: results need >= ~0.95 to be right 95 % of the time.
+    labels_calibrated = (rng.uniform(size=2000) > confidence).astype(int)
+    low, high = fit_indeterminate_band(probs, labels_calibrated)
+    assert high >= 0.85 and low == pytest.approx(1 - high)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "multisource").is_dir(),
+                    reason=f"shared data not found at {SHARED_DATA / 'multisource'} (set COVIDGUI_SHARED_DATA)")
+def test_the_real_sources_and_their_locked_test_split():
+    found = sources.find_sources(SHARED_DATA)
+    assert len(found) == 6
+    split = sources.locked_split(found)
+    for source in found:
+        n_test = split.test.groups.count(source.name)
+        assert 0.12 < n_test / len(source.paths) < 0.28, source.name

@@ -33,6 +33,10 @@ def test_classify_json_prints_one_object_per_file_and_exits_1_on_a_bad_file(ches
         assert r["not_xray"] == (r["label"] == "Not a chest X-ray")
         assert 0.5 <= r["confidence"] <= 1.0
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+        # The shortcut check: null where the lung model finds no plausible lungs in a generated image.
+        assert r["lung_only_label"] in ("COVID-19", "Normal", None)
+        assert (r["lung_only_confidence"] is None) == (r["lung_only_label"] is None)
+        assert r["depends_on_outside_lungs"] in (True, False, None)
     assert "error" in records[1] and "not an image" in records[1]["error"]
 
 

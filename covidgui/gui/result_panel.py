@@ -212,7 +212,7 @@ class ResultPanel(QWidget):
         has_mask = getattr(prediction, "lung_mask", None) is not None
         lines = ([] if attention is None else [f"Attention on lungs: {attention_percent(attention)}"]) + (
             [] if lung_only is None else
-            [f"Lungs only: {lung_only} {prediction.lung_only_confidence:.0%}"])
+            [f"Lungs only (outside blanked): {lung_only} {prediction.lung_only_confidence * 100:.0f} %"])
         self.lung_attention_text.setText("\n".join(lines))
         self.lung_attention_text.setVisible(bool(lines))
         warnings = (([LOW_ATTENTION_WARNING] if low_attention(attention) else [])

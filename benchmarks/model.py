@@ -2,9 +2,11 @@
 
     python benchmarks/model.py [--model models/covid_classifier.keras] [--data ../shared/data]
 
-Prints: Val and held-back adult-normal results, calibration error, parameters and FLOPs, warm
-forward-pass latency (one image; per image in a batch of 32), heatmap latency, and the input
-gate's rejection rates on non-X-rays (benchmarks/non_xrays.py) and on real X-rays.
+Prints: per-source results on the locked test split (covidgui.core.sources), overall sensitivity,
+specificity and calibration error there, how often the outside-lungs check fires on right and
+wrong calls, parameters and FLOPs, warm forward-pass latency (one image; per image in a batch of
+32), heatmap latency, and the input gate's rejection rates on non-X-rays
+(benchmarks/non_xrays.py) and on the real X-rays of the test split.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from benchmarks.non_xrays import write_non_xrays  # noqa: E402
 from covidgui.core.errors import ImageLoadError  # noqa: E402
 from covidgui.core.metrics import classification_report, expected_calibration_error  # noqa: E402
 from covidgui.core.model import Classifier, softmax  # noqa: E402
+from covidgui.core.sources import find_sources, locked_split, score_by_source  # noqa: E402
 
 
 def median_ms(fn, runs: int = 30) -> float:
@@ -57,30 +60,33 @@ def main() -> int:
           f"{card.architecture['flops_per_image'] / 1e9:.3f} GFLOP per image, "
           f"file {classifier.path.stat().st_size / 1e6:.2f} MB; trained in {card.training.get('seconds')} s")
 
-    val = args.data / "covid-xray" / "Val"
-    covid = sorted((val / "Covid").iterdir())
-    normal = sorted((val / "Normal").iterdir())
-    adults = [args.data / "adult-normal" / name for name in card.training["held_back_adult_normal"]]
-    val_results = predictions(classifier, covid + normal)
-    labels = np.array([0] * len(covid) + [1] * len(normal))
-    probs = np.array([[r.probabilities[card.display_name(c)] for c in card.classes] for r in val_results])
-    report = classification_report(labels, probs, card.classes, "Covid")
-    print(f"covid-xray/Val: {report['correct']}/{report['n']} correct, COVID found "
-          f"{report['confusion_matrix'][0][0]}/{len(covid)}, confusion {report['confusion_matrix']}, "
-          f"AUC {report['auc']:.3f}")
-    adult_results = predictions(classifier, adults)
-    called_normal = sum(r.class_name == "Normal" for r in adult_results)
-    print(f"held-back adult normals: {called_normal}/{len(adults)} called Normal ({called_normal / len(adults):.1%})")
-
-    all_results = val_results + adult_results
-    all_labels = np.concatenate([labels, np.ones(len(adults), int)])
+    # The locked test split (covidgui.core.sources): used for nothing but these figures.
+    split = locked_split(find_sources(args.data))
+    rows = score_by_source(classifier, split.test)
+    print("locked test split, per source (correct = the source's class was called; gate and band ignored):")
+    for row in rows:
+        flags = row["outside_lungs_flag"]
+        print(f"  {row['source']:<22} {row['class']:<7} {row['correct']:>4}/{row['n']:<4} "
+              f"({row['correct'] / row['n']:.1%}); ECE {row['ece']:.3f}; rejected {row['rejected']}, "
+              f"indeterminate {row['indeterminate']}; outside-lungs check fired on {flags['right']} right "
+              f"and {flags['wrong']} wrong calls")
+    all_results = predictions(classifier, split.test.paths)
+    all_labels = np.array([card.classes.index(split.test.classes[lab]) for lab in split.test.labels])
     all_probs = np.array([[r.probabilities[card.display_name(c)] for c in card.classes] for r in all_results])
+    report = classification_report(all_labels, all_probs, card.classes, "Covid")
+    print(f"locked test, all sources: {report['correct']}/{report['n']}, sensitivity {report['sensitivity']:.3f}, "
+          f"specificity {report['specificity']:.3f}, AUC {report['auc']:.3f}")
     raw_logits = np.log(np.clip(all_probs, 1e-12, 1)) * card.temperature  # logits up to a constant
-    print(f"ECE on validation (Val + held-back adults, {len(all_results)} images): "
+    print(f"ECE on the locked test ({len(all_results)} images): "
           f"before calibration {expected_calibration_error(softmax(raw_logits), all_labels):.3f}, "
           f"after (T={card.temperature:.2f}) {expected_calibration_error(all_probs, all_labels):.3f}")
     indeterminate = sum(r.indeterminate for r in all_results)
     print(f"indeterminate (band {card.indeterminate_band}): {indeterminate}/{len(all_results)}")
+    right = all_probs.argmax(axis=1) == all_labels
+    fired = np.array([bool(r.depends_on_outside_lungs) for r in all_results])
+    print(f"outside-lungs check fired on {fired[right].sum()}/{right.sum()} right calls and "
+          f"{fired[~right].sum()}/{(~right).sum()} wrong calls")
+    covid = [p for p, lab in zip(split.test.paths, split.test.labels) if split.test.classes[lab] == "Covid"]
 
     size = classifier.input_size
     one = np.random.default_rng(0).random((1, size, size), dtype=np.float32)

@@ -7,7 +7,7 @@ import pytest
 
 from covidgui.core import lungs
 from covidgui.core.errors import DatasetError
-from covidgui.core.lung_guidance import build_guided_fit_model, evidence_outside_share, training_mask
+from covidgui.core.lung_guidance import evidence_outside_share, training_mask
 from covidgui.core.preprocess import prepare
 from covidgui.core.training import TrainConfig, build_classifier, train
 from tests.test_lungs import ADULT_NORMAL
@@ -49,7 +49,9 @@ def test_guided_fit_model_adds_the_weighted_penalty_and_returns_the_logits():
     import keras
 
     classifier = build_classifier(32, 2, seed=0)
-    fit_model = build_guided_fit_model(classifier, None, weight=2.0, features_layer="embedding")
+    from covidgui.core.fit_model import build_fit_model
+
+    fit_model = build_fit_model(classifier, None, 2, guidance=2.0)
     rng = np.random.default_rng(0)
     image = rng.random((3, 32, 32, 1)).astype(np.float32)
     mask = np.zeros((3, 32, 32, 1), np.float32)
@@ -116,3 +118,25 @@ def test_lung_guidance_without_the_lung_model_is_refused(monkeypatch, tmp_path):
     with pytest.raises(DatasetError, match="lung model"):
         train(files, files, TrainConfig(epochs=1, input_size=32, lung_guidance=1.0))
 
+
+
+def test_the_source_adversary_adds_its_loss_and_reverses_the_gradient_to_the_features():
+    import tensorflow as tf
+
+    from covidgui.core.fit_model import _reverse_gradient, build_fit_model
+
+    classifier = build_classifier(32, 2, seed=0)
+    # sources 0 and 1 are COVID-19 collections, 2 a normal one
+    fit_model = build_fit_model(classifier, None, 1, source_classes=[0, 0, 1], adversary_weight=0.5)
+    image = np.random.default_rng(0).random((4, 32, 32, 1)).astype(np.float32)
+    logits = np.asarray(fit_model((image, np.array([0, 1, 2, 0], np.int32)), training=False))
+    np.testing.assert_allclose(logits, np.asarray(classifier(image, training=False)), rtol=1e-5, atol=1e-5)
+    assert len(fit_model.losses) == 1 and float(fit_model.losses[0]) > 0
+    # A normal image's only same-class source is its own: nothing to tell apart, no loss.
+    fit_model((image[:1], np.array([2], np.int32)), training=False)
+    assert float(fit_model.losses[0]) == pytest.approx(0.0, abs=1e-6)
+    x = tf.constant([1.0, 2.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(3.0 * _reverse_gradient(x))
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), [-3.0, -3.0])

@@ -15,8 +15,8 @@ penalty) rather than a wrong one.
 
 Masks come from the bundled lung segmenter (:mod:`covidgui.core.lungs`) on the same prepared input
 as the classifier; they ride as a second input channel through the geometric augmentation, so the
-image and its mask always move together. Only the training wrapper uses this; the saved classifier
-is the plain one.
+image and its mask always move together. Only the training model
+(:func:`covidgui.core.fit_model.build_fit_model`) adds the penalty; the saved classifier is the plain one.
 """
 
 from __future__ import annotations
@@ -89,36 +89,3 @@ def evidence_outside_share(features, kernel, lung_fraction):
     outside = ops.sum(against_others * (1.0 - lung_fraction), axis=(1, 2, 3))
     total = ops.sum(against_others, axis=(1, 2, 3))
     return outside / (total + 1e-6)
-
-
-def build_guided_fit_model(classifier_model, augmentation, weight: float, features_layer: str):
-    """The model ``fit`` trains: input (S, S, 2) = image and lung mask, output the classifier's
-    logits; adds ``weight * mean share of evidence outside the lungs`` to the loss.
-
-    classifier_model: the Keras classifier (its layers are shared, so training it trains this);
-    augmentation: a layer applied to image and mask together, or None;
-    features_layer: the pooling layer whose input are the final feature maps.
-    """
-    import keras
-    from keras import layers
-
-    dense = classifier_model.get_layer("logits")
-    features_and_logits = keras.Model(classifier_model.inputs,
-                                      [classifier_model.get_layer(features_layer).input, classifier_model.output])
-
-    class LungEvidencePenalty(layers.Layer):
-        """Adds the penalty to the model's losses; passes the logits through."""
-
-        def call(self, features, lungs, logits):  # not "mask": Keras reserves that argument name
-            cell = lungs.shape[1] // features.shape[1]
-            fraction = keras.ops.average_pool(lungs, pool_size=cell, strides=cell, padding="valid")
-            share = evidence_outside_share(features, dense.kernel, fraction)
-            self.add_loss(weight * keras.ops.mean(share))
-            return logits
-
-    size = classifier_model.input_shape[1]
-    inputs = keras.Input((size, size, 2), name="xray_and_lungs")
-    both = augmentation(inputs) if augmentation is not None else inputs
-    image, mask = both[..., :1], both[..., 1:]
-    features, logits = features_and_logits(image)
-    return keras.Model(inputs, LungEvidencePenalty(name="lung_evidence_penalty")(features, mask, logits))

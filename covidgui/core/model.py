@@ -157,6 +157,9 @@ class Classifier:
             input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
             reduce_retracing=True,
         )
+        # A model trained on lung fields alone (card preprocessing "lung_mask"): its inputs are
+        # blanked outside the lungs before every pass, as in training.
+        self.masks_lungs = bool(card.preprocessing.get("lung_mask"))
         self._explained = None  # the traced pass with Grad-CAM, built on first use (see _explained_pass)
         self._explained_lock = threading.Lock()  # the single-image and batch threads may both ask first
 
@@ -240,41 +243,56 @@ class Classifier:
         """(predictions, lung probability maps (N, s, s) on the model input or None, and with
         ``explain`` the Grad-CAM (N, S, S) of each prediction's class, else None)."""
         cams = None
-        if explain:  # one pass gives the logits and the Grad-CAM of every class
-            logits, features, activations, weights = self._explain(inputs)
-            cams = self._cams(activations, weights, np.argmax(logits, axis=1), np.shape(inputs)[1:])
-        else:
-            logits, features = self.forward(inputs)
-        probs = softmax(logits, self.card.temperature)
-        n = len(probs)
-        ratios = [None] * n
-        if self.gate is not None:
-            colour = np.zeros(n) if colourfulness is None else np.asarray(colourfulness, dtype=float)
-            ratios = self.gate.accepts(inputs, features, colour)[1]
-        paths = paths if paths is not None else [None] * n
+        n = len(inputs)
         lung_maps, plausible = None, [None] * n
         if self.lungs is not None:
             from covidgui.core.lungs import check_lungs
 
             lung_maps = self.lungs.probabilities(inputs)
             plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
+        if self.masks_lungs:
+            inputs = self._lungs_only(inputs, lung_maps)[0]
+        if explain:  # one pass gives the logits and the Grad-CAM of every class
+            logits, features, activations, weights = self._explain(inputs)
+            cams = self._cams(activations, weights, np.argmax(logits, axis=1), np.shape(inputs)[1:])
+        else:
+            logits, features = self.forward(inputs)
+        probs = softmax(logits, self.card.temperature)
+        ratios = [None] * n
+        if self.gate is not None:
+            colour = np.zeros(n) if colourfulness is None else np.asarray(colourfulness, dtype=float)
+            ratios = self.gate.accepts(inputs, features, colour)[1]
+        paths = paths if paths is not None else [None] * n
         results = [self.prediction_from(p, r, path, ok) for p, r, path, ok in zip(probs, ratios, paths, plausible)]
         if lung_maps is not None:
             self._check_outside_lungs(inputs, probs, lung_maps, results)
         return results, lung_maps, cams
 
+    def _lungs_only(self, inputs, lung_maps) -> tuple[np.ndarray, list[int]]:
+        """(the inputs (N, S, S) with everything outside each one's lung fields blanked, the indices
+        of the inputs that had plausible lungs; the others are returned unchanged)."""
+        from covidgui.core.lung_guidance import allowed_region, blank_outside
+
+        inputs = np.array(inputs, dtype=np.float32)
+        if lung_maps is None:
+            raise ModelError("This model decides from the lung fields alone and needs the lung model "
+                             "(models/lung_segmenter.keras), which is missing.")
+        chosen = []
+        for i, lung_map in enumerate(lung_maps):
+            region = allowed_region(lung_map, inputs.shape[1:], self.lungs.threshold)
+            if region is not None:
+                inputs[i] = blank_outside(inputs[i], region)
+                chosen.append(i)
+        return inputs, chosen
+
     def _check_outside_lungs(self, inputs, probs: np.ndarray, lung_maps: np.ndarray, results: list[Prediction]) -> None:
         """The shortcut check (fills each result's lung_only_* and depends_on_outside_lungs): the
         inputs with everything outside their lung fields blanked, classified in one more pass."""
-        from covidgui.core.lung_guidance import allowed_region, blank_outside
-
-        inputs = np.asarray(inputs)
-        regions = [allowed_region(m, inputs.shape[1:], self.lungs.threshold) for m in lung_maps]
-        chosen = [i for i, region in enumerate(regions) if region is not None]
+        blanked, chosen = self._lungs_only(inputs, lung_maps)
         if not chosen:
             return
-        blanked = np.stack([blank_outside(inputs[i], regions[i]) for i in chosen])
-        lung_only = softmax(self.logits(blanked), self.card.temperature)
+        # A model that masks its inputs already saw only the lungs: its answer is the lungs-only one.
+        lung_only = probs[chosen] if self.masks_lungs else softmax(self.logits(blanked[chosen]), self.card.temperature)
         for i, row in zip(chosen, lung_only):
             shown = int(np.argmax(probs[i]))
             top = int(np.argmax(row))

@@ -28,8 +28,7 @@ from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.gate import fit_gate, gate_path, thumbnails
 from covidgui.core.images import load_xray
 from covidgui.core.augment import acquisition_augment
-from covidgui.core.lung_guidance import (LUNG_GUIDANCE_WEIGHT, LUNG_MARGIN, blank_outside, build_guided_fit_model,
-                                         training_mask)
+from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT, LUNG_MARGIN, blank_outside, training_mask
 from covidgui.core.metrics import classification_report, expected_calibration_error
 from covidgui.core.model import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, _quiet_tensorflow, softmax
 from covidgui.core.modelcard import ModelCard, card_path, write_atomic
@@ -63,6 +62,12 @@ class TrainConfig:
     # segmenter): the model learns to decide from the lungs alone, which is what the shortcut
     # check at inference compares against. 0 = off.
     lung_blank: float = 0.0
+    # The model sees the lung fields alone, in training and at inference (everything outside them
+    # blanked; recorded in the card's preprocessing, needs the lung segmenter).
+    lung_mask: bool = False
+    # Weight of the within-class source adversary (covidgui.core.fit_model): the features are
+    # pushed not to tell apart the sources of one class (LabelledFiles.groups). 0 = off.
+    source_adversary: float = 0.0
     # Channel multiplier of the CNN (1.0: 0.25 M parameters, 0.32 GFLOP at 224 px).
     width: float = 1.0
 
@@ -187,7 +192,8 @@ def count_flops(model) -> int:
 
 def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: int, shuffle: bool, seed: int,
                   sample_weight=None, cache: bool | None = None, pool=None,
-                  lungs=None, augment: bool = False, lung_blank: float = 0.0):
+                  lungs=None, augment: bool = False, lung_blank: float = 0.0, lung_mask: bool = False,
+                  source_ids=None):
     """A ``keras.utils.PyDataset`` yielding (x (B, S, S, 1), y (B,), sample_weight (B,)).
 
     Files that fail to decode get weight 0 (they neither train nor count) and are recorded in
@@ -198,6 +204,9 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
     augment: acquisition augmentation (:mod:`covidgui.core.augment`) before equalisation; and
     lung_blank: share of images shown with everything outside their lung mask blanked. Both
         only in ``seq[i]`` (what ``fit`` reads); ``seq.clean(i)`` gives the batch without them.
+    lung_mask: every image blanked outside its lung mask, in every batch (a lung-fields-only model).
+    source_ids: (N,) int source index of each file, for the source adversary: then ``seq[i]`` gives
+        ((x, source (B,)), y, w); ``seq.clean(i)`` always gives x alone.
     """
     import keras
 
@@ -246,7 +255,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             if epoch_rng is not None and augment:
                 small = acquisition_augment(small, epoch_rng)
             x = equalize_histogram(small)
-            if epoch_rng is not None and mask is not None and lung_blank > 0 and epoch_rng.random() < lung_blank:
+            if mask is not None and (lung_mask or (epoch_rng is not None and lung_blank > 0
+                                                   and epoch_rng.random() < lung_blank)):
                 x = blank_outside(x, mask)
             return x if mask is None else np.stack([x, mask], axis=-1)
 
@@ -264,7 +274,10 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             return x, y, w
 
         def __getitem__(self, i):
-            return self.batch(i, augmented=augment or lung_blank > 0)
+            x, y, w = self.batch(i, augmented=augment or lung_blank > 0)
+            if source_ids is None:
+                return x, y, w
+            return (x, source_ids[self.batch_indices(i)]), y, w
 
         def clean(self, i):
             """Batch ``i`` without augmentation (BatchNorm re-estimation, gate, calibration)."""
@@ -352,11 +365,20 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     weights = balanced_sample_weight(train_files.labels,
                                      train_files.group_names() if config.source_balance else None, n_classes)
     lungs = _guidance_segmenter(config)
+    # The source adversary needs two sources in some class to have anything to tell apart.
+    source_names = sorted(set(train_files.group_names()))
+    source_classes, source_ids = None, None
+    if config.source_adversary > 0 and len(source_names) > n_classes:
+        groups = train_files.group_names()
+        source_ids = np.array([source_names.index(g) for g in groups], dtype=np.int32)
+        source_classes = [train_files.labels[groups.index(name)] for name in source_names]
     train_seq = make_sequence(train_files.paths, train_files.labels, size, config.batch_size, True, config.seed,
                               weights, pool=pool, lungs=lungs, augment=config.augment and config.acquisition_augment,
-                              lung_blank=config.lung_blank if lungs is not None else 0.0)
+                              lung_blank=config.lung_blank if lungs is not None else 0.0, lung_mask=config.lung_mask,
+                              source_ids=source_ids)
     val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
-                            lungs=lungs)
+                            lungs=lungs, lung_mask=config.lung_mask,
+                            source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32))
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         _warm_unless_stopped(train_seq, listener)
         _warm_unless_stopped(val_seq, listener)
@@ -365,15 +387,12 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         classifier_model = build_classifier(size, n_classes, config.seed, config.width)
         augmentation = build_augmentation(config.seed) if config.augment else None
-        if lungs is not None and config.lung_guidance > 0:
-            fit_model = build_guided_fit_model(classifier_model, augmentation, config.lung_guidance, EMBEDDING_LAYER)
-        elif lungs is not None:  # masks only for lung blanking: the image channel trains
-            inputs = keras.Input((size, size, 2))
-            moved = augmentation(inputs) if augmentation else inputs
-            fit_model = keras.Model(inputs, classifier_model(moved[..., :1]))
-        else:
-            inputs = keras.Input((size, size, 1))
-            fit_model = keras.Model(inputs, classifier_model(augmentation(inputs) if augmentation else inputs))
+        from covidgui.core.fit_model import build_fit_model  # imports Keras: only when training
+
+        fit_model = build_fit_model(classifier_model, augmentation, 1 if lungs is None else 2,
+                                    guidance=config.lung_guidance if lungs is not None else 0.0,
+                                    source_classes=source_classes, adversary_weight=config.source_adversary,
+                                    features_layer=EMBEDDING_LAYER)
         steps = len(train_seq) * config.epochs
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
         # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
@@ -398,7 +417,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     card = ModelCard(
         name=name, version=version, classes=list(train_files.classes), input_size=size,
         display_names=dict(display_names or {}), positive_class=positive_class,
-        preprocessing=PREPROCESSING_DESCRIPTION,
+        preprocessing=preprocessing_description(config.lung_mask),
         architecture={"name": classifier_model.name, "parameters": int(classifier_model.count_params()),
                       "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
         training={**(training_info or {}), "config": asdict(config),
@@ -435,6 +454,16 @@ PREPROCESSING_DESCRIPTION = {
               "global histogram equalisation",
               "in-model: rescale 0..1 to -1..1"],
 }
+
+
+def preprocessing_description(lung_mask: bool = False) -> dict:
+    """The card's preprocessing entry; ``lung_mask`` adds the blanking outside the lungs."""
+    if not lung_mask:
+        return PREPROCESSING_DESCRIPTION
+    steps = list(PREPROCESSING_DESCRIPTION["steps"])
+    steps.insert(-1, "everything outside the lung fields (lung model, 4 % margin) set to 0.5, "
+                     "unless no plausible pair of lungs is found")
+    return {**PREPROCESSING_DESCRIPTION, "steps": steps, "lung_mask": True}
 
 
 def _source_counts(files: LabelledFiles) -> dict[str, int]:
@@ -503,7 +532,7 @@ def _guidance_segmenter(config: TrainConfig):
     Raises DatasetError when guidance is asked for but the lung model is missing: a model trained
     without it would silently differ from what was asked.
     """
-    if config.lung_guidance <= 0 and config.lung_blank <= 0:
+    if config.lung_guidance <= 0 and config.lung_blank <= 0 and not config.lung_mask:
         return None
     from covidgui.core.lungs import load_bundled_segmenter
 

@@ -217,3 +217,68 @@ def test_jpeg_lossless_and_extended_12_bit_files_decode(tmp_path, syntax, tolera
     assert xray.bit_depth == 12
     assert np.abs(xray.pixels - expected).max() <= tolerance + 1e-6
     assert xray.metadata["dicom"]["transfer_syntax"] == syntax.name
+
+
+def _old_style_copy(source, dest):
+    """The data set of ``source`` written as ACR-NEMA-era archives did: implicit VR little endian,
+    no 128-byte preamble, no "DICM", no file meta information."""
+    import pydicom
+    from pydicom.filewriter import write_dataset
+
+    ds = pydicom.dcmread(source)
+    with open(dest, "wb") as f:
+        out = pydicom.filebase.DicomFileLike(f)
+        out.is_implicit_VR, out.is_little_endian = True, True
+        write_dataset(out, ds)
+    return dest
+
+
+@pytest.mark.parametrize("name", ["old.dcm", "OLDFILE"])
+def test_old_style_file_without_preamble_or_meta_is_read(tmp_path, name):
+    source = make_xray_dicom(tmp_path / "src.dcm", ramp(), bits=16, photometric="MONOCHROME1")
+    old = _old_style_copy(source, tmp_path / name)
+    assert old.read_bytes()[:2] == b"\x08\x00"  # starts right at the first data element
+    assert is_supported(old)
+    xray = load_xray(old)
+    assert np.abs(xray.pixels - ramp()).max() <= 1 / 255  # MONOCHROME1 honoured, like the original
+    assert xray.metadata["dicom"]["transfer_syntax"] == "Implicit VR Little Endian"
+
+
+def test_files_that_merely_start_with_08_are_not_taken_for_dicom(tmp_path):
+    from covidgui.core.dicom import starts_like_headerless_dicom
+
+    odd = tmp_path / "blob"
+    odd.write_bytes(b"\x08\x00\x10\x00" + (10**6).to_bytes(4, "little") + b"x" * 100)  # length beyond the file
+    assert not starts_like_headerless_dicom(odd) and not is_supported(odd)
+    text = tmp_path / "readme"
+    text.write_text("CovidGUI notes\n" * 10)
+    assert not starts_like_headerless_dicom(text)
+
+
+def test_12_bit_jpeg_extended_that_libjpeg_refuses_is_decoded(tmp_path):
+    """Some encoders write a sequential scan's spectral selection as 0..0 (the WG04 file RG2_JPLY
+    does); pylibjpeg-libjpeg rejects that, libjpeg-turbo (covidgui.core.dicom_jpeg12) decodes it."""
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_frames
+
+    from tests.conftest import chest_like
+
+    source = chest_like(128, seed=5) / 255.0
+    path = make_xray_dicom(tmp_path / "jply.dcm", source, bits=12, compression=JPEGExtended12Bit)
+    ds = pydicom.dcmread(path)
+    frame = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
+    sos = frame.index(b"\xff\xda")
+    components = frame[sos + 4]
+    se = sos + 5 + 2 * components + 1  # Ss, then Se
+    assert frame[se] == 63
+    frame[se] = 0
+    ds.PixelData = encapsulate([bytes(frame)])
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(Exception, match="misplaced marker"):  # the first plugin's refusal
+        from pydicom.pixels import pixel_array
+
+        pixel_array(ds, index=0, decoding_plugin="pylibjpeg")
+    xray = load_xray(path)
+    expected = np.round(source * 4095) / 4095
+    expected = (expected - expected.min()) / (expected.max() - expected.min())
+    assert np.abs(xray.pixels - expected).max() <= 0.02

@@ -11,6 +11,9 @@ Compressed transfer syntaxes are decoded by pydicom's pixel-data plugins: ``pyli
 RLE (pydicom's own decoder, used when it is absent, is ten times slower), ``pylibjpeg-libjpeg`` for
 JPEG baseline, extended (12-bit) and lossless, and ``pylibjpeg-openjpeg`` for JPEG 2000. Pillow
 would cover 8-bit JPEG baseline only, not JPEG Lossless, the usual compression of CR/DX archives.
+12-bit JPEG Extended files that libjpeg refuses are decoded by libjpeg-turbo through imagecodecs
+(:mod:`covidgui.core.dicom_jpeg12`). Old-style files without preamble and file meta information
+(ACR-NEMA) are recognised by their first data element and read with pydicom's ``force=True``.
 
 Patient identifiers are kept in a :class:`PatientIdentity`, whose ``repr`` hides them, so that
 logging an XRay or its metadata never writes a name, ID or birth date.
@@ -18,6 +21,7 @@ logging an XRay or its metadata never writes a name, ID or birth date.
 
 from __future__ import annotations
 
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,10 @@ DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic"})
 # A DICOM Part 10 file has a 128-byte preamble followed by these four bytes.
 _DICM_OFFSET = 128
 _DICM_MAGIC = b"DICM"
+# Value representations an explicit-VR data element may carry (PS3.5 6.2).
+_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
+                  b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+                  b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV"})
 
 # View positions that are not frontal (DICOM (0018,5101) View Position defined terms).
 LATERAL_VIEWS = frozenset({"LL", "RL", "LLD", "RLD", "LAT", "LATERAL", "LLO", "RLO"})
@@ -62,11 +70,12 @@ class PatientIdentity:
 
 
 def is_dicom_file(path: str | Path) -> bool:
-    """True for a ``.dcm``-like name or a file with the ``DICM`` marker at byte 128."""
+    """True for a ``.dcm``-like name, a file with the ``DICM`` marker at byte 128, or an old-style
+    file without preamble that starts with a plausible first data element."""
     path = Path(path)
     if path.suffix.lower() in DICOM_EXTENSIONS:
         return True
-    return has_dicm_preamble(path)
+    return has_dicm_preamble(path) or starts_like_headerless_dicom(path)
 
 
 def has_dicm_preamble(path: str | Path) -> bool:
@@ -76,6 +85,46 @@ def has_dicm_preamble(path: str | Path) -> bool:
             return f.read(4) == _DICM_MAGIC
     except OSError:
         return False
+
+
+def starts_like_headerless_dicom(path: str | Path) -> bool:
+    """True when the file starts as a DICOM data set written without the Part 10 preamble and file
+    meta information (ACR-NEMA and early DICOM archives; pydicom reads them with ``force=True``).
+
+    The first data element must be a little-endian tag of group 0002 (file meta without preamble)
+    or 0008 (the identifying group every image starts with) with a low element number, followed
+    either by a valid explicit VR or by an even implicit-VR length that fits in the file. Eight
+    bytes decide, so scanning a folder stays cheap; a text or image file never starts this way.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            size = f.seek(0, 2)
+    except OSError:
+        return False
+    if len(head) < 8:
+        return False
+    group, element = struct.unpack("<HH", head[:4])
+    if group not in (0x0002, 0x0008) or element > 0x0020:
+        return False
+    if head[4:6] in _VRS:  # explicit VR little endian
+        return True
+    (length,) = struct.unpack("<I", head[4:8])  # implicit VR little endian
+    return length % 2 == 0 and 8 + length <= size
+
+
+def _read_headerless(path: Path):
+    """An old-style file read with ``force=True``; the transfer syntax it lacks is set from the
+    encoding pydicom detected, so that the pixel data can be decoded (always uncompressed there)."""
+    import pydicom
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(path, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                          ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    return ds
 
 
 def _sniff_raster(path: Path) -> str | None:
@@ -95,8 +144,10 @@ def _text(ds, keyword: str) -> str:
 
 
 def _date(value: str) -> str:
-    """DICOM DA 'YYYYMMDD' -> 'YYYY-MM-DD' (left alone when it is not that)."""
+    """DICOM DA 'YYYYMMDD' (or ACR-NEMA's 'YYYY.MM.DD') -> 'YYYY-MM-DD' (left alone otherwise)."""
     value = value.strip()
+    if len(value) == 10 and value[4] == value[7] == ".":
+        value = value.replace(".", "")
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
 
 
@@ -154,7 +205,12 @@ def load_dicom(path: str | Path) -> "XRay":
     path = Path(path)
     try:
         # Pixel data is decoded later, frame by frame; reading the header is cheap.
-        ds = pydicom.dcmread(path)
+        try:
+            ds = pydicom.dcmread(path)
+        except InvalidDicomError:
+            if not starts_like_headerless_dicom(path):
+                raise
+            ds = _read_headerless(path)
         # pydicom converts each element's value when it is first read; converting them all here
         # turns a damaged element (an unknown VR, a bad length) into this function's error
         # instead of a crash in a later ds.get (found by tests/test_loader_fuzz.py).
@@ -235,6 +291,10 @@ def _sop_class_name(ds) -> str:
 def _first_frame(path: Path, ds) -> np.ndarray:
     """Frame 1's stored values (H, W) or (H, W, 3), decoded by whichever plugin can."""
     from pydicom.pixels import pixel_array
+
+    from covidgui.core.dicom_jpeg12 import register
+
+    register()  # the 12-bit JPEG Extended fallback (covidgui.core.dicom_jpeg12)
 
     try:
         with warnings.catch_warnings():

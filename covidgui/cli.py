@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--include-patient-info", action="store_true",
                         help="print the DICOM patient name, ID and birth date in the report (off by default)")
     report.add_argument("--no-heatmap", action="store_true", help="the image without the heatmap overlay")
+    report.add_argument("--classify-anyway", action="store_true",
+                        help="report the model's answer even when the gate says this is not a chest X-ray (the report says so)")
     report.add_argument("--model", type=Path,
                         help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
 
@@ -240,9 +242,12 @@ def cmd_report(args) -> int:
     classifier = Classifier.load(args.model or _active_model())
     # The model's own path (reduced-size decode), so the report agrees with classify and the GUI.
     prediction = classifier.predict_file(args.image, heatmap=not args.no_heatmap)
+    if args.classify_anyway:
+        prediction = prediction.classify_anyway()
     out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, xray.metadata,
                        heatmap=prediction.heatmap, include_patient=args.include_patient_info)
     for warning in xray.metadata.get("warnings", []):
         print(f"caution: {warning}", file=sys.stderr)
-    print(f"{args.image}: {prediction.label} ({prediction.confidence:.1%}); report written to {out}")
+    shown = prediction.label if prediction.withheld else f"{prediction.label} ({prediction.confidence:.1%})"
+    print(f"{args.image}: {shown}; report written to {out}")
     return 0

@@ -131,6 +131,7 @@ class _Decoded:
     error: str | None
     thumbnail: np.ndarray | None
     colourfulness: float = 0.0  # for the input gate
+    warnings: list[str] = field(default_factory=list)  # short notes about the file (multi-frame, ...)
 
 
 def make_thumbnail(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
@@ -147,7 +148,8 @@ def _decode(classifier, path: Path, thumbnails: bool) -> _Decoded:
     try:
         xray = load_xray(path, max_side=classifier.input_size)
         thumb = make_thumbnail(xray.pixels) if thumbnails else None
-        return _Decoded(classifier.prepare(xray.pixels).input, None, thumb, xray.metadata.get("colourfulness", 0.0))
+        return _Decoded(classifier.prepare(xray.pixels).input, None, thumb, xray.metadata.get("colourfulness", 0.0),
+                        list(xray.metadata.get("short_warnings", [])))
     except ImageLoadError as exc:
         return _Decoded(None, exc.reason, None)
     except MemoryError:
@@ -224,7 +226,10 @@ def _classify_pending(classifier, pending: list[tuple[int, Path, _Decoded]], lun
         if decoded.error is not None:
             items.append(BatchItem(index, path, error=decoded.error))
         else:
-            items.append(BatchItem(index, path, prediction=next(predictions), thumbnail=decoded.thumbnail))
+            prediction = next(predictions)
+            if decoded.warnings:  # the file's cautions travel with its result (JSON, CSV, table)
+                prediction.warnings = decoded.warnings
+            items.append(BatchItem(index, path, prediction=prediction, thumbnail=decoded.thumbnail))
     return items
 
 
@@ -233,7 +238,7 @@ def csv_header(card) -> list[str]:
     """The CSV columns for a model card: one probability column per class, in the card's order."""
     return (["path", "label", "confidence"]
             + [f"probability {card.display_name(c)}" for c in card.classes]
-            + ["lung attention", "flags", "error", "model"])
+            + ["lung attention", "flags", "warnings", "error", "model"])
 
 
 def flags_of(prediction) -> list[str]:
@@ -242,6 +247,7 @@ def flags_of(prediction) -> list[str]:
     if prediction is None:
         return []
     return ((["not a chest X-ray"] if prediction.not_xray else [])
+            + (["classified anyway"] if getattr(prediction, "classified_anyway", False) else [])
             + (["indeterminate"] if prediction.indeterminate else [])
             + (["looked mostly outside the lungs"] if low_attention(prediction.lung_attention) else []))
 
@@ -250,16 +256,19 @@ def csv_row(item: BatchItem, card) -> list[str]:
     """One CSV row (strings) for a result; probabilities, confidence and lung attention as 0..1
     with 4 decimals (lung attention empty without the lung model or when the heatmap is empty).
 
-    An image the input gate withheld has no confidence (as in the table); its class probabilities
-    are still written, for research, beside the "not a chest X-ray" flag."""
+    An image the input gate withheld has no confidence and no class probabilities (as in the table
+    and the window), unless it was classified anyway. ``warnings`` holds the file's cautions
+    (multi-frame, modality, body part, lateral view), separated by ";"."""
     model = f"{card.name} {card.version}"
     p = item.prediction
     if p is None:
-        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", "", item.error or "", model]
-    probs = [f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
-    confidence = "" if p.not_xray else f"{p.confidence:.4f}"
+        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", "", "", item.error or "", model]
+    withheld = getattr(p, "withheld", p.not_xray)
+    probs = ["" if withheld else f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
+    confidence = "" if withheld else f"{p.confidence:.4f}"
     attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
-    return [str(item.path), p.label, confidence] + probs + [attention, ";".join(flags_of(p)), "", model]
+    return ([str(item.path), p.label, confidence] + probs
+            + [attention, ";".join(flags_of(p)), ";".join(getattr(p, "warnings", [])), "", model])
 
 
 class CsvResults:

@@ -172,18 +172,35 @@ def _transfer_syntax_name(ds) -> str:
     return uid.name if uid is not None else ""
 
 
-def _warnings(info: dict) -> list[str]:
+# Body Part Examined values of chest films (PS3.16 CID 4031 and what CR/DX devices write).
+CHEST_BODY_PARTS = frozenset({"CHEST", "THORAX", "LUNG", "LUNGS", "CHEST_LAT", "TORSO", "RIBS"})
+
+
+def _cautions(info: dict) -> list[tuple[str, str]]:
+    """(short note, sentence) for each reason to trust this file's result less: a lateral view,
+    a multi-frame file, a modality or body part the model was not trained on. The sentence is
+    for the window and the report; the short note for ``classify --json`` and the CSV."""
     out = []
     view = info["view_position"].upper()
     if view in LATERAL_VIEWS:
-        out.append(FRONTAL_WARNING.format(view=info["view_position"]))
+        out.append((f"lateral view ({info['view_position']})", FRONTAL_WARNING.format(view=info["view_position"])))
     if info["frames"] > 1:
-        out.append(f"This file holds {info['frames']} frames; only the first was classified.")
+        out.append((f"multi-frame ({info['frames']} frames; frame 1 classified)",
+                    f"This file holds {info['frames']} frames; only the first was classified."))
     modality = info["modality"].upper()
     if modality and modality not in RADIOGRAPH_MODALITIES:
-        out.append(f"Modality {info['modality']}: the model was trained on chest radiographs (CR/DX), "
-                   "not on this kind of image.")
+        out.append((f"modality {info['modality']} (not CR/DX)",
+                    f"Modality {info['modality']}: the model was trained on chest radiographs (CR/DX), "
+                    "not on this kind of image."))
+    body_part = info["body_part"].upper()
+    if body_part and body_part not in CHEST_BODY_PARTS:
+        out.append((f"body part {info['body_part']} (not chest)",
+                    f"Body part {info['body_part']}: the model was trained on chest radiographs only."))
     return out
+
+
+def _warnings(info: dict) -> list[str]:
+    return [sentence for _, sentence in _cautions(info)]
 
 
 def load_dicom(path: str | Path) -> "XRay":
@@ -192,7 +209,8 @@ def load_dicom(path: str | Path) -> "XRay":
     The first frame of a multi-frame file; the file's first VOI LUT or window; MONOCHROME1
     inverted; colour images (secondary captures) reduced to luma.
     ``metadata`` holds ``dicom`` (modality, view position, study date, ...: see :func:`dicom_info`),
-    ``warnings`` (a list of sentences for the user: lateral view, multi-frame, other modality) and
+    ``warnings`` (a list of sentences for the user: lateral view, multi-frame, other modality or
+    body part), ``short_warnings`` (the same as short notes, for JSON and CSV) and
     ``patient`` (a :class:`PatientIdentity`).
     Raises ImageLoadError for a non-DICOM file, a DICOM without an image, a truncated file or a
     compression that cannot be decoded.
@@ -253,6 +271,7 @@ def load_dicom(path: str | Path) -> "XRay":
         "dicom": info,
         "frame_used": 1,
         "warnings": _warnings(info),
+        "short_warnings": [note for note, _ in _cautions(info)],
         "patient": PatientIdentity(
             name=str(ds.get("PatientName", "") or "").replace("^", " ").strip(),
             patient_id=_text(ds, "PatientID"),

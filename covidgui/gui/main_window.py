@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget,
-                               QTabWidget)
+from PySide6.QtWidgets import (QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter,
+                               QStackedWidget, QTabWidget)
 
 from covidgui.gui.batch_view import BatchView
 from covidgui.gui.image_view import ImageView
@@ -56,11 +56,20 @@ class MainWindow(QMainWindow):
         self.result_panel.overlay_toggled.connect(self.viewer.set_overlay_visible)
         self.result_panel.overlay_opacity_changed.connect(self.viewer.set_overlay_opacity)
         self.result_panel.lung_outline_toggled.connect(self.viewer.set_lung_outline_visible)
+        self.result_panel.classified_anyway.connect(self._on_classified_anyway)
         self.viewer.set_overlay_opacity(self.result_panel.opacity_slider.value() / 100)
+        # The panel scrolls rather than squeezing its texts when cautions and DICOM rows pile up
+        # on a small screen; it always gets the full width, so its labels wrap between words.
+        self.result_scroll = QScrollArea()
+        self.result_scroll.setWidget(self.result_panel)
+        self.result_scroll.setWidgetResizable(True)
+        self.result_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.result_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.result_scroll.setMinimumWidth(self.result_panel.minimumWidth() + 16)
 
         single = QSplitter()
         single.addWidget(self.image_area)
-        single.addWidget(self.result_panel)
+        single.addWidget(self.result_scroll)
         single.setStretchFactor(0, 3)
         single.setStretchFactor(1, 1)
         # One tab per job: the single-image view first; batch and training add their own tabs.
@@ -186,6 +195,12 @@ class MainWindow(QMainWindow):
         self.export_report_action.setEnabled(True)
         self.export_image_action.setEnabled(True)
         self.statusBar().showMessage(f"Ready — {result.path.name}: {result.prediction.label}")
+
+    @Slot(object)
+    def _on_classified_anyway(self, prediction) -> None:
+        if self.last_result is not None:
+            self.last_result.prediction = prediction
+            self.statusBar().showMessage(f"{self.last_result.path.name}: {prediction.label} (classified anyway)")
 
     @Slot(int, str, str)
     def _on_failed(self, request_id: int, path: str, message: str) -> None:

@@ -34,22 +34,36 @@ def _bar(value: float) -> QProgressBar:
     return bar
 
 
+class HeadlineLabel(QLabel):
+    """The big result word(s), wrapped only between words: "Not a chest X-ray" must not break as
+    "X-" / "ray". Hyphens are shown as non-breaking hyphens; :meth:`text` gives the plain text."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        self._plain = text
+        super().setText(text.replace("-", "\u2011"))
+
+    def text(self) -> str:
+        return getattr(self, "_plain", super().text())
+
+
 class ResultPanel(QWidget):
     """Shows one Prediction, or a message. Emits overlay changes for the image view."""
 
     overlay_toggled = Signal(bool)
+    # The user asked for the classifier's answer on an image the gate rejected (the new Prediction).
+    classified_anyway = Signal(object)
     overlay_opacity_changed = Signal(float)
     lung_outline_toggled = Signal(bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(260)
         layout = QVBoxLayout(self)
 
         self.file_label = QLabel("")
         self.file_label.setObjectName("fileLabel")
         self.file_label.setWordWrap(True)
-        self.label = QLabel("No image")
+        self.label = HeadlineLabel("No image")
         self.label.setObjectName("resultLabel")
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.label.setWordWrap(True)
@@ -217,7 +231,9 @@ class ResultPanel(QWidget):
     def _classify_anyway(self) -> None:
         if self._shown is not None:
             prediction, file_name, has_heatmap = self._shown
-            self.show_prediction(prediction.classify_anyway(), file_name, has_heatmap)
+            anyway = prediction.classify_anyway()
+            self.show_prediction(anyway, file_name, has_heatmap)
+            self.classified_anyway.emit(anyway)  # so that an exported report says so
             self.message.setText("Shown on request although the gate judged this not to be a chest X-ray: "
                                  "the model was not trained on such images.")
 

@@ -12,6 +12,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit, J
 from covidgui.core.dicom import PatientIdentity
 from covidgui.core.errors import ImageLoadError
 from covidgui.core.images import is_supported, load_xray
+from tests.conftest import SHARED_DATA
 from tests.dicom_factory import (PATIENT_ID, PATIENT_NAME, make_dataset, make_secondary_capture,
                                  make_structured_report, make_xray_dicom)
 
@@ -31,6 +32,7 @@ VARIANTS = {
     "jpeg-baseline-8bit": dict(bits=8, compression=JPEGBaseline8Bit),
 }
 LOSSY = {"jpeg-baseline-8bit"}
+SHARED_VLUT = SHARED_DATA / "dicom-real" / "other18_vlut_04.dcm"
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +284,29 @@ def test_12_bit_jpeg_extended_that_libjpeg_refuses_is_decoded(tmp_path):
     expected = np.round(source * 4095) / 4095
     expected = (expected - expected.min()) / (expected.max() - expected.min())
     assert np.abs(xray.pixels - expected).max() <= 0.02
+
+
+def test_file_levels_are_in_the_files_units_after_the_modality_lut(tmp_path):
+    path = make_xray_dicom(tmp_path / "r.dcm", ramp(), bits=12, rescale=(2.0, -1024.0), window=True,
+                           photometric="MONOCHROME1")
+    xray = load_xray(path, viewer_values=True)
+    levels = xray.metadata["file_levels"]
+    assert levels.stored_range == (-1024.0, 4095 * 2 - 1024.0)
+    assert levels.window[0] == pytest.approx(3071.5, abs=1) and levels.inverted
+    assert xray.values.dtype == np.float32 and xray.values.min() == -1024.0
+    # At the file's window the viewer shows what the model was given.
+    c, w = levels.to_view(*levels.window)
+    shown = np.clip((levels.normalise(xray.values) - (c - w / 2)) / w, 0, 1)
+    assert np.abs(shown - xray.pixels).max() < 2 / 255
+    assert levels.from_view(c, w) == pytest.approx(levels.window)
+    assert load_xray(path).values is None  # batches do not keep them
+
+
+def test_a_voi_lut_curve_has_no_linear_levels(tmp_path):
+    from covidgui.core.dicom import load_dicom
+
+    xray = load_dicom(SHARED_VLUT) if SHARED_VLUT.is_file() else None
+    if xray is None:
+        pytest.skip(f"{SHARED_VLUT} not found")
+    assert "file_levels" not in xray.metadata
+

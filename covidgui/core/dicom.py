@@ -69,6 +69,80 @@ class PatientIdentity:
         return [("Patient name", self.name), ("Patient ID", self.patient_id), ("Birth date", self.birth_date)]
 
 
+@dataclass(frozen=True)
+class FileLevels:
+    """Window/level in a DICOM file's own units (the values after its Modality LUT: detector units,
+    or Hounsfield-like units when Rescale Type says so), for the viewer.
+
+    window: (center, width) of the file's first Window Center/Width, or of the image's own
+        min..max when it has none (what the decoded pixels show).
+    stored_range: (low, high): every value the stored bits can take, after the Modality LUT (and
+        the image's own values, should a file hold values outside it). The viewer can widen the
+        window up to it, beyond the file's window, as DICOM viewers do.
+    inverted: MONOCHROME1: the lowest value is white.
+    units: Rescale Type (e.g. "HU"), or "" when the file does not say.
+
+    The viewer works on values normalised over ``stored_range`` (:meth:`normalise`, 0..1, already
+    flipped for MONOCHROME1 so that 1 is white); :meth:`to_view` and :meth:`from_view` convert a
+    (center, width) between the file's units and that 0..1 scale.
+    """
+
+    window: tuple[float, float]
+    stored_range: tuple[float, float]
+    inverted: bool = False
+    units: str = ""
+
+    @property
+    def span(self) -> float:
+        low, high = self.stored_range
+        return max(high - low, 1e-12)
+
+    def normalise(self, values: np.ndarray) -> np.ndarray:
+        """Values in file units (H, W) -> float32 0..1 over the stored range, 1 = white."""
+        low, high = self.stored_range
+        scaled = (np.asarray(values, dtype=np.float64) - low) / self.span
+        return np.clip(1.0 - scaled if self.inverted else scaled, 0.0, 1.0).astype(np.float32)
+
+    def to_view(self, center: float, width: float) -> tuple[float, float]:
+        """(center, width) in file units -> the viewer's 0..1 levels."""
+        low, high = self.stored_range
+        c = (high - center if self.inverted else center - low) / self.span
+        return c, width / self.span
+
+    def from_view(self, center: float, width: float) -> tuple[float, float]:
+        """The viewer's 0..1 levels -> (center, width) in file units."""
+        low, high = self.stored_range
+        return (high - center * self.span if self.inverted else low + center * self.span), width * self.span
+
+
+def file_levels(ds, values: np.ndarray) -> FileLevels | None:
+    """The :class:`FileLevels` of a greyscale image whose Modality LUT output is ``values`` (H, W),
+    or None when the file's display uses a VOI LUT Sequence (a curve, not a window: the viewer then
+    works on the decoded pixels, 0..1)."""
+    from pydicom.multival import MultiValue
+    from pydicom.pixels import apply_modality_lut
+
+    if ds.get("VOILUTSequence") and ds.VOILUTSequence[0].get("LUTData") is not None:
+        return None
+    bits = int(ds.get("BitsStored", 8) or 8)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    ends = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] if signed else [0, 2**bits - 1])
+    ends = np.asarray(apply_modality_lut(ends, ds), dtype=np.float64)
+    vmin, vmax = float(np.min(values)), float(np.max(values))
+    low, high = min(float(ends.min()), vmin), max(float(ends.max()), vmax)
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is not None and width is not None:
+        # Multi-valued: the first window, as the decoded pixels use.
+        center = float(center[0] if isinstance(center, MultiValue) else center)
+        width = float(width[0] if isinstance(width, MultiValue) else width)
+        window = (center, max(width, 1.0))
+    else:
+        window = ((vmin + vmax) / 2, max(vmax - vmin, 1e-6))
+    return FileLevels(window=window, stored_range=(low, high),
+                      inverted=_text(ds, "PhotometricInterpretation").upper() == "MONOCHROME1",
+                      units="" if _text(ds, "RescaleType") == "US" else _text(ds, "RescaleType"))  # US: unspecified
+
+
 def is_dicom_file(path: str | Path) -> bool:
     """True for a ``.dcm``-like name, a file with the ``DICM`` marker at byte 128, or an old-style
     file without preamble that starts with a plausible first data element."""
@@ -203,7 +277,7 @@ def _warnings(info: dict) -> list[str]:
     return [sentence for _, sentence in _cautions(info)]
 
 
-def load_dicom(path: str | Path) -> "XRay":
+def load_dicom(path: str | Path, viewer_values: bool = False) -> "XRay":
     """Read a DICOM file into greyscale pixels 0..1 (H, W), float32, 0 = black.
 
     The first frame of a multi-frame file; the file's first VOI LUT or window; MONOCHROME1
@@ -211,7 +285,11 @@ def load_dicom(path: str | Path) -> "XRay":
     ``metadata`` holds ``dicom`` (modality, view position, study date, ...: see :func:`dicom_info`),
     ``warnings`` (a list of sentences for the user: lateral view, multi-frame, other modality or
     body part), ``short_warnings`` (the same as short notes, for JSON and CSV) and
-    ``patient`` (a :class:`PatientIdentity`).
+    ``patient`` (a :class:`PatientIdentity`) and, for greyscale images windowed linearly,
+    ``file_levels`` (:class:`FileLevels`).
+    viewer_values: also keep the values after the Modality LUT in ``XRay.values`` (float32 H x W,
+        file units, unclipped) for window/level beyond the file's window; off for batches, where
+        nobody looks at them and they would only cost memory.
     Raises ImageLoadError for a non-DICOM file, a DICOM without an image, a truncated file or a
     compression that cannot be decoded.
     """
@@ -259,8 +337,14 @@ def load_dicom(path: str | Path) -> "XRay":
         raise ImageLoadError(path, f"the image is too small ({cols} x {rows} pixels)")
 
     stored = _first_frame(path, ds)
+    values = levels = None
     try:
         pixels = _to_display(stored, ds, info["photometric"].upper())
+        if stored.ndim == 2:
+            from pydicom.pixels import apply_modality_lut
+
+            values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+            levels = file_levels(ds, values)
     except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError) as exc:
         # A damaged rescale, window or LUT element (found by tests/test_loader_fuzz.py: a Window
         # Center that is not a number reaches numpy as a string).
@@ -278,6 +362,8 @@ def load_dicom(path: str | Path) -> "XRay":
             birth_date=_date(_text(ds, "PatientBirthDate")),
         ),
     }
+    if levels is not None:
+        metadata["file_levels"] = levels
     _keep_out_of_logs(metadata["patient"], ds)
     return XRay(
         path=path,
@@ -287,6 +373,7 @@ def load_dicom(path: str | Path) -> "XRay":
         bit_depth=int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8),
         source_size=(cols, rows),
         metadata=metadata,
+        values=values if viewer_values and levels is not None else None,
     )
 
 

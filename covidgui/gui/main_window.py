@@ -160,10 +160,18 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.acceptProposedAction()
-        if len(files) == 1 and not Path(files[0]).is_dir():
-            self.classify(files[0])
+        self.open_paths(files)
+
+    def open_paths(self, paths: list[str | Path]) -> None:
+        """Open what the user named (a drop, ``covidgui FILE…``, "Open with"): one file in the
+        Image tab, several files or a folder in the Batch tab. Classified once the model is ready."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        if len(paths) == 1 and not Path(paths[0]).is_dir():
+            self.classify(paths[0])
         else:  # a folder, or several files at once: a batch
-            self.classify_batch(files)
+            self.classify_batch(paths)
 
     # -- worker results -------------------------------------------------------------------------
     @Slot(object)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter,
                                QStackedWidget, QTabWidget)
 
@@ -341,6 +341,23 @@ class MainWindow(QMainWindow):
         # on the worker's thread).
         self.inference.worker.model_loaded.connect(self._give_batch_the_model)
         self.inference.worker.model_failed.connect(self.batch_view.set_model_error)
+        # Batch review from the Image tab: PageDown / PageUp show the next / previous row of the
+        # Batch table as it is sorted and filtered (the table keeps PageDown for scrolling).
+        self.next_shortcut = QShortcut(QKeySequence(Qt.Key.Key_PageDown), self.single_tab, lambda: self.review_step(1))
+        self.previous_shortcut = QShortcut(QKeySequence(Qt.Key.Key_PageUp), self.single_tab,
+                                           lambda: self.review_step(-1))
+        for shortcut in (self.next_shortcut, self.previous_shortcut):
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+    def review_step(self, delta: int) -> None:
+        """Show the next (+1) or previous (-1) image of the Batch table in the Image tab."""
+        if self.batch_view.step(delta) is None:
+            _, count = self.batch_view.review_position()
+            self.statusBar().showMessage("No batch to review: open a folder first" if count == 0 else
+                                         "Last image of the batch" if delta > 0 else "First image of the batch")
+            return
+        position, count = self.batch_view.review_position()
+        self.statusBar().showMessage(f"Batch review: image {position} of {count} (PageDown: next, PageUp: previous)")
 
     @Slot(object)
     def _give_batch_the_model(self, _card) -> None:

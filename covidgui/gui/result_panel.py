@@ -119,7 +119,8 @@ class ResultPanel(QWidget):
         layout.addWidget(self.confidence_text)
         layout.addWidget(self.confidence_bar)
         layout.addSpacing(12)
-        layout.addWidget(QLabel("<b>Probability of each class</b>"))
+        self.probabilities_title = QLabel("<b>Probability of each class</b>")
+        layout.addWidget(self.probabilities_title)
         layout.addWidget(self.probabilities_box)
         layout.addWidget(self.lung_attention_text)
         layout.addWidget(self.lung_warning)
@@ -177,12 +178,14 @@ class ResultPanel(QWidget):
             self.message.setText(NOT_XRAY_MESSAGE + (f" ({NO_LUNGS_REASON}.)"
                                                      if prediction.lungs_plausible is False else ""))
             self.anyway_button.setVisible(True)
+            self._show_numbers(False)  # no class probabilities for an image the model should not judge
             self.overlay_check.setEnabled(False)
             self.opacity_slider.setEnabled(False)
             self.legend.setVisible(False)
             self.overlay_toggled.emit(False)
             return
         self.anyway_button.setVisible(False)
+        self._show_numbers(True)
         self._shown = (prediction, file_name, has_heatmap)
         self.file_label.setText(file_name)
         self._set_label(prediction.label, LABEL_COLOURS.get(prediction.label, "#424242"))
@@ -201,6 +204,10 @@ class ResultPanel(QWidget):
                              "the probabilities are shown for reference." if prediction.indeterminate else "")
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
+
+    def _show_numbers(self, visible: bool) -> None:
+        for widget in (self.confidence_bar, self.probabilities_title, self.probabilities_box):
+            widget.setVisible(visible)
 
     def _build_lung_widgets(self) -> None:
         """Attention on lungs, its warning, and the lung-outline toggle (off when no lung model)."""

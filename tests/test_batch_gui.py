@@ -233,3 +233,20 @@ def test_batch_review_steps_through_the_sorted_and_filtered_table(qtbot, ready_w
     qtbot.keyClick(viewer, Qt.Key.Key_PageUp)
     showing("bed1-b.png")
     assert view.table.currentIndex().row() == 1  # the table follows the review
+
+
+def test_the_real_dicom_folder_in_the_batch_tab_flags_every_other_file(qtbot, ready_window):
+    from tests.test_dicom_real import ALL_FILES, CHEST_FILMS, DICOM_REAL, OTHERS
+
+    if not DICOM_REAL.is_dir():
+        pytest.skip(f"the real DICOM files are not at {DICOM_REAL}")
+    summary = run_batch(qtbot, ready_window, lambda: drop_files(ready_window, DICOM_REAL))
+    assert (summary.done, summary.failed, summary.skipped) == (len(ALL_FILES), 0, 2)
+    view = ready_window.batch_view
+    rows = {shown(view, r, FILE_COLUMN): r for r in range(view.proxy.rowCount())}
+    for name, cautions in OTHERS.items():
+        flags = shown(view, rows[name], FLAGS_COLUMN)
+        assert flags.startswith("not a chest X-ray") and all(c in flags for c in cautions), (name, flags)
+        assert shown(view, rows[name], CONFIDENCE_COLUMN) == ""
+    for name in CHEST_FILMS:
+        assert shown(view, rows[name], LABEL_COLUMN) in ("COVID-19", "Normal", "Indeterminate")

@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     gui = sub.add_parser("gui", help="start the desktop application (the default)")
+    gui.add_argument("files", nargs="*", help="open these: one file in the Image tab, several files or a folder "
+                                              "in the Batch tab (also `covidgui FILE…`, as file managers call it)")
     gui.add_argument("--model", help="a .keras model file to use instead of the bundled one")
     gui.add_argument("--report-startup", action="store_true", help=argparse.SUPPRESS)
     gui.add_argument("--exit-when-ready", action="store_true", help=argparse.SUPPRESS)
@@ -73,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--include-patient-info", action="store_true",
                         help="print the DICOM patient name, ID and birth date in the report (off by default)")
     report.add_argument("--no-heatmap", action="store_true", help="the image without the heatmap overlay")
+    report.add_argument("--classify-anyway", action="store_true",
+                        help="report the model's answer even when the gate says this is not a chest X-ray (the report says so)")
     report.add_argument("--model", type=Path,
                         help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
 
@@ -84,7 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = ("gui", "classify", "train", "evaluate", "report")
+
+
+def _files_mean_gui(argv: list[str]) -> list[str]:
+    """``covidgui FILE…`` (how "Open with" and a double-click in a file manager start the app)
+    means ``covidgui gui FILE…``: a first argument that is neither an option nor a command but an
+    existing path opens the window on it."""
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS and Path(argv[0]).exists():
+        return ["gui", *argv]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = _files_mean_gui(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     if args.self_test:
         from covidgui.selftest import run
@@ -99,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         from covidgui.gui.app import main as gui_main
 
         return gui_main(getattr(args, "model", None), getattr(args, "report_startup", False),
-                        getattr(args, "exit_when_ready", False))
+                        getattr(args, "exit_when_ready", False), files=getattr(args, "files", None) or [])
     from covidgui.core.errors import CovidGUIError
 
     try:
@@ -240,9 +257,12 @@ def cmd_report(args) -> int:
     classifier = Classifier.load(args.model or _active_model())
     # The model's own path (reduced-size decode), so the report agrees with classify and the GUI.
     prediction = classifier.predict_file(args.image, heatmap=not args.no_heatmap)
+    if args.classify_anyway:
+        prediction = prediction.classify_anyway()
     out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, xray.metadata,
                        heatmap=prediction.heatmap, include_patient=args.include_patient_info)
     for warning in xray.metadata.get("warnings", []):
         print(f"caution: {warning}", file=sys.stderr)
-    print(f"{args.image}: {prediction.label} ({prediction.confidence:.1%}); report written to {out}")
+    shown = prediction.label if prediction.withheld else f"{prediction.label} ({prediction.confidence:.1%})"
+    print(f"{args.image}: {shown}; report written to {out}")
     return 0

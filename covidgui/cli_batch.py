@@ -18,12 +18,20 @@ def _count(n: int, noun: str) -> str:
 
 def format_line(path, prediction) -> str:
     """One result as a terminal line: label, confidence, each class's probability and, when
-    measured, attention on lungs (with its warning when low) and the shortcut check."""
-    from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
-    from covidgui.core.model import OUTSIDE_LUNGS_WARNING
+    measured, attention on lungs (with its warning when low), the shortcut check, then the file's cautions.
 
+    An image the input gate rejected gets no confidence or probabilities unless it was classified
+    anyway, and then the line says so."""
+    from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
+    from covidgui.core.model import NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING
+
+    if prediction.withheld:
+        line = f"{path}: {prediction.label}. {NOT_XRAY_MESSAGE} (--classify-anyway shows the model's answer)"
+        return line + "".join(f"; caution: {w}" for w in prediction.warnings)
     line = (f"{path}: {prediction.label} (confidence {prediction.confidence:.1%}; "
             + ", ".join(f"{k} {v:.1%}" for k, v in prediction.probabilities.items()) + ")")
+    if prediction.classified_anyway:
+        line += "; classified anyway although the input gate judged this not to be a chest X-ray"
     if prediction.lung_attention is not None:
         line += f"; attention on lungs {attention_percent(prediction.lung_attention)}"
         if low_attention(prediction.lung_attention):
@@ -32,7 +40,7 @@ def format_line(path, prediction) -> str:
         line += f"; lungs only: {prediction.lung_only_label} {prediction.lung_only_confidence:.1%}"
         if prediction.depends_on_outside_lungs:
             line += f". {OUTSIDE_LUNGS_WARNING}"
-    return line
+    return line + "".join(f"; caution: {w}" for w in prediction.warnings)
 
 
 def _line(item) -> str:

@@ -151,17 +151,19 @@ def test_csv_has_one_row_per_file_with_probabilities_error_and_model(tmp_path, b
     card = bundled_classifier.card
     assert list(rows[0]) == ["path", "label", "confidence", "probability COVID-19", "probability Normal",
                              "lung attention", "lung-only label", "lung-only confidence", "depends on outside lungs",
-                             "flags", "error", "model"]
+                             "flags", "warnings", "error", "model"]
     assert [r["path"] for r in rows] == [str(p) for p in files]
     for row, item in zip(rows, items):
         assert row["model"] == f"{card.name} {card.version}"
         if item.ok:
             assert row["label"] == item.prediction.label and row["error"] == ""
-            if item.prediction.not_xray:  # withheld by the gate: no confidence, probabilities kept
+            if item.prediction.not_xray:  # withheld by the gate: no confidence, no probabilities
                 assert row["confidence"] == "" and "not a chest X-ray" in row["flags"]
+                assert row["probability COVID-19"] == row["probability Normal"] == ""
             else:
                 assert float(row["confidence"]) == pytest.approx(item.prediction.confidence, abs=1e-4)
-            assert float(row["probability COVID-19"]) + float(row["probability Normal"]) == pytest.approx(1, abs=2e-4)
+                assert float(row["probability COVID-19"]) + float(row["probability Normal"]) == pytest.approx(1, abs=2e-4)
+            assert row["warnings"] == ""  # PNGs and JPEGs carry no cautions
             attention = item.prediction.lung_attention
             assert row["lung attention"] == ("" if attention is None else f"{attention:.4f}")
             assert ("looked mostly outside the lungs" in row["flags"]) == (attention is not None and attention < 0.5)

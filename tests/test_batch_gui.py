@@ -137,7 +137,9 @@ def test_exported_csv_matches_the_sorted_and_filtered_table(qtbot, ready_window,
             conf = percent(float(record["confidence"])) if record["confidence"] else ""
             assert conf == shown(view, r, CONFIDENCE_COLUMN)
             assert record["error"] == shown(view, r, ERROR_COLUMN)
-            assert record["flags"].replace(";", ", ") == shown(view, r, FLAGS_COLUMN)
+            # The table's Flags column: the result's flags, then the file's cautions.
+            flags = [f for f in record["flags"].split(";") + record["warnings"].split(";") if f]
+            assert ", ".join(flags) == shown(view, r, FLAGS_COLUMN)
             assert (record["lung attention"] == "") == (shown(view, r, LUNGS_COLUMN) == "")
 
     check_export(11)
@@ -195,3 +197,56 @@ def test_batch_table_shows_attention_on_lungs_as_the_single_view_does(qtbot, rea
         assert text.endswith(" %") and abs(int(text[:-2]) - single.lung_attention * 100) < 1.5, text
         shown_percent.append(int(text[:-2]))
     assert len(shown_percent) == 4 and shown_percent == sorted(shown_percent, reverse=True)
+
+
+def test_batch_review_steps_through_the_sorted_and_filtered_table(qtbot, ready_window, tmp_path):
+    """A click on a row shows it in the Image tab; PageDown / PageUp there walk the table as the
+    reader sorted and filtered it, so flagged films can be reviewed one after another."""
+    folder = tmp_path / "ward"
+    folder.mkdir()
+    for i, name in enumerate(["bed1-a.png", "bed1-b.png", "bed2-x.png", "bed1-c.png"]):
+        Image.fromarray(chest_like(200, seed=40 + i)).save(folder / name)
+    run_batch(qtbot, ready_window, lambda: ready_window.classify_batch([folder]))
+    view = ready_window.batch_view
+    view.table.horizontalHeader().setSortIndicator(FILE_COLUMN, Qt.SortOrder.DescendingOrder)
+    qtbot.keyClicks(view.filter_box, "bed1")  # the reader's filter
+    order = [shown(view, r, FILE_COLUMN) for r in range(view.proxy.rowCount())]
+    assert order == ["bed1-c.png", "bed1-b.png", "bed1-a.png"]
+
+    def showing(name):
+        qtbot.waitUntil(lambda: ready_window.result_panel.file_label.text() == name
+                        and ready_window.result_panel.label.text() not in ("…", "No image"), timeout=MODEL_TIMEOUT_MS)
+
+    rect = view.table.visualRect(view.proxy.index(0, FILE_COLUMN))
+    qtbot.mouseClick(view.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert ready_window.tabs.currentWidget() is ready_window.single_tab
+    showing("bed1-c.png")
+    viewer = ready_window.viewer
+    viewer.setFocus()
+    qtbot.keyClick(viewer, Qt.Key.Key_PageDown)
+    showing("bed1-b.png")
+    qtbot.keyClick(viewer, Qt.Key.Key_PageDown)
+    showing("bed1-a.png")
+    qtbot.keyClick(viewer, Qt.Key.Key_PageDown)  # the end: stays, and says so
+    assert ready_window.statusBar().currentMessage() == "Last image of the batch"
+    assert ready_window.result_panel.file_label.text() == "bed1-a.png"
+    qtbot.keyClick(viewer, Qt.Key.Key_PageUp)
+    showing("bed1-b.png")
+    assert view.table.currentIndex().row() == 1  # the table follows the review
+
+
+def test_the_real_dicom_folder_in_the_batch_tab_flags_every_other_file(qtbot, ready_window):
+    from tests.test_dicom_real import ALL_FILES, CHEST_FILMS, DICOM_REAL, OTHERS
+
+    if not DICOM_REAL.is_dir():
+        pytest.skip(f"the real DICOM files are not at {DICOM_REAL}")
+    summary = run_batch(qtbot, ready_window, lambda: drop_files(ready_window, DICOM_REAL))
+    assert (summary.done, summary.failed, summary.skipped) == (len(ALL_FILES), 0, 2)
+    view = ready_window.batch_view
+    rows = {shown(view, r, FILE_COLUMN): r for r in range(view.proxy.rowCount())}
+    for name, cautions in OTHERS.items():
+        flags = shown(view, rows[name], FLAGS_COLUMN)
+        assert flags.startswith("not a chest X-ray") and all(c in flags for c in cautions), (name, flags)
+        assert shown(view, rows[name], CONFIDENCE_COLUMN) == ""
+    for name in CHEST_FILMS:
+        assert shown(view, rows[name], LABEL_COLUMN) in ("COVID-19", "Normal", "Indeterminate")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -31,12 +32,18 @@ def test_classify_json_prints_one_object_per_file_and_exits_1_on_a_bad_file(ches
         # A generated image may be withheld by the input gate; then not_xray says so.
         assert r["label"] in ("COVID-19", "Normal", "Indeterminate", "Not a chest X-ray")
         assert r["not_xray"] == (r["label"] == "Not a chest X-ray")
-        assert 0.5 <= r["confidence"] <= 1.0
-        assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
-        # The shortcut check: null where the lung model finds no plausible lungs in a generated image.
+        if r["not_xray"]:  # withheld: no numbers of an image the model should not judge
+            assert r["confidence"] is None and r["probabilities"] is None
+        else:
+            assert 0.5 <= r["confidence"] <= 1.0
+            assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert r["classified_anyway"] is False and r["warnings"] == []
+        # The shortcut check: null where the lung model finds no plausible lungs, or the image was withheld.
         assert r["lung_only_label"] in ("COVID-19", "Normal", None)
         assert (r["lung_only_confidence"] is None) == (r["lung_only_label"] is None)
         assert r["depends_on_outside_lungs"] in (True, False, None)
+        if r["not_xray"]:
+            assert r["lung_only_label"] is None
     assert "error" in records[1] and "not an image" in records[1]["error"]
 
 
@@ -44,7 +51,30 @@ def test_classify_exits_0_when_all_files_are_good(chest_png):
     out = run_cli("classify", chest_png)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"{chest_png}: ")
-    assert "confidence" in out.stdout
+    # A generated image may be withheld by the input gate: then no numbers, and how to get them.
+    if "Not a chest X-ray" in out.stdout:
+        assert "confidence" not in out.stdout and "%" not in out.stdout and "--classify-anyway" in out.stdout
+    else:
+        assert "confidence" in out.stdout
+
+
+def test_a_withheld_image_has_no_probabilities_unless_classified_anyway(tmp_path):
+    """A photograph-like colour image is no chest X-ray: no numbers, in text and JSON, unless asked."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 255, (200, 260, 3), dtype=np.uint8)).save(photo)
+    text = run_cli("classify", photo)
+    assert "Not a chest X-ray" in text.stdout and "%" not in text.stdout, text.stdout
+    record = json.loads(run_cli("classify", photo, "--json").stdout)
+    assert record["not_xray"] and record["label"] == "Not a chest X-ray"
+    assert record["confidence"] is None and record["probabilities"] is None and not record["classified_anyway"]
+    anyway = run_cli("classify", photo, "--classify-anyway")
+    assert "classified anyway" in anyway.stdout and "confidence" in anyway.stdout
+    record = json.loads(run_cli("classify", photo, "--json", "--classify-anyway").stdout)
+    assert record["classified_anyway"] and record["label"] in ("COVID-19", "Normal", "Indeterminate")
+    assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_help_lists_the_commands():

@@ -12,6 +12,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit, J
 from covidgui.core.dicom import PatientIdentity
 from covidgui.core.errors import ImageLoadError
 from covidgui.core.images import is_supported, load_xray
+from tests.conftest import SHARED_DATA
 from tests.dicom_factory import (PATIENT_ID, PATIENT_NAME, make_dataset, make_secondary_capture,
                                  make_structured_report, make_xray_dicom)
 
@@ -31,6 +32,7 @@ VARIANTS = {
     "jpeg-baseline-8bit": dict(bits=8, compression=JPEGBaseline8Bit),
 }
 LOSSY = {"jpeg-baseline-8bit"}
+SHARED_VLUT = SHARED_DATA / "dicom-real" / "other18_vlut_04.dcm"
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +219,94 @@ def test_jpeg_lossless_and_extended_12_bit_files_decode(tmp_path, syntax, tolera
     assert xray.bit_depth == 12
     assert np.abs(xray.pixels - expected).max() <= tolerance + 1e-6
     assert xray.metadata["dicom"]["transfer_syntax"] == syntax.name
+
+
+def _old_style_copy(source, dest):
+    """The data set of ``source`` written as ACR-NEMA-era archives did: implicit VR little endian,
+    no 128-byte preamble, no "DICM", no file meta information."""
+    import pydicom
+    from pydicom.filewriter import write_dataset
+
+    ds = pydicom.dcmread(source)
+    with open(dest, "wb") as f:
+        out = pydicom.filebase.DicomFileLike(f)
+        out.is_implicit_VR, out.is_little_endian = True, True
+        write_dataset(out, ds)
+    return dest
+
+
+@pytest.mark.parametrize("name", ["old.dcm", "OLDFILE"])
+def test_old_style_file_without_preamble_or_meta_is_read(tmp_path, name):
+    source = make_xray_dicom(tmp_path / "src.dcm", ramp(), bits=16, photometric="MONOCHROME1")
+    old = _old_style_copy(source, tmp_path / name)
+    assert old.read_bytes()[:2] == b"\x08\x00"  # starts right at the first data element
+    assert is_supported(old)
+    xray = load_xray(old)
+    assert np.abs(xray.pixels - ramp()).max() <= 1 / 255  # MONOCHROME1 honoured, like the original
+    assert xray.metadata["dicom"]["transfer_syntax"] == "Implicit VR Little Endian"
+
+
+def test_files_that_merely_start_with_08_are_not_taken_for_dicom(tmp_path):
+    from covidgui.core.dicom import starts_like_headerless_dicom
+
+    odd = tmp_path / "blob"
+    odd.write_bytes(b"\x08\x00\x10\x00" + (10**6).to_bytes(4, "little") + b"x" * 100)  # length beyond the file
+    assert not starts_like_headerless_dicom(odd) and not is_supported(odd)
+    text = tmp_path / "readme"
+    text.write_text("CovidGUI notes\n" * 10)
+    assert not starts_like_headerless_dicom(text)
+
+
+def test_12_bit_jpeg_extended_that_libjpeg_refuses_is_decoded(tmp_path):
+    """Some encoders write a sequential scan's spectral selection as 0..0 (the WG04 file RG2_JPLY
+    does); pylibjpeg-libjpeg rejects that, libjpeg-turbo (covidgui.core.dicom_jpeg12) decodes it."""
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_frames
+
+    from tests.conftest import chest_like
+
+    source = chest_like(128, seed=5) / 255.0
+    path = make_xray_dicom(tmp_path / "jply.dcm", source, bits=12, compression=JPEGExtended12Bit)
+    ds = pydicom.dcmread(path)
+    frame = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
+    sos = frame.index(b"\xff\xda")
+    components = frame[sos + 4]
+    se = sos + 5 + 2 * components + 1  # Ss, then Se
+    assert frame[se] == 63
+    frame[se] = 0
+    ds.PixelData = encapsulate([bytes(frame)])
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(Exception, match="misplaced marker"):  # the first plugin's refusal
+        from pydicom.pixels import pixel_array
+
+        pixel_array(ds, index=0, decoding_plugin="pylibjpeg")
+    xray = load_xray(path)
+    expected = np.round(source * 4095) / 4095
+    expected = (expected - expected.min()) / (expected.max() - expected.min())
+    assert np.abs(xray.pixels - expected).max() <= 0.02
+
+
+def test_file_levels_are_in_the_files_units_after_the_modality_lut(tmp_path):
+    path = make_xray_dicom(tmp_path / "r.dcm", ramp(), bits=12, rescale=(2.0, -1024.0), window=True,
+                           photometric="MONOCHROME1")
+    xray = load_xray(path, viewer_values=True)
+    levels = xray.metadata["file_levels"]
+    assert levels.stored_range == (-1024.0, 4095 * 2 - 1024.0)
+    assert levels.window[0] == pytest.approx(3071.5, abs=1) and levels.inverted
+    assert xray.values.dtype == np.float32 and xray.values.min() == -1024.0
+    # At the file's window the viewer shows what the model was given.
+    c, w = levels.to_view(*levels.window)
+    shown = np.clip((levels.normalise(xray.values) - (c - w / 2)) / w, 0, 1)
+    assert np.abs(shown - xray.pixels).max() < 2 / 255
+    assert levels.from_view(c, w) == pytest.approx(levels.window)
+    assert load_xray(path).values is None  # batches do not keep them
+
+
+def test_a_voi_lut_curve_has_no_linear_levels(tmp_path):
+    from covidgui.core.dicom import load_dicom
+
+    xray = load_dicom(SHARED_VLUT) if SHARED_VLUT.is_file() else None
+    if xray is None:
+        pytest.skip(f"{SHARED_VLUT} not found")
+    assert "file_levels" not in xray.metadata
+

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from pypdf import PdfReader
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from covidgui import DISCLAIMER
 from covidgui.gui.dicom_panel import HIDDEN
@@ -75,3 +77,68 @@ def test_structured_report_dropped_shows_its_message(qtbot, ready_window, tmp_pa
     qtbot.waitUntil(lambda: ready_window.result_panel.label.text() == "No result", timeout=120_000)
     assert "holds no image" in ready_window.result_panel.message.text()
     assert not ready_window.export_report_action.isEnabled()
+
+
+SIZES = [(1024, 700), (1366, 768), (1920, 1080)]
+
+
+def test_real_angiography_file_is_readable_at_every_window_size(qtbot, ready_window):
+    """The 96-frame XA file of dicom-real: withheld with its cautions; at 1024 x 700 the panel
+    scrolls instead of squeezing, each text gets the height it needs, the headline wraps between
+    words only."""
+    from pathlib import Path
+
+    import pytest
+
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / "dicom-real" / "other17_XA_multiframe96.dcm"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (set COVIDGUI_SHARED_DATA)")
+    drop_files(ready_window, path)
+    wait_for_result(qtbot, ready_window)
+    panel = ready_window.result_panel
+    assert panel.label.text() == "Not a chest X-ray" and panel.probabilities_layout.rowCount() == 0
+    assert "96 frames" in panel.warnings.text() and "Modality XA" in panel.warnings.text()
+    shots = Path(os.environ.get("COVIDGUI_SCREENSHOTS", ""))
+    for width, height in SIZES:
+        ready_window.resize(width, height)
+        qtbot.waitUntil(lambda: ready_window.width() == width and ready_window.height() == height, timeout=5000)
+        qtbot.wait(50)
+        squeezed = [w for w in [panel.label, panel.warnings, panel.message, *panel.dicom_info.fields.values()]
+                    if w.isVisible() and w.height() < w.heightForWidth(w.width()) - 1]
+        assert not squeezed, [(w.text(), w.height(), w.heightForWidth(w.width())) for w in squeezed]
+        # "Not a chest X-ray" breaks between words, never inside "X-ray": no line ends in a hyphen.
+        metrics = panel.label.fontMetrics()
+        assert metrics.horizontalAdvance("X-ray") < panel.label.width()
+        assert "\u2011" in QLabel.text(panel.label)  # shown with a non-breaking hyphen
+        if width == 1024:
+            scroll = ready_window.result_scroll.verticalScrollBar()
+            assert scroll.maximum() > 0  # it scrolls rather than squeezing
+        if os.environ.get("COVIDGUI_SCREENSHOTS"):
+            ready_window.grab().save(str(shots / f"xa-{width}x{height}.png"))
+
+
+def test_real_chest_film_window_level_is_in_its_own_units(qtbot, ready_window):
+    """The 1993 Fuji CR chest film (MONOCHROME1, 10-bit, Window 550/1024, an old-style file
+    without preamble): the bar starts at the file's window in its units and widens to 0..1023."""
+    import pytest
+
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / "dicom-real" / "chest04_CR-MONO1-10-chest_noext"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (set COVIDGUI_SHARED_DATA)")
+    drop_files(ready_window, path)
+    wait_for_result(qtbot, ready_window)
+    assert ready_window.result_panel.label.text() in ("COVID-19", "Normal", "Indeterminate")
+    bar = ready_window.viewer_panel
+    assert (bar.window_slider.minimum(), bar.window_slider.maximum()) == (0.0, 1023.0)
+    assert bar.levels_text.text() == "L 550  W 1024"
+    assert bar.window_slider.value() == pytest.approx((38.0, 1023.0), abs=0.5)
+    bar.window_slider.setValue((300.0, 700.0))
+    assert bar.window_in_units() == pytest.approx((500.0, 400.0), abs=0.5)
+    assert bar.preset_box.currentIndex() == -1
+    ready_window.viewer.setFocus()
+    qtbot.keyClick(ready_window.viewer, Qt.Key.Key_R)  # reset: the file's window again
+    assert bar.levels_text.text() == "L 550  W 1024" and bar.preset_box.currentIndex() == 0

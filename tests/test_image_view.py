@@ -76,9 +76,10 @@ def test_right_drag_changes_window_and_level(qtbot, panel):
     assert center > DEFAULT_LEVELS[0]
     after = view.displayed_grey()
     assert not np.array_equal(before, after)
-    # The sliders follow the view.
-    assert panel.width_slider.value() == round(width * 1000)
-    assert panel.level_slider.value() == round(center * 1000)
+    # The range slider follows the view: its handles are the window's ends (percent for a PNG).
+    low, high = panel.window_slider.value()
+    assert low == pytest.approx(max(0.0, (center - width / 2) * 100), abs=0.01)
+    assert high == pytest.approx(min(100.0, (center + width / 2) * 100), abs=0.01)
 
 
 def test_narrow_window_reveals_detail_beyond_eight_bits(panel):
@@ -97,15 +98,65 @@ def test_presets_and_sliders_set_levels(panel):
     center, width = view.levels()
     assert center == pytest.approx(0.5, abs=0.01) and width < 0.05
     assert panel.preset_box.currentText() == "Auto contrast (1–99 %)"
-    panel.level_slider.setValue(300)
+    panel.window_slider.setValue((20.0, 40.0))  # the reader drags the handles: window 20..40 %
     assert panel.preset_box.currentIndex() == -1
-    assert view.levels()[0] == pytest.approx(0.3)
+    assert view.levels() == pytest.approx((0.3, 0.2))
     lungs = panel_presets(panel).index("Lungs (dark areas)")
     panel.preset_box.activated.emit(lungs)
     assert view.levels() == pytest.approx((0.30, 0.60))
     assert panel.preset_box.currentText() == "Lungs (dark areas)"
     view.set_levels(0.4, 0.6)  # a drag or slider move leaves the preset
     assert panel.preset_box.currentIndex() == -1
+
+
+def test_a_new_image_starts_as_loaded_not_custom(panel):
+    auto = panel_presets(panel).index("Auto contrast (1–99 %)")
+    panel.preset_box.activated.emit(auto)
+    assert panel.preset_box.currentText() == "Auto contrast (1–99 %)"
+    panel.show_image(np.tile(np.linspace(0.0, 1.0, 300, dtype=np.float32), (200, 1)))
+    assert panel.view.levels() == DEFAULT_LEVELS
+    assert panel.preset_box.currentIndex() == 0 and panel.preset_box.currentText().startswith("As loaded")
+    panel.view.set_levels(0.4, 0.3)
+    assert panel.preset_box.currentIndex() == -1  # "Custom"
+    panel.reset_button.click()
+    assert panel.preset_box.currentIndex() == 0 and panel.view.levels() == DEFAULT_LEVELS
+
+
+def test_dicom_window_in_file_units_widens_beyond_the_file_window(panel):
+    """A 12-bit file with a narrow window: the bar shows its units, starts at its window, and
+    widening to the stored range brings back the detail the file's window clips."""
+    from covidgui.core.dicom import FileLevels
+
+    values = np.tile(np.linspace(0, 4095, 400, dtype=np.float32), (300, 1))  # file units
+    levels = FileLevels(window=(1500.0, 1000.0), stored_range=(0.0, 4095.0))
+    panel.show_image(levels.normalise(values), levels)
+    assert (panel.window_slider.minimum(), panel.window_slider.maximum()) == (0.0, 4095.0)
+    assert panel.window_slider.value() == pytest.approx((1000.0, 2000.0), abs=0.5)
+    assert panel.levels_text.text() == "L 1500  W 1000"
+    assert panel.window_in_units() == pytest.approx((1500.0, 1000.0), abs=0.5)
+    grey = panel.view.displayed_grey()
+    bright = values[0] > 2100
+    assert (grey[0][bright] == 255).all()  # beyond the file's window: clipped to white
+    panel.window_slider.setValue((0.0, 4095.0))  # widen to the full stored range
+    assert panel.levels_text.text() == "L 2048  W 4095"
+    grey = panel.view.displayed_grey()
+    assert grey[0][bright].min() < 200 and np.ptp(grey[0][bright]) > 50  # the detail is back
+    panel.preset_box.activated.emit(panel_presets(panel).index("As loaded (file's window)"))
+    assert panel.window_in_units() == pytest.approx((1500.0, 1000.0), abs=0.5)
+
+
+def test_monochrome1_levels_keep_low_values_white(panel):
+    from covidgui.core.dicom import FileLevels
+
+    values = np.tile(np.linspace(0, 1023, 300, dtype=np.float32), (100, 1))
+    levels = FileLevels(window=(512.0, 1024.0), stored_range=(0.0, 1023.0), inverted=True)
+    panel.show_image(levels.normalise(values), levels)
+    grey = panel.view.displayed_grey()
+    assert grey[0, 0] > 250 and grey[0, -1] < 5  # value 0 white, 1023 black
+    panel.set_window_in_units(200.0, 100.0)
+    assert panel.window_slider.value() == pytest.approx((150.0, 250.0), abs=0.5)
+    grey = panel.view.displayed_grey()
+    assert (grey[0][values[0] < 150] == 255).all() and (grey[0][values[0] > 250] == 0).all()
 
 
 def panel_presets(panel):

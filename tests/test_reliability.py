@@ -115,7 +115,8 @@ def test_settings_persist_across_windows(qtbot, tmp_path):
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
-    window.resize(1000, 650)
+    # Within the offscreen platform's 800 x 600 screen: restoreGeometry keeps a window on its screen.
+    window.resize(790, 560)
     qtbot.waitUntil(lambda: window.width() != 1100)
     saved_size = (window.width(), window.height())
     assert saved_size != (1100, 720)  # the default, which a failed restore would give

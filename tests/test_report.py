@@ -83,6 +83,22 @@ def test_report_gives_attention_on_lungs_and_its_caution_when_low(tmp_path, ches
     assert "Attention on lungs" not in plain
 
 
+def a_rejected_prediction() -> Prediction:
+    return Prediction(label="Not a chest X-ray", class_label="COVID-19", class_name="Covid", confidence=0.978,
+                      probabilities={"COVID-19": 0.978, "Normal": 0.022}, not_xray=True, gate_score=2.7)
+
+
+def test_a_rejected_image_reports_no_probabilities_unless_classified_anyway(tmp_path, chest_png, card):
+    pixels = load_xray(chest_png).pixels
+    text = " ".join(pdf_text(write_report(tmp_path / "r.pdf", pixels, a_rejected_prediction(), card, "hip.dcm")).split())
+    assert "Not a chest X-ray" in text and "no class probabilities" in text
+    assert "97.8" not in text and "2.2 %" not in text  # neither the headline nor the list carries them
+    anyway = a_rejected_prediction().classify_anyway()
+    text = " ".join(pdf_text(write_report(tmp_path / "a.pdf", pixels, anyway, card, "hip.dcm")).split())
+    assert "COVID-19 — 97.8 %" in text and "2.2 %" in text
+    assert "Classified on request although the input gate judged this not to be a chest X-ray" in text
+
+
 def test_report_of_a_png_has_no_dicom_section(tmp_path, chest_png, card):
     xray = load_xray(chest_png)
     text = pdf_text(write_report(tmp_path / "p.pdf", xray.pixels, a_prediction(), card, chest_png.name,
@@ -117,7 +133,7 @@ def test_cli_report_writes_a_pdf(tmp_path):
     assert "frontal" in run.stderr  # the lateral caution reaches the terminal too
     text = pdf_text(out)
     assert DISCLAIMER in text and "frontal" in text and SURNAME not in text
-    label = run.stdout.split(": ", 1)[1].split(" (")[0]
+    label = run.stdout.split(": ", 1)[1].split(" (")[0].split(";")[0]
     assert label in ("COVID-19", "Normal", "Indeterminate", "Not a chest X-ray") and label in text
 
     with_patient = tmp_path / "with.pdf"

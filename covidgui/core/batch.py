@@ -131,6 +131,7 @@ class _Decoded:
     error: str | None
     thumbnail: np.ndarray | None
     colourfulness: float = 0.0  # for the input gate
+    warnings: list[str] = field(default_factory=list)  # short notes about the file (multi-frame, ...)
 
 
 def make_thumbnail(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
@@ -147,7 +148,8 @@ def _decode(classifier, path: Path, thumbnails: bool) -> _Decoded:
     try:
         xray = load_xray(path, max_side=classifier.input_size)
         thumb = make_thumbnail(xray.pixels) if thumbnails else None
-        return _Decoded(classifier.prepare(xray.pixels).input, None, thumb, xray.metadata.get("colourfulness", 0.0))
+        return _Decoded(classifier.prepare(xray.pixels).input, None, thumb, xray.metadata.get("colourfulness", 0.0),
+                        list(xray.metadata.get("short_warnings", [])))
     except ImageLoadError as exc:
         return _Decoded(None, exc.reason, None)
     except MemoryError:
@@ -224,7 +226,10 @@ def _classify_pending(classifier, pending: list[tuple[int, Path, _Decoded]], lun
         if decoded.error is not None:
             items.append(BatchItem(index, path, error=decoded.error))
         else:
-            items.append(BatchItem(index, path, prediction=next(predictions), thumbnail=decoded.thumbnail))
+            prediction = next(predictions)
+            if decoded.warnings:  # the file's cautions travel with its result (JSON, CSV, table)
+                prediction.warnings = decoded.warnings
+            items.append(BatchItem(index, path, prediction=prediction, thumbnail=decoded.thumbnail))
     return items
 
 
@@ -234,7 +239,7 @@ def csv_header(card) -> list[str]:
     return (["path", "label", "confidence"]
             + [f"probability {card.display_name(c)}" for c in card.classes]
             + ["lung attention", "lung-only label", "lung-only confidence", "depends on outside lungs",
-               "flags", "error", "model"])
+               "flags", "warnings", "error", "model"])
 
 
 def flags_of(prediction) -> list[str]:
@@ -243,6 +248,7 @@ def flags_of(prediction) -> list[str]:
     if prediction is None:
         return []
     return ((["not a chest X-ray"] if prediction.not_xray else [])
+            + (["classified anyway"] if getattr(prediction, "classified_anyway", False) else [])
             + (["indeterminate"] if prediction.indeterminate else [])
             + (["looked mostly outside the lungs"] if low_attention(prediction.lung_attention) else [])
             + (["depends on what lies outside the lungs"] if prediction.depends_on_outside_lungs else []))
@@ -253,19 +259,23 @@ def csv_row(item: BatchItem, card) -> list[str]:
     with 4 decimals (lung attention empty without the lung model or when the heatmap is empty; the
     lung-only columns, the shortcut check, empty without the lung model or plausible lungs).
 
-    An image the input gate withheld has no confidence (as in the table); its class probabilities
-    are still written, for research, beside the "not a chest X-ray" flag."""
+    An image the input gate withheld has no confidence and no class probabilities (as in the table
+    and the window), unless it was classified anyway. ``warnings`` holds the file's cautions
+    (multi-frame, modality, body part, lateral view), separated by ";"."""
     model = f"{card.name} {card.version}"
     p = item.prediction
     if p is None:
-        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", "", "", "", "", item.error or "", model]
-    probs = [f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
-    confidence = "" if p.not_xray else f"{p.confidence:.4f}"
+        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", "", "", "", "", "", item.error or "", model]
+    withheld = getattr(p, "withheld", p.not_xray)
+    probs = ["" if withheld else f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
+    confidence = "" if withheld else f"{p.confidence:.4f}"
     attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
-    checked = p.lung_only_label is not None
+    # The shortcut check is a class answer too: withheld with the rest for a rejected image.
+    checked = p.lung_only_label is not None and not withheld
     lung_only = ([p.lung_only_label, f"{p.lung_only_confidence:.4f}", "yes" if p.depends_on_outside_lungs else "no"]
                  if checked else ["", "", ""])
-    return [str(item.path), p.label, confidence] + probs + [attention] + lung_only + [";".join(flags_of(p)), "", model]
+    return ([str(item.path), p.label, confidence] + probs + [attention] + lung_only
+            + [";".join(flags_of(p)), ";".join(getattr(p, "warnings", [])), "", model])
 
 
 class CsvResults:

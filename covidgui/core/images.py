@@ -36,6 +36,9 @@ class XRay:
 
     pixels: float32 array, shape (H, W), values 0..1 (0 = black).
     source_size: (width, height) of the stored image before any reduced-size decode.
+    values: DICOM only, when asked for (``load_xray(..., viewer_values=True)``): float32 (H, W),
+        the stored values after the Modality LUT, in the file's units, unclipped (see
+        ``metadata["file_levels"]``); None otherwise.
     """
 
     path: Path
@@ -45,6 +48,7 @@ class XRay:
     bit_depth: int
     source_size: tuple[int, int]
     metadata: dict = field(default_factory=dict)
+    values: np.ndarray | None = field(default=None, repr=False)
 
 
 def is_supported(path: str | Path) -> bool:
@@ -57,7 +61,7 @@ def is_supported(path: str | Path) -> bool:
     return Path(path).suffix.lower() in RASTER_EXTENSIONS or is_dicom_file(path)
 
 
-def load_xray(path: str | Path, max_side: int | None = None) -> XRay:
+def load_xray(path: str | Path, max_side: int | None = None, viewer_values: bool = False) -> XRay:
     """Read an X-ray image file into greyscale pixels 0..1.
 
     path: a PNG, JPEG, TIFF or BMP file (8- or 16-bit; modes 1/L/LA/P/RGB/RGBA/CMYK/I;16/I/F), or a
@@ -66,6 +70,8 @@ def load_xray(path: str | Path, max_side: int | None = None) -> XRay:
         neither side is much below ``max_side`` pixels; the model needs only its input size.
         Other formats are box-reduced after decoding by a whole factor that keeps both sides at
         least ``2 * max_side``, which is what the antialiased resize of preprocessing does first anyway.
+    viewer_values: for a DICOM file, also keep its values in file units (``XRay.values``) for the
+        viewer's window/level.
     Returns an :class:`XRay`; EXIF orientation is applied; the first frame of multi-page files.
     Raises ImageLoadError for a missing, empty, truncated, oversized or non-image file.
     """
@@ -84,7 +90,7 @@ def load_xray(path: str | Path, max_side: int | None = None) -> XRay:
     from covidgui.core.dicom import is_dicom_file, load_dicom
 
     if is_dicom_file(path):
-        return load_dicom(path)
+        return load_dicom(path, viewer_values)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat both as errors.

@@ -66,6 +66,8 @@ class Prediction:
         lung fields blanked; None without a lung model or plausible lungs.
     depends_on_outside_lungs: the check fired: the lung-only label differs, or the shown class's
         probability fell by more than OUTSIDE_LUNGS_SHIFT; None when the check did not run.
+    warnings: short notes about the input file (lateral view, multi-frame, modality or body part
+        other than a chest radiograph: ``XRay.metadata["short_warnings"]``), empty when none.
     """
 
     label: str
@@ -84,26 +86,43 @@ class Prediction:
     lung_only_label: str | None = None
     lung_only_confidence: float | None = None
     depends_on_outside_lungs: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def withheld(self) -> bool:
+        """The gate rejected the image and nobody asked to classify it anyway: no class result or
+        probability may be shown (the numbers are those of an image the model should not judge)."""
+        return self.not_xray and self.label == NOT_XRAY
+
+    @property
+    def classified_anyway(self) -> bool:
+        """The gate rejected the image but the user asked for the classifier's answer."""
+        return self.not_xray and self.label != NOT_XRAY
 
     def classify_anyway(self) -> "Prediction":
         """The same result with the gate overridden: the classifier's label is shown."""
         return replace(self, label=self.class_label)
 
     def to_dict(self) -> dict:
-        """JSON-ready fields (no heatmap)."""
+        """JSON-ready fields (no heatmap). A withheld image (see :attr:`withheld`) has confidence,
+        probabilities and the lung-only answer None."""
         return {
             "path": str(self.path) if self.path is not None else None,
             "label": self.label,
-            "confidence": round(self.confidence, 4),
-            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "confidence": None if self.withheld else round(self.confidence, 4),
+            "probabilities": None if self.withheld else {k: round(v, 4) for k, v in self.probabilities.items()},
             "indeterminate": self.indeterminate,
             "not_xray": self.not_xray,
             "gate_score": None if self.gate_score is None else round(self.gate_score, 3),
             "lungs_found": self.lungs_plausible,
             "lung_attention": None if self.lung_attention is None else round(self.lung_attention, 4),
-            "lung_only_label": self.lung_only_label,
-            "lung_only_confidence": None if self.lung_only_confidence is None else round(self.lung_only_confidence, 4),
-            "depends_on_outside_lungs": self.depends_on_outside_lungs,
+            # The shortcut check is a class answer too: withheld with the rest for a rejected image.
+            "lung_only_label": None if self.withheld else self.lung_only_label,
+            "lung_only_confidence": (None if self.withheld or self.lung_only_confidence is None
+                                     else round(self.lung_only_confidence, 4)),
+            "depends_on_outside_lungs": None if self.withheld else self.depends_on_outside_lungs,
+            "classified_anyway": self.classified_anyway,
+            "warnings": list(self.warnings),
         }
 
 
@@ -341,7 +360,9 @@ class Classifier:
 
     def predict_xray(self, xray: XRay, heatmap: bool = False) -> Prediction:
         """Classify one decoded image (see :func:`covidgui.core.images.load_xray`)."""
-        return self.predict_pixels(xray.pixels, xray.path, heatmap, xray.metadata.get("colourfulness", 0.0))
+        result = self.predict_pixels(xray.pixels, xray.path, heatmap, xray.metadata.get("colourfulness", 0.0))
+        result.warnings = list(xray.metadata.get("short_warnings", []))
+        return result
 
     def predict_pixels(self, pixels: np.ndarray, path: Path | None = None, heatmap: bool = False,
                        colourfulness: float = 0.0) -> Prediction:
@@ -372,21 +393,27 @@ class Classifier:
 
     def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16) -> Iterator[Prediction | ImageLoadError]:
         """Classify many files in batches; yields, in order, a Prediction or the file's ImageLoadError."""
-        pending: list[tuple[Path, tuple[Prepared, float] | ImageLoadError]] = []
+        pending: list[tuple[Path, tuple[Prepared, float, list[str]] | ImageLoadError]] = []
 
         def flush() -> Iterator[Prediction | ImageLoadError]:
             good = [(path, item) for path, item in pending if not isinstance(item, ImageLoadError)]
-            results = iter(self.predict_inputs(np.stack([p.input for _, (p, _) in good]),
-                                               [c for _, (_, c) in good], [path for path, _ in good])
+            results = iter(self.predict_inputs(np.stack([p.input for _, (p, _, _) in good]),
+                                               [c for _, (_, c, _) in good], [path for path, _ in good])
                            if good else ())
             for _, item in pending:
-                yield item if isinstance(item, ImageLoadError) else next(results)
+                if isinstance(item, ImageLoadError):
+                    yield item
+                else:
+                    result = next(results)
+                    result.warnings = item[2]
+                    yield result
             pending.clear()
 
         for path in map(Path, paths):
             try:
                 xray = load_xray(path, max_side=self.input_size)
-                pending.append((path, (self.prepare(xray.pixels), xray.metadata.get("colourfulness", 0.0))))
+                pending.append((path, (self.prepare(xray.pixels), xray.metadata.get("colourfulness", 0.0),
+                                       list(xray.metadata.get("short_warnings", [])))))
             except ImageLoadError as exc:
                 pending.append((path, exc))
             if len(pending) >= batch_size:

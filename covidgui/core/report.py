@@ -107,14 +107,24 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
     """The report's text, section by section (what the PDF prints; tests read it too)."""
     metadata = metadata or {}
     when = when or _dt.datetime.now().astimezone()
-    result = [f"Result: {prediction.label}",
-              f"Confidence: {_percent(prediction.confidence)}"
-              + (" (indeterminate: the model is not confident either way)" if prediction.indeterminate else "")]
-    result += [f"  {name}: {_percent(p)}" for name, p in prediction.probabilities.items()]
+    result = [f"Result: {prediction.label}"]
+    if getattr(prediction, "withheld", False):
+        # The numbers would be those of an image the model should not judge: none are printed.
+        from covidgui.core.model import NOT_XRAY_MESSAGE
+
+        result.append(NOT_XRAY_MESSAGE.replace("no result shown", "no class probabilities are given"))
+    else:
+        if getattr(prediction, "classified_anyway", False):
+            result.append("Classified on request although the input gate judged this not to be a chest X-ray; "
+                          "the model was not trained on such images.")
+        result.append(f"Confidence: {_percent(prediction.confidence)}"
+                      + (" (indeterminate: the model is not confident either way)" if prediction.indeterminate else ""))
+        result += [f"  {name}: {_percent(p)}" for name, p in prediction.probabilities.items()]
     attention = prediction.lung_attention
     if attention is not None:
         result.append(f"Attention on lungs: {attention_percent(attention)} of the heatmap inside the segmented lung fields")
-    if getattr(prediction, "lung_only_label", None) is not None:
+    withheld = getattr(prediction, "withheld", False)
+    if getattr(prediction, "lung_only_label", None) is not None and not withheld:
         result.append(f"Lungs only (everything outside the lung fields blanked): {prediction.lung_only_label} "
                       f"{_percent(prediction.lung_only_confidence)}")
     sections = {
@@ -124,7 +134,7 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
     warnings = list(metadata.get("warnings") or [])
     if low_attention(attention):
         warnings.append(LOW_ATTENTION_WARNING)
-    if getattr(prediction, "depends_on_outside_lungs", None):
+    if getattr(prediction, "depends_on_outside_lungs", None) and not withheld:
         warnings.append(OUTSIDE_LUNGS_WARNING)
     if warnings:
         sections["Cautions"] = warnings
@@ -160,7 +170,9 @@ def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, sou
     fig = Figure(figsize=A4_INCHES)
     fig.text(0.05, 0.972, "CovidGUI — chest X-ray second opinion", fontsize=16, weight="bold", va="top")
     fig.text(0.05, 0.943, DISCLAIMER, fontsize=10, color="#b71c1c", va="top")
-    fig.text(0.05, 0.915, f"{prediction.label} — {_percent(prediction.confidence)}", fontsize=15, weight="bold",
+    headline = prediction.label if getattr(prediction, "withheld", False) else \
+        f"{prediction.label} — {_percent(prediction.confidence)}"
+    fig.text(0.05, 0.915, headline, fontsize=15, weight="bold",
              color=LABEL_COLOURS.get(prediction.label, "#424242"), va="top")
 
     # The image on the left, the short sections beside it, the long ones (cautions, model) below.

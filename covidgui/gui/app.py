@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 from covidgui.gui.main_window import MainWindow
@@ -21,11 +21,29 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def main(model_path: str | None = None, report_startup: bool = False, exit_when_ready: bool = False) -> int:
+class FileOpenFilter(QObject):
+    """macOS hands files opened from the Finder (double-click, "Open with", a drop on the Dock
+    icon) to a running app as QFileOpenEvent, not as arguments."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+
+    def eventFilter(self, watched, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.FileOpen and event.file():
+            self.window.open_paths([event.file()])
+            return True
+        return False
+
+
+def main(model_path: str | None = None, report_startup: bool = False, exit_when_ready: bool = False,
+         files: list[str] | None = None) -> int:
     """Run the GUI until the window closes; returns the exit code.
 
     report_startup: print "window-shown S" and "model-ready S" (seconds since this call) to stdout,
         for benchmarks/startup.py. exit_when_ready: quit once the model has loaded.
+    files: open these once the window shows (one file: Image tab; several or a folder: Batch tab);
+        they are classified as soon as the model has loaded.
     """
     started = time.perf_counter()
     app = create_app()
@@ -33,6 +51,8 @@ def main(model_path: str | None = None, report_startup: bool = False, exit_when_
     from covidgui.gui import crash
 
     window.crash_reporter = crash.install(window)  # uncaught exceptions: log + plain dialog
+    window.file_open_filter = FileOpenFilter(window)
+    app.installEventFilter(window.file_open_filter)
 
     def report(event: str) -> None:
         if report_startup:
@@ -40,7 +60,8 @@ def main(model_path: str | None = None, report_startup: bool = False, exit_when_
 
     window.show()
     # Runs on the first turn of the event loop, i.e. once the window has been shown.
-    QTimer.singleShot(0, lambda: (report("window-shown"), window.start_loading_model()))
+    QTimer.singleShot(0, lambda: (report("window-shown"), window.start_loading_model(),
+                                  window.open_paths(files or [])))
     # The window's own signals fire on the GUI thread (the worker's fire on the worker's).
     window.model_ready.connect(lambda _card: report("model-ready"))
     if exit_when_ready:

@@ -35,9 +35,10 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def _flags_text(item) -> str:
+    """The result's flags, then the file's own cautions (multi-frame, modality, body part, view)."""
     from covidgui.core.batch import flags_of  # imported on first use: start-up stays light
 
-    return ", ".join(flags_of(item.prediction))
+    return ", ".join(flags_of(item.prediction) + list(getattr(item.prediction, "warnings", None) or []))
 
 
 class BatchTableModel(QAbstractTableModel):
@@ -218,6 +219,11 @@ class BatchView(QWidget):
             columns.resizeSection(column, width)
         columns.setStretchLastSection(True)
         self.table.doubleClicked.connect(self._open_row)
+        # Review image by image: the row made current (click, arrow keys, or step()) is shown in
+        # the Image tab. Programmatic changes while rows arrive or the sort changes do not open
+        # anything: only a user's click or key, or step().
+        self.table.clicked.connect(self._open_row)
+        self.table.activated.connect(self._open_row)
 
         top = QHBoxLayout()
         top.addWidget(self.progress, 1)
@@ -399,3 +405,28 @@ class BatchView(QWidget):
         path = self.proxy.data(index, PATH_ROLE)
         if path:
             self.open_requested.emit(path)
+
+    def step(self, delta: int) -> str | None:
+        """Review the next (+1) or previous (-1) row in the table's current sort and filter: make it
+        current, show it, and open it in the Image tab. Returns its path, or None at either end
+        (or with no rows). With no current row, +1 starts at the first row and -1 at the last."""
+        count = self.proxy.rowCount()
+        if count == 0:
+            return None
+        current = self.table.currentIndex()
+        if current.isValid():
+            row = current.row() + delta
+        else:
+            row = 0 if delta > 0 else count - 1
+        if not 0 <= row < count:
+            return None
+        index = self.proxy.index(row, FILE_COLUMN)
+        self.table.setCurrentIndex(index)
+        self.table.scrollTo(index)
+        self._open_row(index)
+        return self.proxy.data(index, PATH_ROLE)
+
+    def review_position(self) -> tuple[int, int]:
+        """(1-based position of the current row, rows shown), (0, n) when no row is current."""
+        current = self.table.currentIndex()
+        return (current.row() + 1 if current.isValid() else 0), self.proxy.rowCount()

@@ -88,6 +88,7 @@ class ImageView(QGraphicsView):
 
         self._quantised: np.ndarray | None = None  # uint16 (H, W): pixels 0..1 * 65535
         self._center, self._width = DEFAULT_LEVELS
+        self._default_levels = DEFAULT_LEVELS
         self._inverted = False
         self._fit_mode = True  # follow the window size until the user zooms
         self._level_drag: tuple[QPointF, float, float] | None = None
@@ -96,16 +97,18 @@ class ImageView(QGraphicsView):
     def has_image(self) -> bool:
         return not self._image.pixmap().isNull()
 
-    def set_image(self, pixels: np.ndarray) -> None:
+    def set_image(self, pixels: np.ndarray, default_levels: tuple[float, float] = DEFAULT_LEVELS) -> None:
         """Show greyscale pixels (H, W): float 0..1, or uint8 0..255. Removes any overlay.
 
-        Window/level go back to the full range and the view fits the image; invert is kept
-        (it is the reader's preference, not a property of the image).
+        default_levels: the image's own window (center, width) in 0..1 units, where it starts and
+            where Reset (R) returns: the full range, or a DICOM file's window (core.dicom.FileLevels).
+        The view fits the image; invert is kept (the reader's preference, not the image's).
         """
         pixels = np.asarray(pixels)
         scale = 65535.0 / 255.0 if pixels.dtype == np.uint8 else 65535.0
         self._quantised = (np.clip(pixels.astype(np.float32) * scale, 0, 65535) + 0.5).astype(np.uint16)
-        self._center, self._width = DEFAULT_LEVELS
+        self._default_levels = (float(default_levels[0]), float(default_levels[1]))
+        self._center, self._width = self._default_levels
         self._overlay.setPixmap(QPixmap())
         self._repaint_image()
         self._lung_outline.setPixmap(QPixmap())
@@ -179,15 +182,26 @@ class ImageView(QGraphicsView):
         self._repaint_image()
         self.levels_changed.emit(center, width)
 
+    def default_levels(self) -> tuple[float, float]:
+        """The window the image started with (see :meth:`set_image`)."""
+        return self._default_levels
+
     def reset_levels(self) -> None:
-        self.set_levels(*DEFAULT_LEVELS)
+        self.set_levels(*self._default_levels)
 
     def auto_levels(self, low_percentile: float = 1.0, high_percentile: float = 99.0) -> None:
         """A window spanning the image's 1st..99th percentile: more contrast, outliers clipped."""
+        levels = self.auto_levels_for_image(low_percentile, high_percentile)
+        if levels is not None:
+            self.set_levels(*levels)
+
+    def auto_levels_for_image(self, low_percentile: float = 1.0,
+                              high_percentile: float = 99.0) -> tuple[float, float] | None:
+        """The (center, width) :meth:`auto_levels` would set, or None without an image."""
         if self._quantised is None:
-            return
+            return None
         lo, hi = np.percentile(self._quantised[::4, ::4], [low_percentile, high_percentile]) / 65535.0
-        self.set_levels((lo + hi) / 2, max(hi - lo, MIN_WIDTH))
+        return float((lo + hi) / 2), float(max(hi - lo, MIN_WIDTH))
 
     def is_inverted(self) -> bool:
         return self._inverted

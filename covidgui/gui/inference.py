@@ -36,6 +36,10 @@ class ClassifiedImage:
     metadata: dict = field(default_factory=dict)
     heatmap: np.ndarray | None = None  # float32 (H, W) 0..1 at display size, for reports
     lung_outline: np.ndarray | None = None  # uint8 (H, W, 4) lung outline, same shape as display
+    # DICOM: core.dicom.FileLevels and the image in its own units normalised over the stored range
+    # (float32 (H, W) 0..1, same shape as display), for window/level beyond the file's window.
+    levels: object | None = None
+    view_pixels: np.ndarray | None = None
 
 
 class InferenceWorker(QObject):
@@ -80,7 +84,8 @@ class InferenceWorker(QObject):
             self.failed.emit(request_id, path, "No model is loaded, so no result can be shown.")
             return
         try:
-            xray = load_xray(path)  # full resolution, for the eye and the DICOM panel
+            # Full resolution, for the eye and the DICOM panel; DICOM also in its own units.
+            xray = load_xray(path, viewer_values=True)
             # The model's own path (reduced-size decode), so the GUI, CLI and batch agree.
             prediction = self.classifier.predict_file(path, heatmap=True)
             display = _display_size(xray.pixels).astype(np.float32)
@@ -96,8 +101,12 @@ class InferenceWorker(QObject):
                 from covidgui.core.lungs import outline_rgba
 
                 lung_outline = outline_rgba(prediction.lung_mask, display.shape)
+            levels = xray.metadata.get("file_levels")
+            view_pixels = None
+            if levels is not None and xray.values is not None:
+                view_pixels = levels.normalise(_display_size(xray.values))
             self.classified.emit(ClassifiedImage(request_id, Path(path), display, prediction, overlay,
-                                                 dict(xray.metadata), heat, lung_outline))
+                                                 dict(xray.metadata), heat, lung_outline, levels, view_pixels))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))
         except Exception as exc:

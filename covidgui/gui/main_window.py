@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget,
-                               QTabWidget)
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter,
+                               QStackedWidget, QTabWidget)
 
 from covidgui.gui.batch_view import BatchView
 from covidgui.gui.image_view import ImageView
@@ -56,11 +56,20 @@ class MainWindow(QMainWindow):
         self.result_panel.overlay_toggled.connect(self.viewer.set_overlay_visible)
         self.result_panel.overlay_opacity_changed.connect(self.viewer.set_overlay_opacity)
         self.result_panel.lung_outline_toggled.connect(self.viewer.set_lung_outline_visible)
+        self.result_panel.classified_anyway.connect(self._on_classified_anyway)
         self.viewer.set_overlay_opacity(self.result_panel.opacity_slider.value() / 100)
+        # The panel scrolls rather than squeezing its texts when cautions and DICOM rows pile up
+        # on a small screen; it always gets the full width, so its labels wrap between words.
+        self.result_scroll = QScrollArea()
+        self.result_scroll.setWidget(self.result_panel)
+        self.result_scroll.setWidgetResizable(True)
+        self.result_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.result_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.result_scroll.setMinimumWidth(self.result_panel.minimumWidth() + 16)
 
         single = QSplitter()
         single.addWidget(self.image_area)
-        single.addWidget(self.result_panel)
+        single.addWidget(self.result_scroll)
         single.setStretchFactor(0, 3)
         single.setStretchFactor(1, 1)
         # One tab per job: the single-image view first; batch and training add their own tabs.
@@ -151,10 +160,18 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.acceptProposedAction()
-        if len(files) == 1 and not Path(files[0]).is_dir():
-            self.classify(files[0])
+        self.open_paths(files)
+
+    def open_paths(self, paths: list[str | Path]) -> None:
+        """Open what the user named (a drop, ``covidgui FILE…``, "Open with"): one file in the
+        Image tab, several files or a folder in the Batch tab. Classified once the model is ready."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        if len(paths) == 1 and not Path(paths[0]).is_dir():
+            self.classify(paths[0])
         else:  # a folder, or several files at once: a batch
-            self.classify_batch(files)
+            self.classify_batch(paths)
 
     # -- worker results -------------------------------------------------------------------------
     @Slot(object)
@@ -174,7 +191,8 @@ class MainWindow(QMainWindow):
     def _on_classified(self, result: ClassifiedImage) -> None:
         if result.request_id != self._request_id:
             return  # the user has dropped another image since
-        self.viewer.set_image(result.display)
+        self.viewer_panel.show_image(result.view_pixels if result.view_pixels is not None else result.display,
+                                     result.levels)
         self.viewer.set_overlay(result.overlay)
         self.viewer.set_lung_outline(result.lung_outline)
         self.image_area.setCurrentWidget(self.viewer_panel)
@@ -186,6 +204,12 @@ class MainWindow(QMainWindow):
         self.export_report_action.setEnabled(True)
         self.export_image_action.setEnabled(True)
         self.statusBar().showMessage(f"Ready — {result.path.name}: {result.prediction.label}")
+
+    @Slot(object)
+    def _on_classified_anyway(self, prediction) -> None:
+        if self.last_result is not None:
+            self.last_result.prediction = prediction
+            self.statusBar().showMessage(f"{self.last_result.path.name}: {prediction.label} (classified anyway)")
 
     @Slot(int, str, str)
     def _on_failed(self, request_id: int, path: str, message: str) -> None:
@@ -317,6 +341,23 @@ class MainWindow(QMainWindow):
         # on the worker's thread).
         self.inference.worker.model_loaded.connect(self._give_batch_the_model)
         self.inference.worker.model_failed.connect(self.batch_view.set_model_error)
+        # Batch review from the Image tab: PageDown / PageUp show the next / previous row of the
+        # Batch table as it is sorted and filtered (the table keeps PageDown for scrolling).
+        self.next_shortcut = QShortcut(QKeySequence(Qt.Key.Key_PageDown), self.single_tab, lambda: self.review_step(1))
+        self.previous_shortcut = QShortcut(QKeySequence(Qt.Key.Key_PageUp), self.single_tab,
+                                           lambda: self.review_step(-1))
+        for shortcut in (self.next_shortcut, self.previous_shortcut):
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+    def review_step(self, delta: int) -> None:
+        """Show the next (+1) or previous (-1) image of the Batch table in the Image tab."""
+        if self.batch_view.step(delta) is None:
+            _, count = self.batch_view.review_position()
+            self.statusBar().showMessage("No batch to review: open a folder first" if count == 0 else
+                                         "Last image of the batch" if delta > 0 else "First image of the batch")
+            return
+        position, count = self.batch_view.review_position()
+        self.statusBar().showMessage(f"Batch review: image {position} of {count} (PageDown: next, PageUp: previous)")
 
     @Slot(object)
     def _give_batch_the_model(self, _card) -> None:

@@ -34,22 +34,36 @@ def _bar(value: float) -> QProgressBar:
     return bar
 
 
+class HeadlineLabel(QLabel):
+    """The big result word(s), wrapped only between words: "Not a chest X-ray" must not break as
+    "X-" / "ray". Hyphens are shown as non-breaking hyphens; :meth:`text` gives the plain text."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        self._plain = text
+        super().setText(text.replace("-", "\u2011"))
+
+    def text(self) -> str:
+        return getattr(self, "_plain", super().text())
+
+
 class ResultPanel(QWidget):
     """Shows one Prediction, or a message. Emits overlay changes for the image view."""
 
     overlay_toggled = Signal(bool)
+    # The user asked for the classifier's answer on an image the gate rejected (the new Prediction).
+    classified_anyway = Signal(object)
     overlay_opacity_changed = Signal(float)
     lung_outline_toggled = Signal(bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(260)
         layout = QVBoxLayout(self)
 
         self.file_label = QLabel("")
         self.file_label.setObjectName("fileLabel")
         self.file_label.setWordWrap(True)
-        self.label = QLabel("No image")
+        self.label = HeadlineLabel("No image")
         self.label.setObjectName("resultLabel")
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.label.setWordWrap(True)
@@ -105,7 +119,8 @@ class ResultPanel(QWidget):
         layout.addWidget(self.confidence_text)
         layout.addWidget(self.confidence_bar)
         layout.addSpacing(12)
-        layout.addWidget(QLabel("<b>Probability of each class</b>"))
+        self.probabilities_title = QLabel("<b>Probability of each class</b>")
+        layout.addWidget(self.probabilities_title)
         layout.addWidget(self.probabilities_box)
         layout.addWidget(self.lung_attention_text)
         layout.addWidget(self.lung_warning)
@@ -163,12 +178,14 @@ class ResultPanel(QWidget):
             self.message.setText(NOT_XRAY_MESSAGE + (f" ({NO_LUNGS_REASON}.)"
                                                      if prediction.lungs_plausible is False else ""))
             self.anyway_button.setVisible(True)
+            self._show_numbers(False)  # no class probabilities for an image the model should not judge
             self.overlay_check.setEnabled(False)
             self.opacity_slider.setEnabled(False)
             self.legend.setVisible(False)
             self.overlay_toggled.emit(False)
             return
         self.anyway_button.setVisible(False)
+        self._show_numbers(True)
         self._shown = (prediction, file_name, has_heatmap)
         self.file_label.setText(file_name)
         self._set_label(prediction.label, LABEL_COLOURS.get(prediction.label, "#424242"))
@@ -187,6 +204,10 @@ class ResultPanel(QWidget):
                              "the probabilities are shown for reference." if prediction.indeterminate else "")
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
+
+    def _show_numbers(self, visible: bool) -> None:
+        for widget in (self.confidence_bar, self.probabilities_title, self.probabilities_box):
+            widget.setVisible(visible)
 
     def _build_lung_widgets(self) -> None:
         """Attention on lungs, its warning, and the lung-outline toggle (off when no lung model)."""
@@ -208,7 +229,8 @@ class ResultPanel(QWidget):
     def _show_lung_fields(self, prediction) -> None:
         """Attention on lungs (with its warning) and the outline toggle for ``prediction`` (None: off)."""
         attention = getattr(prediction, "lung_attention", None)
-        lung_only = getattr(prediction, "lung_only_label", None)
+        withheld = getattr(prediction, "withheld", False)  # the lung-only answer is a class answer too
+        lung_only = None if withheld else getattr(prediction, "lung_only_label", None)
         has_mask = getattr(prediction, "lung_mask", None) is not None
         lines = ([] if attention is None else [f"Attention on lungs: {attention_percent(attention)}"]) + (
             [] if lung_only is None else
@@ -216,7 +238,7 @@ class ResultPanel(QWidget):
         self.lung_attention_text.setText("\n".join(lines))
         self.lung_attention_text.setVisible(bool(lines))
         warnings = (([LOW_ATTENTION_WARNING] if low_attention(attention) else [])
-                    + ([OUTSIDE_LUNGS_WARNING] if getattr(prediction, "depends_on_outside_lungs", None) else []))
+                    + ([OUTSIDE_LUNGS_WARNING] if lung_only and prediction.depends_on_outside_lungs else []))
         self.lung_warning.setText("\n".join(warnings))
         self.lung_warning.setVisible(bool(warnings))
         self.lung_check.setEnabled(has_mask)
@@ -225,7 +247,9 @@ class ResultPanel(QWidget):
     def _classify_anyway(self) -> None:
         if self._shown is not None:
             prediction, file_name, has_heatmap = self._shown
-            self.show_prediction(prediction.classify_anyway(), file_name, has_heatmap)
+            anyway = prediction.classify_anyway()
+            self.show_prediction(anyway, file_name, has_heatmap)
+            self.classified_anyway.emit(anyway)  # so that an exported report says so
             self.message.setText("Shown on request although the gate judged this not to be a chest X-ray: "
                                  "the model was not trained on such images.")
 

@@ -1,31 +1,34 @@
-"""The image viewer with its window/level bar: sliders, presets, invert, fit and reset."""
+"""The image viewer with its window/level bar: a range slider, presets, invert, fit and reset.
+
+Window/level is shown and set in the image's own units: for a DICOM file, the values after its
+Modality LUT (core.dicom.FileLevels), starting from the file's window and widening up to the full
+range its stored bits can hold, as DICOM viewers do; for other images (and DICOM files displayed
+through a VOI LUT curve), percent of the decoded image's range. The range slider's two handles
+are the window's ends (their boxes can be typed into); level and width are shown beside it.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from superqt import QLabeledDoubleRangeSlider
 
 from covidgui.gui.image_view import DEFAULT_LEVELS, ImageView
 
-# Presets in the decoded image's 0..1 units (the file's own window is already applied to it):
-# name -> (center, width), or None for the image's 1st..99th percentile.
+AS_LOADED = "As loaded (file's window)"
+FULL_RANGE = "Full stored range"
+AUTO = "Auto contrast (1–99 %)"
+# Presets: name -> (center, width) relative to the image's own window (0..1 = that window), or a
+# name handled apart (as loaded, full range, auto). For an image without a window of its own the
+# "own window" is its full range, so these are the classic 0..1 presets.
 PRESETS: dict[str, tuple[float, float] | None] = {
-    "Full range (as loaded)": DEFAULT_LEVELS,
-    "Auto contrast (1–99 %)": None,
+    AS_LOADED: (0.5, 1.0),
+    FULL_RANGE: None,
+    AUTO: None,
     "Lungs (dark areas)": (0.30, 0.60),
     "Mediastinum / bone (bright areas)": (0.70, 0.60),
     "High contrast": (0.50, 0.40),
 }
-_SLIDER_STEPS = 1000
-
-
-def _slider(tooltip: str, low: int, high: int) -> QSlider:
-    slider = QSlider(Qt.Orientation.Horizontal)
-    slider.setRange(low, high)
-    slider.setToolTip(tooltip)
-    slider.setMinimumWidth(90)
-    return slider
 
 
 class ViewerPanel(QWidget):
@@ -34,79 +37,159 @@ class ViewerPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.view = ImageView()
-        self.level_slider = _slider("Level (window centre): brightness", 0, _SLIDER_STEPS)
-        self.width_slider = _slider("Window width: contrast (narrower = more contrast)", 4, 2 * _SLIDER_STEPS)
+        self.levels = None  # core.dicom.FileLevels of the image shown, or None (percent units)
+        self._auto_levels: tuple[float, float] | None = None  # what "Auto contrast" chose last
+
+        self.window_slider = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
+        self.window_slider.setToolTip("Window: the values shown from black to white (drag either end, "
+                                      "or the bar between them; type into the boxes)")
+        self.window_slider.setMinimumWidth(160)
         self.levels_text = QLabel("")
-        self.levels_text.setMinimumWidth(120)
+        self.levels_text.setMinimumWidth(110)
         self.preset_box = QComboBox()
         self.preset_box.addItems(list(PRESETS))
         self.preset_box.setToolTip("Window/level presets")
+        self.preset_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_box.setMinimumContentsLength(12)
         self.invert_check = QCheckBox("Invert (I)")
         self.reset_button = QPushButton("Reset (R)")
-        self.reset_button.setToolTip("Back to the full range of the image as loaded")
+        self.reset_button.setToolTip("Back to the image's own window (a DICOM file's window, else its full range)")
         self.fit_button = QPushButton("Fit (0)")
         self.fit_button.setToolTip("Fit the image to the window")
 
-        bar = QHBoxLayout()
-        bar.setContentsMargins(6, 2, 6, 2)
-        bar.addWidget(QLabel("Level"))
-        bar.addWidget(self.level_slider, 1)
-        bar.addWidget(QLabel("Width"))
-        bar.addWidget(self.width_slider, 1)
-        bar.addWidget(self.levels_text)
-        bar.addWidget(self.preset_box)
-        bar.addWidget(self.invert_check)
-        bar.addWidget(self.reset_button)
-        bar.addWidget(self.fit_button)
+        # Two rows, so that the bar fits beside the result panel on a 1024-pixel screen.
+        slider_row = QHBoxLayout()
+        slider_row.setContentsMargins(6, 2, 6, 0)
+        slider_row.addWidget(QLabel("Window"))
+        slider_row.addWidget(self.window_slider, 1)
+        tools = QHBoxLayout()
+        tools.setContentsMargins(6, 0, 6, 2)
+        tools.addWidget(self.levels_text)
+        tools.addWidget(self.preset_box, 1)
+        tools.addWidget(self.invert_check)
+        tools.addWidget(self.reset_button)
+        tools.addWidget(self.fit_button)
         hint = QLabel("Wheel: zoom · drag: pan · right-drag: window/level · display only, the model input is unchanged")
         hint.setObjectName("viewerHint")
+        hint.setWordWrap(True)
         hint.setStyleSheet("color: #757575; font-size: 11px;")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(self.view, 1)
-        layout.addLayout(bar)
+        layout.addLayout(slider_row)
+        layout.addLayout(tools)
         layout.addWidget(hint)
 
-        self.level_slider.valueChanged.connect(self._sliders_moved)
-        self.width_slider.valueChanged.connect(self._sliders_moved)
+        self.window_slider.valueChanged.connect(self._slider_moved)
         self.preset_box.activated.connect(self._apply_preset)
         self.invert_check.toggled.connect(self.view.set_inverted)
         self.reset_button.clicked.connect(self._reset)
         self.fit_button.clicked.connect(self.view.fit)
-        self._auto_levels: tuple[float, float] | None = None  # what "Auto contrast" chose last
         self.view.levels_changed.connect(self._show_levels)
         self.view.inverted_changed.connect(self.invert_check.setChecked)
+        self._set_slider_range()
         self._show_levels(*self.view.levels())
 
-    def _sliders_moved(self) -> None:
-        self.view.set_levels(self.level_slider.value() / _SLIDER_STEPS, self.width_slider.value() / _SLIDER_STEPS)
+    # -- the image ------------------------------------------------------------------------------
+    def show_image(self, pixels, levels=None) -> None:
+        """Show an image and start at its own window.
+
+        pixels: greyscale (H, W) 0..1 as the viewer should paint it at a full-range window: for a
+            DICOM file with ``levels``, ``levels.normalise(values)``; otherwise the decoded pixels.
+        levels: core.dicom.FileLevels, or None for percent units.
+        """
+        self.levels = levels
+        self._auto_levels = None
+        self._set_slider_range()
+        start = levels.to_view(*levels.window) if levels is not None else DEFAULT_LEVELS
+        # A new image starts "as loaded", whatever preset the previous one had (otherwise the box
+        # would compare the new levels with the old image's preset and say "Custom").
+        self.preset_box.setCurrentIndex(0)
+        self.view.set_image(pixels, start)
+
+    # -- units ----------------------------------------------------------------------------------
+    def _to_units(self, center: float, width: float) -> tuple[float, float]:
+        """The view's 0..1 levels -> (center, width) in the units the bar shows."""
+        if self.levels is not None:
+            return self.levels.from_view(center, width)
+        return center * 100.0, width * 100.0
+
+    def _from_units(self, center: float, width: float) -> tuple[float, float]:
+        if self.levels is not None:
+            return self.levels.to_view(center, width)
+        return center / 100.0, width / 100.0
+
+    def _set_slider_range(self) -> None:
+        low, high = self.levels.stored_range if self.levels is not None else (0.0, 100.0)
+        self.window_slider.blockSignals(True)
+        # Whole values for files whose range is wide (stored integers); decimals for narrow ones.
+        self.window_slider.setDecimals(0 if high - low >= 100 else 2)
+        self.window_slider.setRange(low, high)
+        self.window_slider.setSingleStep(max((high - low) / 1000, 1e-3))
+        self.window_slider.blockSignals(False)
+
+    def window_in_units(self) -> tuple[float, float]:
+        """(center, width) of the window shown, in the bar's units (file units or percent)."""
+        return self._to_units(*self.view.levels())
+
+    def set_window_in_units(self, center: float, width: float) -> None:
+        self.view.set_levels(*self._from_units(center, width))
+
+    # -- bar <-> view ---------------------------------------------------------------------------
+    def _slider_moved(self, ends) -> None:
+        low, high = sorted(float(v) for v in ends)
+        if high <= low:
+            return
+        self.set_window_in_units((low + high) / 2, high - low)
 
     def _show_levels(self, center: float, width: float) -> None:
-        for slider, value in ((self.level_slider, center), (self.width_slider, width)):
-            slider.blockSignals(True)
-            slider.setValue(round(value * _SLIDER_STEPS))
-            slider.blockSignals(False)
-        self.levels_text.setText(f"L {center * 100:.0f} %  W {width * 100:.0f} %")
+        c, w = self._to_units(center, width)
+        low, high = self.window_slider.minimum(), self.window_slider.maximum()
+        self.window_slider.blockSignals(True)
+        self.window_slider.setValue((max(low, c - w / 2), min(high, c + w / 2)))
+        self.window_slider.blockSignals(False)
+        if self.levels is not None:
+            unit = f" {self.levels.units}" if self.levels.units else ""
+            self.levels_text.setText(f"L {c:.0f}  W {w:.0f}{unit}" if w >= 10 else f"L {c:.3g}  W {w:.3g}{unit}")
+        else:
+            self.levels_text.setText(f"L {c:.0f} %  W {w:.0f} %")
         # The preset box names a preset only while its levels are the ones shown.
-        name = self.preset_box.currentText()
-        preset = self._auto_levels if name and PRESETS.get(name) is None else PRESETS.get(name)
-        if preset is not None and (abs(preset[0] - center) > 1e-6 or abs(preset[1] - width) > 1e-6):
-            self.preset_box.setCurrentIndex(-1)
-            self.preset_box.setPlaceholderText("Custom")
-        elif self.preset_box.currentIndex() == -1 and (center, width) == DEFAULT_LEVELS:
-            self.preset_box.setCurrentIndex(0)  # a new image starts at the full range
+        index = self.preset_box.currentIndex()
+        if index >= 0:
+            if not self._same(self._preset_levels(self.preset_box.itemText(index)), (center, width)):
+                self.preset_box.setCurrentIndex(-1)
+                self.preset_box.setPlaceholderText("Custom")
+        elif self._same(self._preset_levels(AS_LOADED), (center, width)):
+            self.preset_box.setCurrentIndex(0)  # back at the image's own window (R, or a drag back)
+
+    @staticmethod
+    def _same(a, b) -> bool:
+        return a is not None and abs(a[0] - b[0]) <= 1e-6 and abs(a[1] - b[1]) <= 1e-6
+
+    def _preset_levels(self, name: str) -> tuple[float, float] | None:
+        """A preset's levels in the view's 0..1 units for the image shown (None: not known)."""
+        if name == FULL_RANGE:
+            return DEFAULT_LEVELS
+        if name == AUTO:
+            return self._auto_levels
+        relative = PRESETS.get(name)
+        if relative is None:
+            return None
+        own_center, own_width = self.view.default_levels()
+        return own_center - own_width / 2 + relative[0] * own_width, relative[1] * own_width
 
     def _apply_preset(self, index: int) -> None:
-        levels = PRESETS[self.preset_box.itemText(index)]
-        if levels is None:
-            self.view.auto_levels()
-            self._auto_levels = self.view.levels()
-        else:
+        name = self.preset_box.itemText(index)
+        self.preset_box.setCurrentIndex(index)  # before the levels change, so the box keeps the name
+        if name == AUTO:
+            self._auto_levels = self.view.auto_levels_for_image()
+        levels = self._preset_levels(name)
+        if levels is not None:
             self.view.set_levels(*levels)
         self.preset_box.setCurrentIndex(index)
 
     def _reset(self) -> None:
-        self.view.reset_levels()
         self.preset_box.setCurrentIndex(0)
+        self.view.reset_levels()

@@ -168,13 +168,14 @@ def test_csv_has_one_row_per_file_with_probabilities_error_and_model(tmp_path, b
             assert row["lung attention"] == ("" if attention is None else f"{attention:.4f}")
             assert ("looked mostly outside the lungs" in row["flags"]) == (attention is not None and attention < 0.5)
             p = item.prediction
-            if p.lung_only_label is None:
+            if p.lung_only_label is None or p.withheld:  # withheld: no class answer of any kind
                 assert row["lung-only label"] == row["depends on outside lungs"] == ""
             else:
                 assert row["lung-only label"] == p.lung_only_label
                 assert float(row["lung-only confidence"]) == pytest.approx(p.lung_only_confidence, abs=1e-4)
                 assert row["depends on outside lungs"] == ("yes" if p.depends_on_outside_lungs else "no")
-            assert ("depends on what lies outside the lungs" in row["flags"]) == bool(p.depends_on_outside_lungs)
+            assert ("depends on what lies outside the lungs" in row["flags"]) == bool(
+                p.depends_on_outside_lungs and not p.withheld)
         else:
             assert row["label"] == "" and row["error"] == item.error
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

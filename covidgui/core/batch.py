@@ -251,7 +251,8 @@ def flags_of(prediction) -> list[str]:
             + (["classified anyway"] if getattr(prediction, "classified_anyway", False) else [])
             + (["indeterminate"] if prediction.indeterminate else [])
             + (["looked mostly outside the lungs"] if low_attention(prediction.lung_attention) else [])
-            + (["depends on what lies outside the lungs"] if prediction.depends_on_outside_lungs else []))
+            + (["depends on what lies outside the lungs"]
+               if prediction.depends_on_outside_lungs and not prediction.withheld else []))
 
 
 def csv_row(item: BatchItem, card) -> list[str]:

@@ -175,3 +175,14 @@ def test_the_real_sources_and_their_locked_test_split():
     for source in found:
         n_test = split.test.groups.count(source.name)
         assert 0.12 < n_test / len(source.paths) < 0.28, source.name
+
+
+def test_a_subfolder_of_a_class_folder_is_a_source(tmp_path):
+    from covidgui.core.dataset import scan_class_folders
+
+    for rel in ("Covid/hospital-a/1.png", "Covid/hospital-b/deep/2.png", "Covid/3.png", "Normal/4.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(chest_like(32)).save(tmp_path / rel)
+    files = scan_class_folders(tmp_path)
+    assert dict(zip((p.name for p in files.paths), files.groups)) == {
+        "3.png": "Covid", "1.png": "Covid/hospital-a", "2.png": "Covid/hospital-b", "4.png": "Normal"}

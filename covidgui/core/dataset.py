@@ -67,6 +67,7 @@ def scan_class_folders(root: str | Path, classes: list[str] | None = None) -> La
 
     classes: when given (a model's classes), subfolders are matched to them case-insensitively and
         labels follow that order; otherwise the classes are the subfolder names, sorted.
+    Each file's group (source) is its class folder's subfolder it lies in, or the class itself.
     Raises DatasetError for a missing folder, no class subfolders, or an unmatched class.
     """
     root = Path(root)
@@ -87,9 +88,14 @@ def scan_class_folders(root: str | Path, classes: list[str] | None = None) -> La
         folder_for = {c: by_lower[c.lower()] for c in classes}
     files = LabelledFiles(list(classes))
     for label, name in enumerate(classes):
-        found = image_files(folder_for[name])
+        folder = folder_for[name]
+        found = image_files(folder)
         files.paths.extend(found)
         files.labels.extend([label] * len(found))
+        # A subfolder of a class folder (Covid/hospital-a/...) is a source of its own, so training
+        # can weigh the sources of a class equally; files directly in the class folder are one source.
+        files.groups.extend(f"{name}/{p.relative_to(folder).parts[0]}" if len(p.relative_to(folder).parts) > 1
+                            else name for p in found)
     return files
 
 

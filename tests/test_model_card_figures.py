@@ -1,0 +1,46 @@
+"""The bundled model card carries per-source figures, and they are what the model really does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from covidgui.core import sources
+from covidgui.core.model import bundled_model_path
+from tests.conftest import SHARED_DATA
+
+ROW_KEYS = {"source", "class", "n", "correct"}
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads(bundled_model_path().with_suffix(".json").read_text())
+
+
+def test_the_card_has_a_row_per_source_for_the_locked_test_and_leave_one_source_out(card):
+    for rows in (card["test"]["per_source"], card["leave_one_source_out"]):
+        assert {r["source"] for r in rows} == set(sources.SOURCE_FOLDERS)
+        for row in rows:
+            assert ROW_KEYS <= set(row)
+            assert row["class"] == sources.SOURCE_FOLDERS[row["source"]][0]
+            assert 0 <= row["correct"] <= row["n"] and row["n"] > 0
+
+
+def test_the_card_records_the_split_it_was_tested_on(card):
+    split = card["training"]["split"]
+    assert split["test"]["n"] == sum(r["n"] for r in card["test"]["per_source"])
+    assert "sha256" in split["rule"]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "multisource").is_dir(),
+                    reason=f"shared data not found at {SHARED_DATA / 'multisource'} (set COVIDGUI_SHARED_DATA)")
+def test_the_locked_test_figures_are_what_the_model_does_today(card, bundled_classifier):
+    split = sources.locked_split(sources.find_sources(SHARED_DATA))
+    assert sources.manifest_hash(split.test) == card["training"]["split"]["test"]["sha256"]
+    measured = {r["source"]: r for r in sources.score_by_source(bundled_classifier, split.test)}
+    for row in card["test"]["per_source"]:
+        assert measured[row["source"]]["n"] == row["n"]
+        # Same weights, same images: the count may differ by an image at a decision boundary
+        # (float differences between machines), not more.
+        assert abs(measured[row["source"]]["correct"] - row["correct"]) <= 1, row["source"]

@@ -129,6 +129,8 @@ def _classify_one_by_one(args) -> int:
     from covidgui.core.model import Classifier
 
     classifier = Classifier.load(args.model or _active_model())
+    if classifier.input_check_warning:
+        print(f"caution: {classifier.input_check_warning}", file=sys.stderr)
     failures = 0
     for i, path in enumerate(args.files, 1):
         result = _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
@@ -180,6 +182,9 @@ def cmd_train(args) -> int:
     from covidgui.core.distribute import describe, make_strategy
     from covidgui.core.errors import DatasetError
 
+    from covidgui.core.registry import check_free_model_path
+
+    check_free_model_path(args.out)  # before an hour of training, not after
     summary = summarize_training_data(args.train_dir, args.val, args.val_split, args.seed)
     print(summary.text(), file=sys.stderr, flush=True)
     if not summary.ok:
@@ -242,6 +247,8 @@ def cmd_report(args) -> int:
     prediction = classifier.predict_file(args.image, heatmap=not args.no_heatmap)
     out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, xray.metadata,
                        heatmap=prediction.heatmap, include_patient=args.include_patient_info)
+    if classifier.input_check_warning:
+        print(f"caution: {classifier.input_check_warning}", file=sys.stderr)
     for warning in xray.metadata.get("warnings", []):
         print(f"caution: {warning}", file=sys.stderr)
     print(f"{args.image}: {prediction.label} ({prediction.confidence:.1%}); report written to {out}")

@@ -10,16 +10,18 @@ also lets a cancel end the run for certain within 2 s.
 JOB_DIR/job.json (written by :func:`write_job`) names the files, labels, settings and the active
 model. The child reports JSON lines on stdout (``batch``, ``epoch``, ``phase``, ``cancelled``,
 ``failed``, ``finished``); a line ``stop`` on its stdin asks it to stop after the current batch.
-When it finishes it leaves JOB_DIR/trained.keras (+ card, written atomically) and
-JOB_DIR/outcome.pickle (the scores of the new and the active model on the validation files).
+When it finishes it leaves JOB_DIR/trained.keras (+ gate and card, written as one unit) and
+JOB_DIR/outcome.json + outcome.npz (the scores of the new and the active model on the validation
+files). The outcome is plain data, JSON and arrays read with ``allow_pickle=False``: nothing that
+crosses the process boundary through the job folder can run code in the window's process.
 Nothing is written to the user's models: keeping the model is a separate, explicit step.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import pickle
 import sys
 import threading
 import time
@@ -27,11 +29,14 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from covidgui.core.dataset import LabelledFiles
 
 JOB_FILE = "job.json"
 MODEL_FILE = "trained.keras"
-OUTCOME_FILE = "outcome.pickle"
+OUTCOME_FILE = "outcome.json"  # plain fields; the arrays are in OUTCOME_ARRAYS
+OUTCOME_ARRAYS = "outcome.npz"
 
 
 def write_job(job_dir: Path, train: LabelledFiles, val: LabelledFiles, config, training_info: dict,
@@ -95,10 +100,62 @@ def run(job_dir: Path, emit, stop: threading.Event) -> None:
                "new_scores": new_scores, "new_curves": roc_curves(new_scores), "active_scores": active_scores,
                "active_curves": active_curves, "active_note": note,
                "seconds": time.perf_counter() - started}
-    tmp = job_dir / (OUTCOME_FILE + ".tmp")
-    tmp.write_bytes(pickle.dumps(outcome))
-    os.replace(tmp, job_dir / OUTCOME_FILE)
+    write_outcome(job_dir, outcome)
     emit({"event": "finished", "outcome": str(job_dir / OUTCOME_FILE)})
+
+
+def _plain(value):
+    """JSON's stand-in for numpy scalars and tuples (a classification report holds both)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} cannot be written to the outcome")
+
+
+def write_outcome(job_dir: Path, outcome: dict) -> None:
+    """Write a run's outcome as OUTCOME_FILE (JSON) + OUTCOME_ARRAYS (.npz), the JSON last (it is
+    what the parent reads first): Scores become their fields, each ROC curve its arrays."""
+    from covidgui.core.modelcard import write_atomic
+
+    arrays: dict[str, np.ndarray] = {}
+    plain = {k: v for k, v in outcome.items() if not k.endswith(("_scores", "_curves"))}
+    for which in ("new", "active"):
+        scores = outcome.get(f"{which}_scores")
+        if scores is not None:
+            arrays[f"{which}_labels"], arrays[f"{which}_probs"] = scores.labels, scores.probs
+            scores = {"model": scores.model, "classes": scores.classes, "positive_class": scores.positive_class,
+                      "report": scores.report, "unreadable": scores.unreadable}
+        plain[f"{which}_scores"] = scores
+        curves = outcome.get(f"{which}_curves")
+        if curves is not None:
+            for i, (fpr, tpr, _auc) in enumerate(curves.values()):
+                arrays[f"{which}_curve{i}_fpr"], arrays[f"{which}_curve{i}_tpr"] = fpr, tpr
+            curves = [[name, auc] for name, (_fpr, _tpr, auc) in curves.items()]
+        plain[f"{which}_curves"] = curves
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v, dtype=float) for k, v in arrays.items()})
+    write_atomic(job_dir / OUTCOME_ARRAYS, buffer.getvalue())
+    write_atomic(job_dir / OUTCOME_FILE, json.dumps(plain, default=_plain))
+
+
+def read_outcome(job_dir: Path) -> dict:
+    """The outcome :func:`write_outcome` wrote, with Scores and ROC curves rebuilt. Reads only
+    JSON and plain arrays (``allow_pickle=False``); raises ValueError for anything else."""
+    from covidgui.core.comparison import Scores
+
+    plain = json.loads((job_dir / OUTCOME_FILE).read_text(encoding="utf-8"))
+    with np.load(job_dir / OUTCOME_ARRAYS, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    for which in ("new", "active"):
+        scores = plain.get(f"{which}_scores")
+        if scores is not None:
+            plain[f"{which}_scores"] = Scores(scores["model"], list(scores["classes"]), scores["positive_class"],
+                                              arrays[f"{which}_labels"].astype(int), arrays[f"{which}_probs"],
+                                              scores["report"], dict(scores["unreadable"]))
+        curves = plain.get(f"{which}_curves")
+        if curves is not None:
+            plain[f"{which}_curves"] = {name: (arrays[f"{which}_curve{i}_fpr"], arrays[f"{which}_curve{i}_tpr"], auc)
+                                        for i, (name, auc) in enumerate(curves)}
+    return plain
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,14 +113,13 @@ class TrainingWorker(QObject):
     def _train_in_process(self, summary, config, training_info: dict) -> None:
         import json
         import os
-        import pickle
         import subprocess
         import sys
         import tempfile
         from pathlib import Path
 
         from covidgui.core.registry import active_model_path
-        from covidgui.core.training_job import write_job
+        from covidgui.core.training_job import read_outcome, write_job
 
         self.remove_job_folder()
         job_dir = self._job_dir = Path(tempfile.mkdtemp(prefix="covidgui-training-"))
@@ -166,7 +165,11 @@ class TrainingWorker(QObject):
         elif ended["event"] == "failed":
             self.failed.emit(ended["message"])
         else:
-            data = pickle.loads(Path(ended["outcome"]).read_bytes())
+            try:  # JSON and plain arrays from the job folder (not the path the child named): no code runs here
+                data = read_outcome(job_dir)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self.failed.emit(f"The training results could not be read: {exc}")
+                return
             self._outcome = TrainingOutcome(data["history"], data["new_scores"], data["new_curves"],
                                             data["active_scores"], data["active_curves"], data["active_note"],
                                             data["seconds"], model_path=data["model_path"])

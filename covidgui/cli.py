@@ -179,7 +179,7 @@ def cmd_train(args) -> int:
                   file=sys.stderr, flush=True)
 
     from covidgui.core.datasummary import summarize_training_data
-    from covidgui.core.distribute import describe, make_strategy
+    from covidgui.core.distribute import describe, is_chief, make_strategy
     from covidgui.core.errors import DatasetError
 
     from covidgui.core.registry import check_free_model_path
@@ -199,9 +199,13 @@ def cmd_train(args) -> int:
             "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}
     result = train(train_files, val_files, config, PrintEpochs(), name=args.name, training_info=info,
                    strategy=strategy)
-    out = save_model(result.classifier, args.out)
+    out = None
+    if is_chief(strategy):  # the other workers of a multi-worker run trained the same weights
+        out = save_model(result.classifier, args.out)
+    else:
+        print("note: this is not the chief worker; the chief writes the model", file=sys.stderr)
     report = result.report
-    print(json.dumps({"model": str(out), "accuracy": report.get("accuracy"), "n": report.get("n"),
+    print(json.dumps({"model": str(out) if out else None, "accuracy": report.get("accuracy"), "n": report.get("n"),
                       "classes": report.get("classes"), "confusion_matrix": report.get("confusion_matrix"),
                       "auc": report.get("auc"), "unreadable": result.unreadable}, indent=1))
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 
 from covidgui.core.calibration import fit_temperature
 from covidgui.core.dataset import LabelledFiles
+from covidgui.core.distribute import make_fit_work
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.gate import fit_gate, gate_path, thumbnails
 from covidgui.core.images import load_xray
@@ -302,6 +303,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
         fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           weighted_metrics=["accuracy"])
+        make_fit_work(fit_model, strategy)
 
     stop = _StopAndReport(listener, config.epochs, len(train_seq))
     callbacks = [stop]

@@ -6,7 +6,9 @@ platformdirs; ``COVIDGUI_LOG_DIR`` overrides it (tests, a locked-down workstatio
 Patient identifiers are kept out of the log twice: the DICOM loader keeps them in a
 ``PatientIdentity`` whose ``repr`` hides them, and :class:`PatientRedactionFilter` replaces any
 identifier the loader has seen in this session (a name, an ID, a birth date) wherever it appears
-in a message or a traceback, e.g. in a file name or an exception message.
+in a message or a traceback, e.g. in a file name or an exception message, in any case. The DICOM
+loader remembers them as soon as a file's header is read, so a file whose image then fails to
+decode is covered too. The training child process redacts its own stderr (:func:`redact_output`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -40,22 +43,70 @@ def log_path() -> Path:
     return log_dir() / LOG_FILE
 
 
+_pattern: re.Pattern | None = None  # all identifiers, longest first, case-insensitive
+
+
 def remember_identifiers(*values: str) -> None:
     """Identifiers (patient name, ID, birth date) to remove from every later log record.
 
     Values shorter than 3 characters are ignored: they would blank out ordinary words and numbers.
     """
+    global _pattern
     with _lock:
+        before = len(_identifiers)
         _identifiers.update(v.strip() for v in values if v and len(v.strip()) >= 3)
+        if len(_identifiers) != before:
+            # Longest first ("Doe John" before "Doe"); any case, since a file name or a folder
+            # often spells the name differently from the DICOM header (SMITH_John_CXR.png).
+            _pattern = re.compile("|".join(re.escape(v) for v in sorted(_identifiers, key=len, reverse=True)),
+                                  re.IGNORECASE)
 
 
 def redact(text: str) -> str:
+    """``text`` with every remembered identifier replaced by REDACTED, whatever its case."""
     with _lock:
-        known = sorted(_identifiers, key=len, reverse=True)  # longest first: "Doe John" before "Doe"
-    for value in known:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return text
+        pattern = _pattern
+    return pattern.sub(REDACTED, text) if pattern is not None else text
+
+
+def redact_output(fds: tuple[int, ...] = (2,)) -> None:
+    """Pass everything this process writes to ``fds`` (stderr by default: Python's tracebacks and
+    warnings, TensorFlow's C++ log, any library's prints) through :func:`redact`, line by line, on
+    its way to where it was going. The training child process calls this, so its ``stderr.log``
+    carries no identifier it has seen (its DICOM loader remembers them as in the app).
+
+    A pipe replaces the descriptors; a thread redacts and forwards; at exit the descriptors are
+    restored, which ends the pipe, and the thread is given a moment to write the last lines.
+    """
+    import atexit
+    import sys
+
+    target = os.dup(fds[0])
+    saved = {fd: os.dup(fd) for fd in fds}
+    read_end, write_end = os.pipe()
+    for fd in fds:
+        os.dup2(write_end, fd)
+    os.close(write_end)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                os.write(target, redact(line.decode("utf-8", errors="replace")).encode("utf-8"))
+
+    thread = threading.Thread(target=forward, name="redact-output", daemon=True)
+    thread.start()
+
+    def restore() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        for fd, original in saved.items():
+            os.dup2(original, fd)
+        thread.join(timeout=2.0)
+
+    atexit.register(restore)
 
 
 class PatientRedactionFilter(logging.Filter):

@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     # Events go to the real stdout; anything else a library prints there goes to stderr instead.
     events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
+    # stderr.log is a log the app writes: patient identifiers the loader sees are removed from it.
+    from covidgui.core.logs import redact_output
+
+    redact_output((1, 2))
     lock = threading.Lock()
 
     def emit(event: dict) -> None:

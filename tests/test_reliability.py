@@ -223,3 +223,38 @@ raise SystemExit(training_job.main([{str(job)!r}]))
     assert "RuntimeError: could not train on" in text and "native log line" in text and logs.REDACTED in text
     for value in ("testperson", "alice", "pid-0042"):
         assert value not in text.lower()
+
+
+def test_a_native_crash_leaves_its_stacks_in_the_app_log(tmp_path):
+    """faulthandler: a segmentation fault (as TensorFlow and Qt can cause) writes every thread's
+    stack to the app's log, the only trace of a crash that kills the process."""
+    import os
+    import subprocess
+
+    code = ("from covidgui.core.logs import setup_logging\n"
+            "import faulthandler, logging\n"
+            "setup_logging(); logging.getLogger('t').warning('before the crash')\n"
+            "def deep_in_the_app():\n    faulthandler._sigsegv()\n"
+            "deep_in_the_app()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COVIDGUI_LOG_DIR": str(tmp_path)})
+    assert done.returncode != 0
+    text = (tmp_path / logs.LOG_FILE).read_text()
+    assert "before the crash" in text
+    assert "Fatal Python error: Segmentation fault" in text and "deep_in_the_app" in text
+
+
+def test_a_native_crash_of_the_training_child_reaches_its_stderr_log(tmp_path):
+    import subprocess
+
+    job = tmp_path / "job"
+    job.mkdir()
+    code = ("import faulthandler\nfrom covidgui.core import training_job\n"
+            "def run(job_dir, emit, stop):\n    faulthandler._sigsegv()\n"
+            f"training_job.run = run\ntraining_job.main([{str(job)!r}])\n")
+    with open(job / "stderr.log", "w") as log_file:
+        done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=log_file, timeout=60)
+    assert done.returncode != 0
+    text = (job / "stderr.log").read_text()
+    assert "Fatal Python error: Segmentation fault" in text and "in run" in text

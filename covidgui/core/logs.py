@@ -122,6 +122,26 @@ class PatientRedactionFilter(logging.Filter):
         return True
 
 
+_fault_file = None  # the open log file faulthandler writes to (it needs a descriptor to stay open)
+
+
+def enable_faulthandler(path: str | Path) -> None:
+    """On a native crash (a segmentation fault in TensorFlow or Qt, an abort) Python's
+    faulthandler writes every thread's stack to the end of the log at ``path``, where a plain
+    exception's traceback would be: the one trace a crash that kills the process leaves."""
+    import faulthandler
+
+    global _fault_file
+    try:
+        new = open(path, "a", encoding="utf-8")  # noqa: SIM115 -- kept open for the process' life
+    except OSError:
+        return
+    faulthandler.enable(file=new, all_threads=True)
+    if _fault_file is not None:
+        _fault_file.close()
+    _fault_file = new
+
+
 def setup_logging(level: int = logging.INFO) -> Path:
     """Attach the rotating log file to the root logger (once); returns the log file's path.
 
@@ -138,6 +158,14 @@ def setup_logging(level: int = logging.INFO) -> Path:
             path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", delay=True)
     except OSError:
         handler = logging.StreamHandler()
+    else:
+        enable_faulthandler(path)
+        def rotator(source: str, dest: str) -> None:  # the crash stacks follow the log to its new file
+            if os.path.exists(source):
+                os.replace(source, dest)
+            enable_faulthandler(path)
+
+        handler.rotator = rotator
     handler.covidgui_log = str(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
     handler.addFilter(PatientRedactionFilter())

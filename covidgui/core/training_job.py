@@ -37,6 +37,7 @@ JOB_FILE = "job.json"
 MODEL_FILE = "trained.keras"
 OUTCOME_FILE = "outcome.json"  # plain fields; the arrays are in OUTCOME_ARRAYS
 OUTCOME_ARRAYS = "outcome.npz"
+_fault_file = None  # stderr.log for faulthandler, kept open
 
 
 def write_job(job_dir: Path, train: LabelledFiles, val: LabelledFiles, config, training_info: dict,
@@ -170,8 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     # stderr.log is a log the app writes: patient identifiers the loader sees are removed from it.
+    import faulthandler
+
     from covidgui.core.logs import redact_output
 
+    # A native crash's stacks go straight to stderr.log (the redacting thread dies with the process).
+    global _fault_file
+    _fault_file = os.fdopen(os.dup(2), "w")
+    faulthandler.enable(file=_fault_file, all_threads=True)
     redact_output((1, 2))
     lock = threading.Lock()
 

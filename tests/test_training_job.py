@@ -73,41 +73,59 @@ def test_arrays_that_need_pickle_are_refused(tmp_path):
     assert not marker.exists()
 
 
-def test_the_window_never_unpickles_what_the_child_left(qtbot, tmp_path, monkeypatch):
+def fake_child(job_dir: str, events, control, log_path: str) -> None:
+    """Stands in for training_job.process_main (a spawned process imports it from here): leaves a
+    pickle that runs code when loaded, a valid outcome, and names the pickle in its event."""
+    from pathlib import Path
+
+    job = Path(job_dir)
+    (job / "outcome.pickle").write_bytes(pickle.dumps(_RunsCode(job.parent / f"{job.name}-code-ran")))
+    write_outcome(job, _outcome(job))
+    events.send_bytes(json.dumps({"event": "finished", "outcome": str(job / "outcome.pickle")}).encode())
+
+
+def test_the_window_never_unpickles_what_the_child_left(qtbot, monkeypatch):
     """A child (or anything that can write the job folder) that leaves a pickle and names it in its
     'finished' event cannot run code in the window's process: the worker reads JSON + npz only."""
-    import subprocess
-
+    from covidgui.core import training_job
     from covidgui.core.dataset import LabelledFiles
     from covidgui.core.training import TrainConfig
     from covidgui.gui.training_worker import TrainingWorker
 
-    marker = tmp_path / "code-ran"
-
-    class FakeChild:
-        def __init__(self, command, **_kwargs):
-            from pathlib import Path
-
-            job_dir = Path(command[-1])
-            (job_dir / "outcome.pickle").write_bytes(pickle.dumps(_RunsCode(marker)))
-            write_outcome(job_dir, _outcome(job_dir))
-            self.stdout = iter([json.dumps({"event": "finished", "outcome": str(job_dir / "outcome.pickle")}) + "\n"])
-            self.stdin, self.returncode = io.StringIO(), 0
-
-        def wait(self, timeout=None):
-            return 0
-
-        def poll(self):
-            return 0
-
-    monkeypatch.setattr(subprocess, "Popen", FakeChild)
+    monkeypatch.setattr(training_job, "process_main", fake_child)
     worker = TrainingWorker()
-    worker.use_process = True
     files = LabelledFiles(["Covid", "Normal"], [], [])
     summary = type("Summary", (), {"train": files, "val": files})()
-    finished = []
+    finished, failed = [], []
     worker.finished.connect(finished.append)
+    worker.failed.connect(failed.append)
     worker.train(summary, TrainConfig(), {})
+    job = worker._job_dir
+    marker = job.parent / f"{job.name}-code-ran"
     worker.remove_job_folder()
     assert not marker.exists()
-    assert len(finished) == 1 and finished[0].new_scores.model == "m0" and finished[0].seconds == 12.5
+    assert not failed and len(finished) == 1
+    assert finished[0].new_scores.model == "m0" and finished[0].seconds == 12.5
+
+
+def test_a_windowed_windows_exe_trains_in_the_child_process_too():
+    """The windowed .exe used to train on a QThread (the pattern that crashed with TensorFlow);
+    the multiprocessing child needs no console streams, so every build uses it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport PySide6.QtCore\nsys.frozen = True\nsys.platform = 'win32'\nsys.stdout = None\n"
+            "from covidgui.gui.training_worker import TrainingWorker\n"
+            "sys.stderr.write(str(TrainingWorker.use_process))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip().endswith("True"), done.stderr
+
+
+def test_the_entry_point_supports_frozen_multiprocessing_children():
+    """A frozen app's spawned child is the app's own executable: freeze_support must run first."""
+    from pathlib import Path
+
+    import covidgui
+
+    source = (Path(covidgui.__file__).parent / "__main__.py").read_text()
+    assert source.index("multiprocessing.freeze_support()") < source.index("main()")

@@ -5,11 +5,13 @@ Python's global interpreter lock for tens to hundreds of milliseconds at a time,
 GUI thread for up to 340 ms (benchmarks/training.py gui); a child process has its own lock. It
 also lets a cancel end the run for certain within 2 s.
 
-    python -m covidgui.core.training_job JOB_DIR
+The window starts it with ``multiprocessing`` (spawn: :func:`process_main`), which needs no
+console streams, so the windowed Windows .exe trains in a child too; a terminal can run the same
+job with ``python -m covidgui.core.training_job JOB_DIR`` (:func:`main`, stdin/stdout).
 
 JOB_DIR/job.json (written by :func:`write_job`) names the files, labels, settings and the active
-model. The child reports JSON lines on stdout (``batch``, ``epoch``, ``phase``, ``cancelled``,
-``failed``, ``finished``); a line ``stop`` on its stdin asks it to stop after the current batch.
+model. The child reports JSON events (``batch``, ``epoch``, ``phase``, ``cancelled``, ``failed``,
+``finished``); ``stop`` asks it to stop after the current batch.
 When it finishes it leaves JOB_DIR/trained.keras (+ gate and card, written as one unit) and
 JOB_DIR/outcome.json + outcome.npz (the scores of the new and the active model on the validation
 files). The outcome is plain data, JSON and arrays read with ``allow_pickle=False``: nothing that
@@ -159,43 +161,31 @@ def read_outcome(job_dir: Path) -> dict:
     return plain
 
 
-def main(argv: list[str] | None = None) -> int:
-    from covidgui.core.errors import CovidGUIError
-
-    job_dir = Path((argv if argv is not None else sys.argv[1:])[0])
-    if hasattr(os, "nice"):
-        # Below the GUI's priority: on a 2-core machine TensorFlow's threads would otherwise take
-        # the CPU time the window needs to redraw (training still gets every idle cycle).
-        os.nice(10)
-    # Events go to the real stdout; anything else a library prints there goes to stderr instead.
-    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)
-    # stderr.log is a log the app writes: patient identifiers the loader sees are removed from it.
+def _prepare_child_output() -> None:
+    """Lower priority, native-crash stacks and redaction for the child's fds 1 and 2 (stderr.log)."""
     import faulthandler
 
     from covidgui.core.logs import redact_output
 
+    if hasattr(os, "nice"):
+        # Below the GUI's priority: on a 2-core machine TensorFlow's threads would otherwise take
+        # the CPU time the window needs to redraw (training still gets every idle cycle).
+        os.nice(10)
     # A native crash's stacks go straight to stderr.log (the redacting thread dies with the process).
     global _fault_file
     _fault_file = os.fdopen(os.dup(2), "w")
     faulthandler.enable(file=_fault_file, all_threads=True)
+    # stderr.log is a log the app writes: patient identifiers the loader sees are removed from it.
     redact_output((1, 2))
-    lock = threading.Lock()
 
-    def emit(event: dict) -> None:
-        with lock:
-            events.write(json.dumps(event) + "\n")
-            events.flush()
+
+def _serve(job_dir: Path, emit, wait_for_stop) -> int:
+    """Run the job; ``wait_for_stop(stop)`` (on its own thread) sets ``stop`` when asked to stop
+    or when the parent goes away. Returns the exit code."""
+    from covidgui.core.errors import CovidGUIError
 
     stop = threading.Event()
-
-    def watch_stdin() -> None:
-        for line in sys.stdin:
-            if line.strip() == "stop":
-                break
-        stop.set()  # "stop", or the parent went away (stdin closed)
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    threading.Thread(target=wait_for_stop, args=(stop,), daemon=True).start()
     try:
         run(job_dir, emit, stop)
     except CovidGUIError as exc:
@@ -206,6 +196,64 @@ def main(argv: list[str] | None = None) -> int:
         emit({"event": "failed", "message": f"Training stopped with an unexpected error: {exc}"})
         return 1
     return 0
+
+
+def process_main(job_dir: str, events, control, log_path: str) -> None:
+    """The training child as the Training tab starts it: a ``multiprocessing`` process (spawn;
+    in a frozen app ``multiprocessing.freeze_support`` in ``covidgui.__main__`` runs it), so it
+    needs no console streams and works in a windowed Windows .exe too.
+
+    events: a Connection to send the JSON events on (bytes, so the window unpickles nothing);
+    control: a Connection that receives ``b"stop"`` (its end closing means the window went away);
+    log_path: the job's stderr.log, which gets everything written to stdout and stderr.
+    """
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # A windowed Windows .exe starts with sys.stdout and sys.stderr None: give Python streams.
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    _prepare_child_output()
+    lock = threading.Lock()
+
+    def emit(event: dict) -> None:
+        with lock:
+            events.send_bytes(json.dumps(event).encode("utf-8"))
+
+    def wait_for_stop(stop: threading.Event) -> None:
+        try:
+            while control.recv_bytes() != b"stop":
+                pass
+        except (EOFError, OSError):
+            pass  # the window went away
+        stop.set()
+
+    sys.exit(_serve(Path(job_dir), emit, wait_for_stop))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m covidgui.core.training_job JOB_DIR`` (or ``CovidGUI --training-job JOB_DIR``):
+    the same job over stdin/stdout, JSON lines, for a terminal or a script."""
+    job_dir = Path((argv if argv is not None else sys.argv[1:])[0])
+    # Events go to the real stdout; anything else a library prints there goes to stderr instead.
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    _prepare_child_output()
+    lock = threading.Lock()
+
+    def emit(event: dict) -> None:
+        with lock:
+            events.write(json.dumps(event) + "\n")
+            events.flush()
+
+    def wait_for_stop(stop: threading.Event) -> None:
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                break
+        stop.set()  # "stop", or the parent went away (stdin closed)
+
+    return _serve(job_dir, emit, wait_for_stop)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         return training_job_main([args.training_job])
     command = args.command or "gui"
     if command == "gui":
+        from covidgui.gui.xcb_check import check_xcb_libraries, xcb_will_be_used
+
+        missing = check_xcb_libraries() if xcb_will_be_used() else None
+        if missing:  # before Qt aborts with a message that names no package
+            print(missing, file=sys.stderr)
+            return 1
         from covidgui.gui.app import main as gui_main
 
         return gui_main(getattr(args, "model", None), getattr(args, "report_startup", False),

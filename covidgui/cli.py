@@ -20,19 +20,24 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Chest X-ray second opinion: COVID-19 or normal. {DISCLAIMER}",
     )
     parser.add_argument("--version", action="version", version=f"covidgui {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's own log lines (hidden by default)")
     parser.add_argument("--self-test", action="store_true",
                         help="check this installation: load the model, classify a generated image, "
                              "open and close the window; exit 0 when all work")
     # The Training tab's child process in a frozen app, which has no "python -m" (covidgui.core.training_job).
     parser.add_argument("--training-job", metavar="JOB_DIR", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
+    verbose = argparse.ArgumentParser(add_help=False)  # "covidgui classify --verbose …" works too
+    verbose.add_argument("--verbose", dest="sub_verbose", action="store_true",
+                         help="also show TensorFlow's own log lines (hidden by default)")
 
     gui = sub.add_parser("gui", help="start the desktop application (the default)")
     gui.add_argument("--model", help="a .keras model file to use instead of the bundled one")
     gui.add_argument("--report-startup", action="store_true", help=argparse.SUPPRESS)
     gui.add_argument("--exit-when-ready", action="store_true", help=argparse.SUPPRESS)
 
-    classify = sub.add_parser("classify", help="classify image files and folders")
+    classify = sub.add_parser("classify", parents=[verbose], help="classify image files and folders")
     classify.add_argument("files", nargs="+", type=Path,
                           help="X-ray image files, or folders (searched recursively; non-image files are skipped)")
     classify.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
@@ -45,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--heatmap", type=Path, metavar="OUT.png",
                           help="save the Grad-CAM heatmap over the image (one file: OUT.png; several: OUT-1.png, ...)")
 
-    train = sub.add_parser("train", help="train a model on folders laid out one subfolder per class")
+    train = sub.add_parser("train", parents=[verbose], help="train a model on folders laid out one subfolder per class")
     train.add_argument("train_dir", type=Path)
     val = train.add_mutually_exclusive_group()
     val.add_argument("--val", type=Path, help="validation folder with the same class subfolders")
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tf.distribute strategy: mirrored = all local devices; multi-worker = several "
                             "machines, each configured by its TF_CONFIG environment variable")
 
-    report = sub.add_parser("report", help="write a PDF report of one image's result")
+    report = sub.add_parser("report", parents=[verbose], help="write a PDF report of one image's result")
     report.add_argument("image", type=Path, help="an X-ray image file (PNG, JPEG, TIFF, BMP or DICOM)")
     report.add_argument("-o", "--output", type=Path, required=True, help="the PDF file to write")
     report.add_argument("--include-patient-info", action="store_true",
@@ -76,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--model", type=Path,
                         help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
 
-    evaluate = sub.add_parser("evaluate", help="measure a model on a folder with one subfolder per class")
+    evaluate = sub.add_parser("evaluate", parents=[verbose], help="measure a model on a folder with one subfolder per class")
     evaluate.add_argument("data_dir", type=Path)
     evaluate.add_argument("--model", type=Path,
                           help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
@@ -106,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return gui_main(getattr(args, "model", None), getattr(args, "report_startup", False),
                         getattr(args, "exit_when_ready", False))
+    if not (args.verbose or getattr(args, "sub_verbose", False)):
+        from covidgui.core.logs import quiet_native_stderr
+
+        quiet_native_stderr()  # before TensorFlow loads: only CovidGUI's own lines on the terminal
     from covidgui.core.errors import CovidGUIError
 
     try:

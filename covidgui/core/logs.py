@@ -74,10 +74,42 @@ def redact_output(fds: tuple[int, ...] = (2,)) -> None:
     warnings, TensorFlow's C++ log, any library's prints) through :func:`redact`, line by line, on
     its way to where it was going. The training child process calls this, so its ``stderr.log``
     carries no identifier it has seen (its DICOM loader remembers them as in the app).
-
-    A pipe replaces the descriptors; a thread redacts and forwards; at exit the descriptors are
-    restored, which ends the pipe, and the thread is given a moment to write the last lines.
     """
+    _route_through(fds, redact)
+
+
+# TensorFlow's native log lines: absl's banner, and glog-style "I0000 00:00:1795933239.169 19864 port.cc:153] ..."
+# lines of levels I, W and E (F, a fatal error, is kept: it explains the crash that follows).
+_NATIVE_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+                           r"STDERR|[IWE]\d{4} [\d:.]+\s+\d+ [^\]\s]+:\d+\] )")
+
+
+def is_native_noise(line: str) -> bool:
+    """Whether a stderr line is TensorFlow's native logging (not CovidGUI's own output)."""
+    return bool(_NATIVE_NOISE.match(line))
+
+
+def quiet_native_stderr() -> None:
+    """Keep TensorFlow's native log lines (``oneDNN custom operations are on…``, absl's banner)
+    off this process's stderr. Its C++ code logs before ``TF_CPP_MIN_LOG_LEVEL`` takes effect, so
+    the lines are filtered out of file descriptor 2 instead; Python's own ``sys.stderr`` keeps
+    writing straight to the original stderr (a terminal stays a terminal for progress bars)."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        direct = os.dup(2)
+        sys.stderr = open(direct, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",  # noqa: SIM115
+                          errors="backslashreplace")
+    except (OSError, ValueError, AttributeError):
+        return
+    _route_through((2,), lambda line: "" if is_native_noise(line) else line)
+
+
+def _route_through(fds: tuple[int, ...], transform) -> None:
+    """Send what is written to ``fds`` through ``transform(line) -> line`` to where the first of
+    them pointed. A pipe replaces the descriptors; a thread transforms and forwards; at exit the
+    descriptors are restored, which ends the pipe, and the thread gets a moment for the last lines."""
     import atexit
     import sys
 
@@ -91,9 +123,11 @@ def redact_output(fds: tuple[int, ...] = (2,)) -> None:
     def forward() -> None:
         with os.fdopen(read_end, "rb") as pipe:
             for line in pipe:
-                os.write(target, redact(line.decode("utf-8", errors="replace")).encode("utf-8"))
+                out = transform(line.decode("utf-8", errors="replace"))
+                if out:
+                    os.write(target, out.encode("utf-8"))
 
-    thread = threading.Thread(target=forward, name="redact-output", daemon=True)
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
     thread.start()
 
     def restore() -> None:
@@ -107,19 +141,6 @@ def redact_output(fds: tuple[int, ...] = (2,)) -> None:
         thread.join(timeout=2.0)
 
     atexit.register(restore)
-
-
-class PatientRedactionFilter(logging.Filter):
-    """Replace known patient identifiers in the message and the traceback of every record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg, record.args = redact(message), None
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
 
 
 _fault_file = None  # the open log file faulthandler writes to (it needs a descriptor to stay open)

@@ -162,6 +162,8 @@ class Classifier:
         if not path.is_file():
             raise ModelError(f"The model file {path} does not exist.")
         card = read_card(path)
+        # The card records the digest of the model and its gate: a missing or foreign gate is refused.
+        companions = verified_companions(path, card)
         _quiet_tensorflow()
         import keras
 
@@ -173,8 +175,6 @@ class Classifier:
         if out != len(card.classes):
             raise ModelError(f"{path.name} has {out} outputs but its card names {len(card.classes)} classes.")
         gate = None
-        # The card records the digest of the model and its gate: a missing or foreign gate is refused.
-        companions = verified_companions(path, card)
         if companions.get("gate") is not None:
             try:
                 gate = InputGate.load(companions["gate"])

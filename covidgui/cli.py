@@ -264,7 +264,10 @@ def cmd_report(args) -> int:
     classifier = Classifier.load(args.model or _active_model())
     # The model's own path (reduced-size decode), so the report agrees with classify and the GUI.
     prediction = classifier.predict_file(args.image, heatmap=not args.no_heatmap)
-    out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, xray.metadata,
+    metadata = xray.metadata
+    if classifier.input_check_warning:  # among the report's cautions too
+        metadata = {**metadata, "warnings": [*metadata.get("warnings", []), classifier.input_check_warning]}
+    out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, metadata,
                        heatmap=prediction.heatmap, include_patient=args.include_patient_info)
     if classifier.input_check_warning:
         print(f"caution: {classifier.input_check_warning}", file=sys.stderr)

@@ -136,6 +136,12 @@ def test_a_model_without_a_gate_loads_with_a_visible_no_input_check_warning(tmp_
     done = run_cli("classify", chest_png, "--model", path)
     assert done.returncode == 0, done.stderr
     assert "No input check" in done.stderr
+    pdf = tmp_path / "r.pdf"
+    done = run_cli("report", chest_png, "-o", pdf, "--model", path)
+    assert done.returncode == 0, done.stderr
+    from tests.test_report import pdf_text
+
+    assert "No input check" in pdf_text(pdf)
 
 
 def test_the_window_shows_no_input_check_for_a_model_without_a_gate(qtbot, tmp_path):

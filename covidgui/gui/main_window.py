@@ -230,9 +230,13 @@ class MainWindow(QMainWindow):
         if result is None or self.card is None:
             return None
         heat = result.heatmap if self.viewer.overlay_visible() else None
+        metadata = result.metadata
+        no_check = getattr(self.inference.worker.classifier, "input_check_warning", None)
+        if no_check:  # the report says it too, among its cautions
+            metadata = {**metadata, "warnings": [*metadata.get("warnings", []), no_check]}
         try:
             out = write_report(out_path, result.display, result.prediction, self.card, result.path.name,
-                               result.metadata, heatmap=heat, include_patient=include_patient,
+                               metadata, heatmap=heat, include_patient=include_patient,
                                overlay_opacity=self.viewer.overlay_opacity())
         except OSError as exc:
             QMessageBox.warning(self, "Export report", f"The report could not be written: {exc}")

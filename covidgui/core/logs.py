@@ -143,6 +143,19 @@ def _route_through(fds: tuple[int, ...], transform) -> None:
     atexit.register(restore)
 
 
+class PatientRedactionFilter(logging.Filter):
+    """Replace known patient identifiers in the message and the traceback of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = redact(message), None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
 _fault_file = None  # the open log file faulthandler writes to (it needs a descriptor to stay open)
 
 

@@ -20,12 +20,17 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Chest X-ray second opinion: COVID-19 or normal. {DISCLAIMER}",
     )
     parser.add_argument("--version", action="version", version=f"covidgui {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's own log lines (hidden by default)")
     parser.add_argument("--self-test", action="store_true",
                         help="check this installation: load the model, classify a generated image, "
                              "open and close the window; exit 0 when all work")
     # The Training tab's child process in a frozen app, which has no "python -m" (covidgui.core.training_job).
     parser.add_argument("--training-job", metavar="JOB_DIR", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
+    verbose = argparse.ArgumentParser(add_help=False)  # "covidgui classify --verbose …" works too
+    verbose.add_argument("--verbose", dest="sub_verbose", action="store_true",
+                         help="also show TensorFlow's own log lines (hidden by default)")
 
     gui = sub.add_parser("gui", help="start the desktop application (the default)")
     gui.add_argument("files", nargs="*", help="open these: one file in the Image tab, several files or a folder "
@@ -34,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--report-startup", action="store_true", help=argparse.SUPPRESS)
     gui.add_argument("--exit-when-ready", action="store_true", help=argparse.SUPPRESS)
 
-    classify = sub.add_parser("classify", help="classify image files and folders")
+    classify = sub.add_parser("classify", parents=[verbose], help="classify image files and folders")
     classify.add_argument("files", nargs="+", type=Path,
                           help="X-ray image files, or folders (searched recursively; non-image files are skipped)")
     classify.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
@@ -47,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--heatmap", type=Path, metavar="OUT.png",
                           help="save the Grad-CAM heatmap over the image (one file: OUT.png; several: OUT-1.png, ...)")
 
-    train = sub.add_parser("train", help="train a model on folders laid out one subfolder per class")
+    train = sub.add_parser("train", parents=[verbose], help="train a model on folders laid out one subfolder per class")
     train.add_argument("train_dir", type=Path)
     val = train.add_mutually_exclusive_group()
     val.add_argument("--val", type=Path, help="validation folder with the same class subfolders")
@@ -69,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tf.distribute strategy: mirrored = all local devices; multi-worker = several "
                             "machines, each configured by its TF_CONFIG environment variable")
 
-    report = sub.add_parser("report", help="write a PDF report of one image's result")
+    report = sub.add_parser("report", parents=[verbose], help="write a PDF report of one image's result")
     report.add_argument("image", type=Path, help="an X-ray image file (PNG, JPEG, TIFF, BMP or DICOM)")
     report.add_argument("-o", "--output", type=Path, required=True, help="the PDF file to write")
     report.add_argument("--include-patient-info", action="store_true",
@@ -80,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--model", type=Path,
                         help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
 
-    evaluate = sub.add_parser("evaluate", help="measure a model on a folder with one subfolder per class")
+    evaluate = sub.add_parser("evaluate", parents=[verbose], help="measure a model on a folder with one subfolder per class")
     evaluate.add_argument("data_dir", type=Path)
     evaluate.add_argument("--model", type=Path,
                           help="a .keras model file (default: the active model chosen in the app, else the bundled one)")
@@ -113,10 +118,20 @@ def main(argv: list[str] | None = None) -> int:
         return training_job_main([args.training_job])
     command = args.command or "gui"
     if command == "gui":
+        from covidgui.gui.xcb_check import check_xcb_libraries, xcb_will_be_used
+
+        missing = check_xcb_libraries() if xcb_will_be_used() else None
+        if missing:  # before Qt aborts with a message that names no package
+            print(missing, file=sys.stderr)
+            return 1
         from covidgui.gui.app import main as gui_main
 
         return gui_main(getattr(args, "model", None), getattr(args, "report_startup", False),
                         getattr(args, "exit_when_ready", False), files=getattr(args, "files", None) or [])
+    if not (args.verbose or getattr(args, "sub_verbose", False)):
+        from covidgui.core.logs import quiet_native_stderr
+
+        quiet_native_stderr()  # before TensorFlow loads: only CovidGUI's own lines on the terminal
     from covidgui.core.errors import CovidGUIError
 
     try:
@@ -146,6 +161,8 @@ def _classify_one_by_one(args) -> int:
     from covidgui.core.model import Classifier
 
     classifier = Classifier.load(args.model or _active_model())
+    if classifier.input_check_warning:
+        print(f"caution: {classifier.input_check_warning}", file=sys.stderr)
     failures = 0
     for i, path in enumerate(args.files, 1):
         result = _predict_with_heatmap(classifier, path, _numbered(args.heatmap, i, len(args.files)))
@@ -194,9 +211,12 @@ def cmd_train(args) -> int:
                   file=sys.stderr, flush=True)
 
     from covidgui.core.datasummary import summarize_training_data
-    from covidgui.core.distribute import describe, make_strategy
+    from covidgui.core.distribute import describe, is_chief, make_strategy
     from covidgui.core.errors import DatasetError
 
+    from covidgui.core.registry import check_free_model_path
+
+    check_free_model_path(args.out)  # before an hour of training, not after
     summary = summarize_training_data(args.train_dir, args.val, args.val_split, args.seed)
     print(summary.text(), file=sys.stderr, flush=True)
     if not summary.ok:
@@ -211,9 +231,13 @@ def cmd_train(args) -> int:
             "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}
     result = train(train_files, val_files, config, PrintEpochs(), name=args.name, training_info=info,
                    strategy=strategy)
-    out = save_model(result.classifier, args.out)
+    out = None
+    if is_chief(strategy):  # the other workers of a multi-worker run trained the same weights
+        out = save_model(result.classifier, args.out)
+    else:
+        print("note: this is not the chief worker; the chief writes the model", file=sys.stderr)
     report = result.report
-    print(json.dumps({"model": str(out), "accuracy": report.get("accuracy"), "n": report.get("n"),
+    print(json.dumps({"model": str(out) if out else None, "accuracy": report.get("accuracy"), "n": report.get("n"),
                       "classes": report.get("classes"), "confusion_matrix": report.get("confusion_matrix"),
                       "auc": report.get("auc"), "unreadable": result.unreadable}, indent=1))
     return 0
@@ -259,8 +283,13 @@ def cmd_report(args) -> int:
     prediction = classifier.predict_file(args.image, heatmap=not args.no_heatmap)
     if args.classify_anyway:
         prediction = prediction.classify_anyway()
-    out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, xray.metadata,
+    metadata = xray.metadata
+    if classifier.input_check_warning:  # among the report's cautions too
+        metadata = {**metadata, "warnings": [*metadata.get("warnings", []), classifier.input_check_warning]}
+    out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, metadata,
                        heatmap=prediction.heatmap, include_patient=args.include_patient_info)
+    if classifier.input_check_warning:
+        print(f"caution: {classifier.input_check_warning}", file=sys.stderr)
     for warning in xray.metadata.get("warnings", []):
         print(f"caution: {warning}", file=sys.stderr)
     shown = prediction.label if prediction.withheld else f"{prediction.label} ({prediction.confidence:.1%})"

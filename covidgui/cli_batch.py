@@ -70,6 +70,8 @@ def classify_command(inputs: list[Path], model: Path | None, json_lines: bool = 
         raise CovidGUIError("no image files found in " + ", ".join(map(str, inputs))
                             + (f" ({_count(len(scan.skipped), 'other file')} skipped)" if scan.skipped else ""))
     classifier = Classifier.load(model)
+    if classifier.input_check_warning:
+        print(f"caution: {classifier.input_check_warning}", file=sys.stderr)
     print_rows = json_lines or csv_path is None
     out = CsvResults(csv_path, classifier.card) if csv_path else None
     failures = 0

@@ -12,6 +12,12 @@ from PIL import Image
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# pytest-qt calls processEvents around every test: guard PySide6 6.12.0's leak on None before it
+# does (covidgui/gui/qt_compat.py), as the app does at start-up.
+from covidgui.gui.qt_compat import guard_none_refcount  # noqa: E402
+
+guard_none_refcount()
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("COVIDGUI_SHARED_DATA", REPO.parent / "shared" / "data"))
 COVID_VAL = SHARED_DATA / "covid-xray" / "Val"

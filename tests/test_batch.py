@@ -203,3 +203,21 @@ def test_reduced_decoding_of_a_large_png_keeps_the_model_input_and_orientation(t
     assert reduced.pixels.shape == (750, 500)  # halved: both sides stay >= 2 x 224
     difference = np.abs(prepare(full.pixels, 224).input - prepare(reduced.pixels, 224).input)
     assert difference.mean() < 0.01
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(tmp_path, start):
+    from covidgui.core.modelcard import ModelCard
+
+    card = ModelCard(name=f"{start}HYPERLINK(\"http://x\")", version="1", classes=["Covid", "Normal"], input_size=32)
+    items = [batch.BatchItem(0, Path(f"{start}cmd|' /C calc'!A0.png"), error=f"{start}SUM(1+1)"),
+             batch.BatchItem(1, Path("plain.png"), error="the file is empty")]
+    out = write_csv(tmp_path / "results.csv", items, card)
+    with open(out, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["path"] == f"'{start}cmd|' /C calc'!A0.png"
+    assert rows[0]["error"] == f"'{start}SUM(1+1)"
+    assert rows[0]["model"] == f"'{start}HYPERLINK(\"http://x\") 1"
+    assert rows[1]["path"] == "plain.png" and rows[1]["error"] == "the file is empty"  # others untouched
+    every_cell = [cell for row in rows for cell in row.values()]
+    assert not any(cell.startswith(batch.FORMULA_STARTS) for cell in every_cell)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.test_cli import run_cli
 from tests.tiny_data import make_class_folders
 
@@ -69,3 +71,53 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["distribution"] == {"strategy": "MirroredStrategy", "replicas": 2}
     assert card["metrics"]["validation"]["n"] == 12
+
+
+def _free_loopback_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.mark.parametrize("guidance", ["default", "0"])
+def test_multi_worker_strategy_trains_with_two_workers_on_loopback(tmp_path, guidance):
+    """Two worker processes on this machine (127.0.0.1 only), one epoch on tiny images: both finish
+    with the same figures and the chief (worker 0) writes the model and its card."""
+    train = make_class_folders(tmp_path / "train", {"Covid": 16, "Normal": 16})
+    out = tmp_path / "out" / "mw.keras"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_loopback_ports(2)]}
+    args = ["train", str(train), "--val-split", "0.25", "--epochs", "1", "--input-size", "48", "--batch-size", "8",
+            "--strategy", "multi-worker", "--out", str(out)] + (["--lung-guidance", "0"] if guidance == "0" else [])
+    workers = [subprocess.Popen([sys.executable, "-m", "covidgui", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                     "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                              "task": {"type": "worker", "index": i}})})
+               for i in range(2)]
+    try:
+        results = [w.communicate(timeout=240) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    for w, (stdout, stderr) in zip(workers, results):
+        assert w.returncode == 0, stderr[-3000:]
+        assert "epoch 1/1" in stderr
+    chief, other = (json.loads(stdout) for stdout, _ in results)
+    assert chief["model"] == str(out) and other["model"] is None
+    assert chief["accuracy"] == other["accuracy"]  # one model, trained in step on both workers
+    assert "not the chief" in results[1][1]
+    card = json.loads(out.with_suffix(".json").read_text())
+    # MultiWorkerMirroredStrategy's class is named CollectiveAllReduceStrategy.
+    assert card["training"]["distribution"] == {"strategy": "CollectiveAllReduceStrategy", "replicas": 2}
+    assert (card["training"]["lung_guidance"] is None) == (guidance == "0")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mw.gate.npz", "mw.json", "mw.keras"]
+    from covidgui.core.model import Classifier
+
+    assert Classifier.load(out, lungs=False).gate is not None

@@ -7,6 +7,7 @@ import math
 import os
 
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from covidgui.core import lungs
 from covidgui.gui.app import create_app
@@ -17,34 +18,48 @@ SCREENSHOT_DIR = os.environ.get("COVIDGUI_SCREENSHOTS")  # set to a folder to ke
 
 
 @pytest.fixture
-def synchronous_window(qtbot):
-    """The main window with its worker driven on the test's thread.
+def loaded_window(qtbot):
+    """The main window with its model loaded by its own worker thread, as in the app.
 
-    Why not the worker thread: on this machine TensorFlow intermittently segfaults while tracing
-    on the QThread under pytest-qt when the CPU is busy (tests/test_gui.py's heatmap test crashed
-    the same way at the base commit, 4fd0aee); what these tests check is what the window shows,
-    which the same signals deliver either way.
+    These tests used to drive the worker on the test's thread because TensorFlow "intermittently
+    segfaulted while tracing" on the worker thread; the cause was PySide6 6.12.0 taking a
+    reference to None on every processEvents() call (covidgui/gui/qt_compat.py), not the thread.
     """
     create_app()
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
-    win.inference.worker.load_model("")
-    assert win.card is not None
+    win.start_loading_model()
+    qtbot.waitUntil(lambda: win.card is not None, timeout=120_000)
     yield win
     win.close()
 
 
 def show_file(window, path) -> None:
-    """What a drop does, with the worker's slot called directly (see synchronous_window)."""
-    window._request_id += 1
-    window.inference.worker.classify(window._request_id, str(path))
+    """What a drop does (the worker thread classifies), then wait until the window shows it."""
+    from pathlib import Path
+
+    window.classify(path)
+    QApplication.processEvents()
+    _qtbot_wait(lambda: window.result_panel.file_label.text() == Path(path).name
+                and window.result_panel.label.text() not in ("…", "No image"))
+
+
+def _qtbot_wait(condition, timeout_s: float = 120.0) -> None:
+    import time
+
+    from PySide6.QtTest import QTest
+
+    end = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < end, "the window did not show the result in time"
+        QTest.qWait(10)
 
 
 @pytest.fixture
-def ready_window(synchronous_window):
-    return synchronous_window
+def ready_window(loaded_window):
+    return loaded_window
 
 
 @pytest.fixture
@@ -117,7 +132,8 @@ def test_the_window_works_without_the_lung_model(qtbot, monkeypatch, tmp_path, c
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
-    win.inference.worker.load_model("")
+    win.start_loading_model()
+    qtbot.waitUntil(lambda: win.card is not None, timeout=120_000)
     assert win.inference.worker.classifier.lungs is None
     show_file(win, chest_png)
     panel = win.result_panel

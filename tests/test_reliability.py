@@ -157,3 +157,105 @@ def test_a_corrupt_settings_file_falls_back_to_defaults(qtbot, content):
     qtbot.addWidget(again)
     assert again.result_panel.opacity_slider.value() == 30
     again.close()
+
+
+def _dicom_that_fails_after_its_header(path):
+    """A DICOM whose header (patient name, ID, birth date) reads but whose image does not decode:
+    the header promises more rows than the pixel data holds."""
+    import pydicom
+
+    make_xray_dicom(path, np.linspace(0, 1, 64 * 64).reshape(64, 64))
+    ds = pydicom.dcmread(path)
+    ds.Rows = 256
+    ds.save_as(path)
+    return path
+
+
+def test_identifiers_of_a_dicom_that_fails_to_decode_are_redacted_in_any_case(tmp_path, log_dir):
+    from covidgui.core.errors import ImageLoadError
+    from covidgui.core.images import load_xray
+
+    logs.setup_logging()
+    path = _dicom_that_fails_after_its_header(tmp_path / "TESTPERSON_alice_cxr.dcm")
+    with pytest.raises(ImageLoadError) as failure:
+        load_xray(path)
+    log = logging.getLogger("covidgui.test")
+    log.warning("could not classify %s: %s", path, failure.value)
+    log.warning("seen in folder /scans/testperson/ALICE and pid-0042")
+    _flush()
+    text = (log_dir / logs.LOG_FILE).read_text()
+    assert "truncated or corrupt" in text or "could not classify" in text
+    for value in ("testperson", "alice", "pid-0042", PATIENT_BIRTH_DATE):
+        assert value not in text.lower()
+
+
+def test_the_training_childs_stderr_log_is_redacted(tmp_path):
+    """The training child writes its stderr (Python tracebacks, TensorFlow's C++ log) to the job
+    folder's stderr.log, as the Training tab starts it; identifiers it has seen are removed."""
+    import subprocess
+
+    path = _dicom_that_fails_after_its_header(tmp_path / "testperson_ALICE.dcm")
+    job = tmp_path / "job"
+    job.mkdir()
+    code = f"""
+import os
+from covidgui.core import training_job
+from covidgui.core.errors import ImageLoadError
+from covidgui.core.images import load_xray
+
+def run(job_dir, emit, stop):
+    try:
+        load_xray({str(path)!r})
+    except ImageLoadError:
+        pass
+    os.write(2, b"native log line about /data/TestPerson/Alice PID-0042\\n")  # as TensorFlow's C++ log does
+    raise RuntimeError("could not train on {path}")
+
+training_job.run = run
+raise SystemExit(training_job.main([{str(job)!r}]))
+"""
+    log_path = job / "stderr.log"
+    with open(log_path, "w") as log_file:
+        done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=log_file, text=True, timeout=120)
+    assert done.returncode == 1
+    assert '"failed"' in done.stdout  # the event still reaches the window
+    text = log_path.read_text()
+    assert "RuntimeError: could not train on" in text and "native log line" in text and logs.REDACTED in text
+    for value in ("testperson", "alice", "pid-0042"):
+        assert value not in text.lower()
+
+
+def test_a_native_crash_leaves_its_stacks_in_the_app_log(tmp_path):
+    """faulthandler: a segmentation fault (as TensorFlow and Qt can cause) writes every thread's
+    stack to the app's log, the only trace of a crash that kills the process."""
+    import os
+    import subprocess
+
+    code = ("from covidgui.core.logs import setup_logging\n"
+            "import faulthandler, logging\n"
+            "setup_logging(); logging.getLogger('t').warning('before the crash')\n"
+            "def deep_in_the_app():\n    faulthandler._sigsegv()\n"
+            "deep_in_the_app()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COVIDGUI_LOG_DIR": str(tmp_path)})
+    assert done.returncode != 0
+    text = (tmp_path / logs.LOG_FILE).read_text()
+    assert "before the crash" in text
+    assert "Fatal Python error: Segmentation fault" in text and "deep_in_the_app" in text
+
+
+def test_a_native_crash_of_the_training_child_reaches_its_stderr_log(tmp_path):
+    import subprocess
+
+    job = tmp_path / "job"
+    job.mkdir()
+    code = ("import faulthandler\nfrom covidgui.core import training_job\n"
+            "def run(job_dir, emit, stop):\n    faulthandler._sigsegv()\n"
+            f"training_job.run = run\ntraining_job.main([{str(job)!r}])\n")
+    with open(job / "stderr.log", "w") as log_file:
+        done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=log_file, timeout=60)
+    assert done.returncode != 0
+    text = (job / "stderr.log").read_text()
+    assert "Fatal Python error: Segmentation fault" in text and "in run" in text

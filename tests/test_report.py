@@ -51,11 +51,23 @@ def test_report_holds_label_model_version_disclaimer_and_no_patient(tmp_path, di
     assert "COVID-19" in text and "83.0 %" in text and "17.0 %" in text
     assert card.version in text and card.name in text
     assert DISCLAIMER in text
-    assert "chest.dcm" in text
+    assert "chest.dcm" not in text and "image file name withheld" in text
     assert "Modality: DX" in text
     assert "accuracy" in text  # the model card's validation figures
     assert SURNAME not in text and PATIENT_ID not in text
     assert not list(tmp_path.glob(".r-*"))  # no temporary file left behind
+
+
+def test_the_file_name_is_withheld_from_body_and_title_unless_patient_details_are_ticked(tmp_path, chest_png, card):
+    xray = load_xray(chest_png)
+    name = "SMITH_JOHN_CXR.png"
+    plain = write_report(tmp_path / "plain.pdf", xray.pixels, a_prediction(), card, name, xray.metadata)
+    text, title = pdf_text(plain), PdfReader(str(plain)).metadata.title
+    assert "SMITH" not in text and "SMITH" not in title and "SMITH" not in plain.read_bytes().decode("latin-1")
+    assert "image file name withheld" in text
+    ticked = write_report(tmp_path / "ticked.pdf", xray.pixels, a_prediction(), card, name, xray.metadata,
+                          include_patient=True)
+    assert name in pdf_text(ticked) and name in PdfReader(str(ticked)).metadata.title
 
 
 def test_patient_identifiers_only_when_asked(tmp_path, dicom_xray, card):

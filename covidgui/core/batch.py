@@ -279,6 +279,17 @@ def csv_row(item: BatchItem, card) -> list[str]:
             + [";".join(flags_of(p)), ";".join(getattr(p, "warnings", [])), "", model])
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...),
+# and a file name can start with any of them: such cells get a leading apostrophe, which
+# spreadsheets show as text (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(cell: str) -> str:
+    """``cell`` as text a spreadsheet will not evaluate: an apostrophe before a formula start."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 class CsvResults:
     """Writes result rows to a CSV that appears only when complete.
 
@@ -299,12 +310,12 @@ class CsvResults:
         # utf-8-sig so that Excel reads non-ASCII file names correctly; newline="" as csv requires.
         self._file = os.fdopen(fd, "w", newline="", encoding="utf-8-sig")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(csv_header(card))
+        self._writer.writerow([neutralise_formula(c) for c in csv_header(card)])
         self.rows = 0
 
     def write(self, items: Iterable[BatchItem]) -> None:
         for item in items:
-            self._writer.writerow(csv_row(item, self.card))
+            self._writer.writerow([neutralise_formula(c) for c in csv_row(item, self.card)])
             self.rows += 1
 
     def commit(self) -> Path:

@@ -321,6 +321,7 @@ def load_dicom(path: str | Path, viewer_values: bool = False) -> "XRay":
         raise ImageLoadError(path, "permission denied: the file cannot be read") from exc
     except Exception as exc:  # pydicom reports a cut-off header as EOFError, struct.error, ValueError...
         raise ImageLoadError(path, f"the DICOM file is truncated or corrupt ({exc})") from exc
+    _keep_out_of_logs(ds)  # now, before anything below can fail with the file's name in a message
 
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         if "SOPClassUID" not in ds:
@@ -364,7 +365,6 @@ def load_dicom(path: str | Path, viewer_values: bool = False) -> "XRay":
     }
     if levels is not None:
         metadata["file_levels"] = levels
-    _keep_out_of_logs(metadata["patient"], ds)
     return XRay(
         path=path,
         pixels=pixels,
@@ -377,13 +377,18 @@ def load_dicom(path: str | Path, viewer_values: bool = False) -> "XRay":
     )
 
 
-def _keep_out_of_logs(patient: PatientIdentity, ds) -> None:
-    """Second guard after PatientIdentity's repr: the log filter removes these values anywhere."""
+def _keep_out_of_logs(ds) -> None:
+    """Second guard after PatientIdentity's repr: the log filter removes these values anywhere.
+    Called as soon as the header is read, so a file whose image fails to decode is covered too."""
     from covidgui.core.logs import remember_identifiers
 
-    raw_name = str(ds.get("PatientName", "") or "")
-    remember_identifiers(patient.name, raw_name, *raw_name.split("^"), patient.patient_id,
-                         patient.birth_date, _text(ds, "PatientBirthDate"))
+    try:
+        raw_name = str(ds.get("PatientName", "") or "")
+        patient_id, raw_birth = _text(ds, "PatientID"), _text(ds, "PatientBirthDate")
+    except Exception:  # a damaged identifier element: the loader reports the file as damaged later
+        return
+    remember_identifiers(raw_name.replace("^", " ").strip(), raw_name, *raw_name.split("^"), patient_id,
+                         _date(raw_birth), raw_birth)
 
 
 def _sop_class_name(ds) -> str:

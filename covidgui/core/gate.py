@@ -80,14 +80,20 @@ class InputGate:
         ratio = (self.scores(inputs, features, colourfulness) / self.thresholds).max(axis=1)
         return ratio <= 1.0, ratio
 
-    def save(self, path: str | Path) -> None:
+    def to_bytes(self) -> bytes:
+        """The gate as an ``.npz`` file's bytes (plain arrays, readable with allow_pickle=False)."""
         import io
-
-        from covidgui.core.modelcard import write_atomic
 
         buffer = io.BytesIO()
         np.savez(buffer, **{k: getattr(self, k) for k in self.__dataclass_fields__})
-        write_atomic(path, buffer.getvalue())
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        """Write the gate alone (atomically). A model's gate is saved with the model instead
+        (covidgui.core.training.save_model), so the two are written and checked as one unit."""
+        from covidgui.core.modelcard import write_atomic
+
+        write_atomic(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | Path) -> "InputGate":

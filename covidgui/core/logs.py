@@ -6,7 +6,9 @@ platformdirs; ``COVIDGUI_LOG_DIR`` overrides it (tests, a locked-down workstatio
 Patient identifiers are kept out of the log twice: the DICOM loader keeps them in a
 ``PatientIdentity`` whose ``repr`` hides them, and :class:`PatientRedactionFilter` replaces any
 identifier the loader has seen in this session (a name, an ID, a birth date) wherever it appears
-in a message or a traceback, e.g. in a file name or an exception message.
+in a message or a traceback, e.g. in a file name or an exception message, in any case. The DICOM
+loader remembers them as soon as a file's header is read, so a file whose image then fails to
+decode is covered too. The training child process redacts its own stderr (:func:`redact_output`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -40,22 +43,104 @@ def log_path() -> Path:
     return log_dir() / LOG_FILE
 
 
+_pattern: re.Pattern | None = None  # all identifiers, longest first, case-insensitive
+
+
 def remember_identifiers(*values: str) -> None:
     """Identifiers (patient name, ID, birth date) to remove from every later log record.
 
     Values shorter than 3 characters are ignored: they would blank out ordinary words and numbers.
     """
+    global _pattern
     with _lock:
+        before = len(_identifiers)
         _identifiers.update(v.strip() for v in values if v and len(v.strip()) >= 3)
+        if len(_identifiers) != before:
+            # Longest first ("Doe John" before "Doe"); any case, since a file name or a folder
+            # often spells the name differently from the DICOM header (SMITH_John_CXR.png).
+            _pattern = re.compile("|".join(re.escape(v) for v in sorted(_identifiers, key=len, reverse=True)),
+                                  re.IGNORECASE)
 
 
 def redact(text: str) -> str:
+    """``text`` with every remembered identifier replaced by REDACTED, whatever its case."""
     with _lock:
-        known = sorted(_identifiers, key=len, reverse=True)  # longest first: "Doe John" before "Doe"
-    for value in known:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return text
+        pattern = _pattern
+    return pattern.sub(REDACTED, text) if pattern is not None else text
+
+
+def redact_output(fds: tuple[int, ...] = (2,)) -> None:
+    """Pass everything this process writes to ``fds`` (stderr by default: Python's tracebacks and
+    warnings, TensorFlow's C++ log, any library's prints) through :func:`redact`, line by line, on
+    its way to where it was going. The training child process calls this, so its ``stderr.log``
+    carries no identifier it has seen (its DICOM loader remembers them as in the app).
+    """
+    _route_through(fds, redact)
+
+
+# TensorFlow's native log lines: absl's banner, and glog-style "I0000 00:00:1795933239.169 19864 port.cc:153] ..."
+# lines of levels I, W and E (F, a fatal error, is kept: it explains the crash that follows).
+_NATIVE_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+                           r"STDERR|[IWE]\d{4} [\d:.]+\s+\d+ [^\]\s]+:\d+\] )")
+
+
+def is_native_noise(line: str) -> bool:
+    """Whether a stderr line is TensorFlow's native logging (not CovidGUI's own output)."""
+    return bool(_NATIVE_NOISE.match(line))
+
+
+def quiet_native_stderr() -> None:
+    """Keep TensorFlow's native log lines (``oneDNN custom operations are on…``, absl's banner)
+    off this process's stderr. Its C++ code logs before ``TF_CPP_MIN_LOG_LEVEL`` takes effect, so
+    the lines are filtered out of file descriptor 2 instead; Python's own ``sys.stderr`` keeps
+    writing straight to the original stderr (a terminal stays a terminal for progress bars)."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        direct = os.dup(2)
+        sys.stderr = open(direct, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",  # noqa: SIM115
+                          errors="backslashreplace")
+    except (OSError, ValueError, AttributeError):
+        return
+    _route_through((2,), lambda line: "" if is_native_noise(line) else line)
+
+
+def _route_through(fds: tuple[int, ...], transform) -> None:
+    """Send what is written to ``fds`` through ``transform(line) -> line`` to where the first of
+    them pointed. A pipe replaces the descriptors; a thread transforms and forwards; at exit the
+    descriptors are restored, which ends the pipe, and the thread gets a moment for the last lines."""
+    import atexit
+    import sys
+
+    target = os.dup(fds[0])
+    saved = {fd: os.dup(fd) for fd in fds}
+    read_end, write_end = os.pipe()
+    for fd in fds:
+        os.dup2(write_end, fd)
+    os.close(write_end)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                out = transform(line.decode("utf-8", errors="replace"))
+                if out:
+                    os.write(target, out.encode("utf-8"))
+
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        for fd, original in saved.items():
+            os.dup2(original, fd)
+        thread.join(timeout=2.0)
+
+    atexit.register(restore)
 
 
 class PatientRedactionFilter(logging.Filter):
@@ -69,6 +154,26 @@ class PatientRedactionFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+_fault_file = None  # the open log file faulthandler writes to (it needs a descriptor to stay open)
+
+
+def enable_faulthandler(path: str | Path) -> None:
+    """On a native crash (a segmentation fault in TensorFlow or Qt, an abort) Python's
+    faulthandler writes every thread's stack to the end of the log at ``path``, where a plain
+    exception's traceback would be: the one trace a crash that kills the process leaves."""
+    import faulthandler
+
+    global _fault_file
+    try:
+        new = open(path, "a", encoding="utf-8")  # noqa: SIM115 -- kept open for the process' life
+    except OSError:
+        return
+    faulthandler.enable(file=new, all_threads=True)
+    if _fault_file is not None:
+        _fault_file.close()
+    _fault_file = new
 
 
 def setup_logging(level: int = logging.INFO) -> Path:
@@ -87,6 +192,14 @@ def setup_logging(level: int = logging.INFO) -> Path:
             path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", delay=True)
     except OSError:
         handler = logging.StreamHandler()
+    else:
+        enable_faulthandler(path)
+        def rotator(source: str, dest: str) -> None:  # the crash stacks follow the log to its new file
+            if os.path.exists(source):
+                os.replace(source, dest)
+            enable_faulthandler(path)
+
+        handler.rotator = rotator
     handler.covidgui_log = str(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
     handler.addFilter(PatientRedactionFilter())

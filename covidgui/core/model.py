@@ -24,6 +24,9 @@ BUNDLED_MODEL_NAME = "covid_classifier.keras"
 INDETERMINATE = "Indeterminate"
 NOT_XRAY = "Not a chest X-ray"
 NOT_XRAY_MESSAGE = "This does not look like a chest X-ray; no result shown."
+# Shown wherever a model without an input gate classifies (window, classify, report).
+NO_INPUT_CHECK_WARNING = ("No input check: this model has no input gate, so it labels any picture (a photograph, "
+                          "a document) COVID-19 or Normal. Use it on frontal chest X-rays only.")
 # The convolution whose activations Grad-CAM weighs, and the pooled features the input gate
 # models; every model we build names them so.
 HEATMAP_LAYER = "last_conv"
@@ -192,11 +195,14 @@ class Classifier:
         Raises ModelError when the file or its card is missing or does not load.
         """
         from covidgui.core.gate import InputGate, gate_path
+        from covidgui.core.model_files import verified_companions
 
         path = Path(path) if path is not None else bundled_model_path()
         if not path.is_file():
             raise ModelError(f"The model file {path} does not exist.")
         card = read_card(path)
+        # The card records the digest of the model and its gate: a missing or foreign gate is refused.
+        companions = verified_companions(path, card)
         _quiet_tensorflow()
         import keras
 
@@ -208,11 +214,15 @@ class Classifier:
         if out != len(card.classes):
             raise ModelError(f"{path.name} has {out} outputs but its card names {len(card.classes)} classes.")
         gate = None
-        if gate_path(path).is_file():
+        if companions.get("gate") is not None:
             try:
-                gate = InputGate.load(gate_path(path))
+                gate = InputGate.load(companions["gate"])
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelError(f"The input gate {gate_path(path).name} cannot be read: {exc}") from exc
+            features = int(_embedding(keras_model).shape[-1])
+            if gate.feature_mean.shape != (features,):
+                raise ModelError(f"The input gate {gate_path(path).name} does not belong to {path.name} "
+                                 f"(it models {gate.feature_mean.shape[0]} features, the model has {features}).")
         segmenter = None
         if lungs:
             from covidgui.core.lungs import load_bundled_segmenter
@@ -223,6 +233,11 @@ class Classifier:
     @property
     def input_size(self) -> int:
         return self.card.input_size
+
+    @property
+    def input_check_warning(self) -> str | None:
+        """:data:`NO_INPUT_CHECK_WARNING` when this model has no input gate, else None."""
+        return NO_INPUT_CHECK_WARNING if self.gate is None else None
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
         """Greyscale pixels (H, W) 0..1 -> this model's input (the shared preprocessing)."""

@@ -40,6 +40,9 @@ class ModelCard:
     leave_one_source_out: list = field(default_factory=list)
     notes: str = ""
     created: str = ""
+    # SHA-256 of each file of the model's set (role -> hex, None = the model has no such file),
+    # written by covidgui.core.model_files so a file from another model is never used with this one.
+    files: dict = field(default_factory=dict)
 
     def display_name(self, class_name: str) -> str:
         """How a class is shown to a clinician (``Covid`` -> ``COVID-19``)."""

@@ -2,8 +2,9 @@
 
 Layout (``data_dir()``, from platformdirs; ``COVIDGUI_DATA_DIR`` overrides it, e.g. in tests)::
 
-    models/<version id>.keras      a retrained model  (written atomically by training.save_model)
-    models/<version id>.json       its model card
+    models/<version id>.keras      a retrained model  (written with its companions as one unit,
+    models/<version id>.gate.npz   its input gate      covidgui.core.model_files)
+    models/<version id>.json       its model card (records the digests of the other two)
     active.json                    {"model": "<version id>"} or {"model": "bundled"}
 
 The bundled model (``models/covid_classifier.keras`` inside the package) is always listed, is
@@ -16,8 +17,6 @@ import datetime as _dt
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,20 +137,41 @@ def save_version(classifier, name: str, notes: str = "") -> ModelVersion:
 
 
 def save_version_file(model_path: str | Path, name: str, notes: str = "") -> ModelVersion:
-    """Store a ``.keras`` file with its card (e.g. one a training process wrote to a temporary
-    folder) as a new user version, without loading it: a copy, then ``os.replace``."""
+    """Store a ``.keras`` file with its card and companions (its input gate; e.g. a model a
+    training process wrote to a temporary folder) as a new user version, without loading it.
+
+    The files are checked against the card first and written as one unit
+    (covidgui.core.model_files), so the new version is whole or absent.
+    """
+    from covidgui.core.model_files import copy_model_set, verified_companions
+
     model_path = Path(model_path)
     card = read_card(model_path)
-    target = _new_version(card, name, notes)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".keras")
-    os.close(fd)
-    try:
-        shutil.copyfile(model_path, tmp)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    write_atomic(card_path(target), card.to_json())
+    verified_companions(model_path, card)  # refuse a damaged set before naming a version after it
+    target = copy_model_set(model_path, _new_version(card, name, notes), card)
     return ModelVersion(target.stem, target, card)
+
+
+def check_free_model_path(out_path: str | Path) -> Path:
+    """Refuse a path where writing a model would replace the bundled model (or anything in the
+    application's models folder) or a version in the user's models folder; returns the ``.keras``
+    path that would be written. ``covidgui train --out`` calls this before training."""
+    from covidgui.core.model_files import COMPANION_SUFFIXES
+
+    out = Path(out_path)
+    out = (out if out.suffix == ".keras" else out.with_suffix(".keras")).resolve()
+    # Every file a save writes: the model, its card and its companions.
+    written = [out, card_path(out)] + [out.with_name(out.stem + s) for s in COMPANION_SUFFIXES.values()]
+    bundled_folder = bundled_model_path().parent.resolve()
+    user_folder = models_dir().resolve()
+    for path in written:
+        if path.parent == bundled_folder:
+            raise ModelError(f"{out} is in the application's own models folder; the bundled model is read-only. "
+                             "Choose another --out path.")
+        if path.parent == user_folder and path.exists():
+            raise ModelError(f"{out} would overwrite a saved model version ({path.name}). Choose another --out "
+                             "path, or keep new versions from the Training tab.")
+    return out
 
 
 def active_id() -> str:
@@ -189,5 +209,6 @@ def delete_version(version_id: str) -> None:
     version = get_version(version_id)
     if active_id() == version_id:
         write_atomic(data_dir() / _ACTIVE_FILE, json.dumps({"model": BUNDLED_ID}) + "\n")
-    version.path.unlink(missing_ok=True)
-    card_path(version.path).unlink(missing_ok=True)
+    from covidgui.core.model_files import remove_model_set
+
+    remove_model_set(version.path)

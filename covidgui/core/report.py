@@ -22,6 +22,8 @@ from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_at
 from covidgui.core.model import OUTSIDE_LUNGS_WARNING
 
 A4_INCHES = (8.27, 11.69)
+# File names often carry the patient's name (SMITH_JOHN_CXR.png): printed only with patient details.
+FILE_NAME_WITHHELD = "image file name withheld"
 LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
 
 
@@ -128,7 +130,7 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
         result.append(f"Lungs only (everything outside the lung fields blanked): {prediction.lung_only_label} "
                       f"{_percent(prediction.lung_only_confidence)}")
     sections = {
-        "Image": [f"File: {source_name}", f"Report created: {when.strftime('%Y-%m-%d %H:%M %Z').strip()}"],
+        "Image": [f"File: {source_name if include_patient else FILE_NAME_WITHHELD}", f"Report created: {when.strftime('%Y-%m-%d %H:%M %Z').strip()}"],
         "Result": result,
     }
     warnings = list(metadata.get("warnings") or [])
@@ -160,8 +162,8 @@ def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, sou
     prediction: core.model.Prediction; card: core.modelcard.ModelCard (its metrics are printed).
         Its attention on lungs is printed and its lung mask outlined, when it has them.
     heatmap: float (h, w) 0..1 (prediction.heatmap), blended over the image when given.
-    metadata: XRay.metadata (warnings, DICOM fields, PatientIdentity); identifiers are printed
-        only when ``include_patient`` is True.
+    metadata: XRay.metadata (warnings, DICOM fields, PatientIdentity); identifiers, and the file
+        name (in the body and the PDF's Title), are printed only when ``include_patient`` is True.
     """
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
@@ -196,7 +198,7 @@ def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, sou
              fontsize=8, color="#6d4c41")
 
     def write(tmp: str) -> None:
-        with PdfPages(tmp, metadata={"Title": f"CovidGUI report: {source_name}", "Creator": f"CovidGUI {__version__}"}) as pdf:
+        with PdfPages(tmp, metadata={"Title": f"CovidGUI report: {source_name}" if include_patient else "CovidGUI report", "Creator": f"CovidGUI {__version__}"}) as pdf:
             pdf.savefig(fig)
 
     return _atomic_write(Path(out_path), write)

@@ -24,6 +24,7 @@ import numpy as np
 
 from covidgui.core.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.dataset import LabelledFiles
+from covidgui.core.distribute import make_fit_work
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.gate import fit_gate, gate_path, thumbnails
 from covidgui.core.images import load_xray
@@ -400,6 +401,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
         fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           weighted_metrics=["accuracy"])
+        make_fit_work(fit_model, strategy)
 
     stop = _StopAndReport(listener, config.epochs, len(train_seq))
     callbacks = [stop]
@@ -583,27 +585,30 @@ class _StopAndReport:
 
 
 def save_model(classifier: Classifier, out_path: str | Path) -> Path:
-    """Write ``out_path`` (.keras) and its model card atomically; returns the model path.
-
-    Keras writes to a temporary file in the same folder, which then replaces the target in one
-    step, so a crash never leaves a half-written model where a good one was.
+    """Write ``out_path`` (.keras), its input gate and its model card as one unit; returns the
+    model path (see :mod:`covidgui.core.model_files`: every file is written under a temporary name
+    and the card, which records the others' digests, is renamed last, so a crash never leaves a
+    model with a stranger's gate or a half-written file where a good one was).
     """
     import keras
+
+    from covidgui.core.model_files import write_model_set
 
     out_path = Path(out_path)
     if out_path.suffix != ".keras":
         out_path = out_path.with_suffix(".keras")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=".keras")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is not a secret
-    try:
-        keras.saving.save_model(classifier.keras_model, tmp)
-        os.replace(tmp, out_path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    if classifier.gate is not None:
-        classifier.gate.save(gate_path(out_path))
-    write_atomic(card_path(out_path), classifier.card.to_json())
+    gate_bytes = classifier.gate.to_bytes() if classifier.gate is not None else None
+    # Keras picks the format from the name, so the temporary file must end in .keras.
+    write_model_set(out_path, lambda tmp: _save_keras(keras, classifier.keras_model, tmp),
+                    {"gate": gate_bytes}, classifier.card)
     classifier.path = out_path
     return out_path
+
+
+def _save_keras(keras, model, tmp: Path) -> None:
+    named = tmp.with_name(tmp.name + ".keras")
+    try:
+        keras.saving.save_model(model, named)
+        os.replace(named, tmp)
+    finally:
+        named.unlink(missing_ok=True)

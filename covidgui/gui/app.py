@@ -13,6 +13,9 @@ from covidgui.gui.resources import app_icon, style_sheet
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
+    from covidgui.gui.qt_compat import guard_none_refcount
+
+    guard_none_refcount()  # PySide6 6.12.0's processEvents leaks None, which aborts Python 3.11
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("CovidGUI")
     app.setOrganizationName("CovidGUI")

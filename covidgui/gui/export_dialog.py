@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QCheckBox, QFileDialog, QWidget
 
 
 def ask_report_destination(parent: QWidget, source: Path, has_patient: bool) -> tuple[str, bool] | None:
-    """A save dialog with an "Include patient identifiers" box (off by default).
+    """A save dialog with an "Include patient details" box (off by default): the DICOM patient
+    identifiers and the image's file name go into the report only when it is ticked.
 
     Returns (path, include_patient), or None when the user cancels.
     """
@@ -18,9 +19,9 @@ def ask_report_destination(parent: QWidget, source: Path, has_patient: bool) -> 
     dialog.setDefaultSuffix("pdf")
     # The tick box lives in Qt's own dialog: native dialogs cannot take extra widgets.
     dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
-    include = QCheckBox("Include patient identifiers (name, ID, birth date)")
+    # Always offered: the image's file name is an identifier too (SMITH_JOHN_CXR.png).
+    include = QCheckBox("Include patient details (image file name" + ("; name, ID, birth date)" if has_patient else ")"))
     include.setChecked(False)
-    include.setEnabled(has_patient)
     layout = dialog.layout()
     if layout is not None:
         layout.addWidget(include, layout.rowCount(), 0, 1, -1)

@@ -126,9 +126,11 @@ class InferenceThread(QObject):
     """Runs the worker's jobs one at a time on a Python thread; the window holds one of these.
 
     A Python thread, not a QThread: TensorFlow's first operations on a QThread crashed the
-    process in tests (a native thread without a Python-created thread state; the same calls on a
-    ``threading`` thread are fine). The worker's signals still reach the window through Qt's
-    queued connections, since the window's slots live on the GUI thread.
+    process in tests. The crashes were later traced to PySide6 6.12.0 taking a reference to None
+    on every processEvents() call (covidgui/gui/qt_compat.py), not to the QThread (TensorFlow
+    tracing on a QThread under app.exec ran cleanly once that was known), but the Python thread
+    is kept: it works and is what the suite has exercised. The worker's signals still reach the
+    window through Qt's queued connections, since the window's slots live on the GUI thread.
     """
 
     request_load = Signal(str)

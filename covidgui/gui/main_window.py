@@ -178,7 +178,19 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, card) -> None:
         self.card = card
         self.statusBar().showMessage(f"Ready — model {card.name} v{card.version}")
+        self._show_input_check_warning(getattr(self.inference.worker.classifier, "input_check_warning", None))
         self.model_ready.emit(card)
+
+    def _show_input_check_warning(self, warning: str | None) -> None:
+        """A model without an input gate says so for as long as it is loaded (status bar, right)."""
+        label = getattr(self, "input_check_label", None)
+        if label is None:
+            label = self.input_check_label = QLabel("⚠ No input check")
+            label.setObjectName("noInputCheck")
+            label.setStyleSheet("color: #b71c1c; font-weight: bold;")
+            self.statusBar().addPermanentWidget(label)
+        label.setToolTip(warning or "")
+        label.setVisible(bool(warning))
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
@@ -242,9 +254,13 @@ class MainWindow(QMainWindow):
         if result is None or self.card is None:
             return None
         heat = result.heatmap if self.viewer.overlay_visible() else None
+        metadata = result.metadata
+        no_check = getattr(self.inference.worker.classifier, "input_check_warning", None)
+        if no_check:  # the report says it too, among its cautions
+            metadata = {**metadata, "warnings": [*metadata.get("warnings", []), no_check]}
         try:
             out = write_report(out_path, result.display, result.prediction, self.card, result.path.name,
-                               result.metadata, heatmap=heat, include_patient=include_patient,
+                               metadata, heatmap=heat, include_patient=include_patient,
                                overlay_opacity=self.viewer.overlay_opacity())
         except OSError as exc:
             QMessageBox.warning(self, "Export report", f"The report could not be written: {exc}")

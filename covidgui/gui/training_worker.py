@@ -9,7 +9,6 @@ the training listener polls after every batch.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 import traceback
@@ -50,10 +49,10 @@ class TrainingWorker(QObject):
     # Train in a child process (True) or on this worker's thread (False). The process keeps the
     # GUI's event loop free of the interpreter lock that tracing and decoding hold; see
     # covidgui.core.training_job and benchmarks/training.py gui --thread for the comparison.
-    # A frozen (PyInstaller) app has no "python -m": it starts itself with the hidden
-    # "--training-job" option instead (covidgui.cli). Except a windowed Windows .exe, whose child
-    # would have no console streams to report on; it trains on the thread.
-    use_process = not (getattr(sys, "frozen", False) and sys.platform == "win32")
+    # Every build trains in the child, the windowed Windows .exe included: it is a multiprocessing
+    # (spawn) process talking over pipes, so it needs no console streams, and a frozen app runs it
+    # through multiprocessing.freeze_support (covidgui.__main__).
+    use_process = True
     # A cancelled child that has not ended after this many seconds is killed.
     KILL_AFTER_S = 1.5
 
@@ -61,7 +60,8 @@ class TrainingWorker(QObject):
         super().__init__()
         self._stop = threading.Event()
         self._outcome: TrainingOutcome | None = None
-        self._proc = None
+        self._proc = None  # the training child (multiprocessing.Process) while it runs
+        self._control = None  # the pipe that tells it to stop
         self._proc_lock = threading.Lock()
         self._job_dir = None  # the last run's folder (its model waits there until saved)
 
@@ -70,17 +70,16 @@ class TrainingWorker(QObject):
         and a child process that has not ended within KILL_AFTER_S is killed."""
         self._stop.set()
         with self._proc_lock:
-            proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            proc.stdin.write("stop\n")
-            proc.stdin.flush()
-        except (OSError, ValueError):
-            pass
+            proc, control = self._proc, self._control
+            if proc is None or not proc.is_alive():
+                return
+            try:
+                control.send_bytes(b"stop")
+            except (OSError, ValueError):
+                pass
 
         def kill_if_running():
-            if proc.poll() is None:
+            if proc.is_alive():
                 proc.kill()
 
         timer = threading.Timer(self.KILL_AFTER_S, kill_if_running)
@@ -112,35 +111,39 @@ class TrainingWorker(QObject):
 
     def _train_in_process(self, summary, config, training_info: dict) -> None:
         import json
-        import os
-        import pickle
-        import subprocess
-        import sys
+        import multiprocessing
         import tempfile
         from pathlib import Path
 
         from covidgui.core.registry import active_model_path
-        from covidgui.core.training_job import write_job
+        from covidgui.core.training_job import process_main, read_outcome, write_job
 
         self.remove_job_folder()
         job_dir = self._job_dir = Path(tempfile.mkdtemp(prefix="covidgui-training-"))
         write_job(job_dir, summary.train, summary.val, config, training_info, active_model_path())
         log_path = job_dir / "stderr.log"
-        with open(log_path, "w", encoding="utf-8") as log_file:
-            command = ([sys.executable, "--training-job", str(job_dir)] if getattr(sys, "frozen", False)
-                       else [sys.executable, "-m", "covidgui.core.training_job", str(job_dir)])
-            proc = subprocess.Popen(command,
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, text=True,
-                                    encoding="utf-8", env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        log_path.touch()
+        # spawn on every platform: a fresh interpreter (never a fork of a process holding Qt's and
+        # TensorFlow's threads), and in a frozen app multiprocessing.freeze_support runs it.
+        context = multiprocessing.get_context("spawn")
+        events, child_events = context.Pipe(duplex=False)
+        child_control, control = context.Pipe(duplex=False)
+        proc = context.Process(target=process_main, args=(str(job_dir), child_events, child_control, str(log_path)),
+                               name="covidgui-training", daemon=True)
+        proc.start()
+        child_events.close()  # so that the child's end closing ends the loop below
+        child_control.close()
         with self._proc_lock:
-            self._proc = proc
+            self._proc, self._control = proc, control
         if self._stop.is_set():  # cancelled while the process was starting
             self.request_stop()
         ended = None
         try:
-            for line in proc.stdout:
+            while True:
                 try:
-                    event = json.loads(line)
+                    event = json.loads(events.recv_bytes())  # bytes of JSON: nothing is unpickled here
+                except (EOFError, OSError):
+                    break
                 except ValueError:
                     continue
                 kind = event.get("event")
@@ -152,21 +155,27 @@ class TrainingWorker(QObject):
                     self.phase.emit(event["text"])
                 else:
                     ended = event
-            proc.wait()
+            proc.join()
         finally:
             with self._proc_lock:
-                self._proc = None
+                self._proc = self._control = None
+            events.close()
+            control.close()
         if self._stop.is_set() or (ended or {}).get("event") == "cancelled":
             self.remove_job_folder()
             self.cancelled.emit()
         elif ended is None:
             tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-            self.failed.emit(f"The training process ended unexpectedly (exit code {proc.returncode}). "
+            self.failed.emit(f"The training process ended unexpectedly (exit code {proc.exitcode}). "
                              + " ".join(tail))
         elif ended["event"] == "failed":
             self.failed.emit(ended["message"])
         else:
-            data = pickle.loads(Path(ended["outcome"]).read_bytes())
+            try:  # JSON and plain arrays from the job folder (not the path the child named): no code runs here
+                data = read_outcome(job_dir)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self.failed.emit(f"The training results could not be read: {exc}")
+                return
             self._outcome = TrainingOutcome(data["history"], data["new_scores"], data["new_curves"],
                                             data["active_scores"], data["active_curves"], data["active_note"],
                                             data["seconds"], model_path=data["model_path"])

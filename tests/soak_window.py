@@ -54,7 +54,7 @@ def main(images_dir: str, batch_dir: str, train_dir: str) -> int:
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(str(path))])
         pos = QPointF(window.width() / 2, window.height() / 2)
-        QApplication.sendEvent(window, QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime,
+        QApplication.sendEvent(window, QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime,
                                                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
         QApplication.sendEvent(window, QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                                                   Qt.KeyboardModifier.NoModifier))

@@ -483,13 +483,38 @@ def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:
     the ranking stayed near perfect (AUC 0.99, 5/29 found). Forward passes in training mode,
     without any weight update, replace the averages with clean-data ones ("precise BN",
     Wu & Johnson 2021). Dropout is active during these passes but sits after every BatchNorm.
+    The momentum of pass k is k / (k + 1), so the result is the plain mean over the passes and
+    nothing of the training-time averages survives (which also differed between the workers of a
+    multi-worker training, each having seen its own augmented batches).
     """
-    batches = min(max_batches, 2 * len(sequence))
-    for i in range(batches):
-        x, _, w = sequence.clean(i % len(sequence))
-        keep = w > 0
-        if keep.any():
-            model(x[keep][..., :1], training=True)  # channel 0: the image (1: a lung mask, if any)
+    from keras import layers
+
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    try:
+        batches = min(max_batches, len(sequence))
+        passes = 0
+        for i in range(batches):
+            x, _, w = sequence.clean(i)
+            keep = w > 0
+            if keep.any():
+                for layer in norms:
+                    layer.momentum = passes / (passes + 1)
+                model(x[keep][..., :1], training=True)  # channel 0: the image (1: a lung mask, if any)
+                passes += 1
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+
+
+def _all_layers(model) -> list:
+    """Every layer of a model, nested models included."""
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_all_layers(layer))
+    return out
 
 
 def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -186,3 +186,18 @@ def test_a_subfolder_of_a_class_folder_is_a_source(tmp_path):
     files = scan_class_folders(tmp_path)
     assert dict(zip((p.name for p in files.paths), files.groups)) == {
         "3.png": "Covid", "1.png": "Covid/hospital-a", "2.png": "Covid/hospital-b", "4.png": "Normal"}
+
+
+def test_amplitude_mix_keeps_the_phase_and_moves_the_amplitude():
+    from covidgui.core.augment import amplitude_mix
+
+    rng = np.random.default_rng(0)
+    image = chest_like(64).astype(np.float32) / 255
+    other = rng.random((64, 64)).astype(np.float32)
+    np.testing.assert_allclose(amplitude_mix(image, other, 0.0), image, atol=1e-5)
+    half = amplitude_mix(image, other, 0.5)
+    spectrum = np.fft.fft2(half)
+    # Where the mix stayed inside 0..1 (no clipping), the phase is the image's own.
+    centre = np.angle(np.fft.fft2(image))[1:6, 1:6]
+    np.testing.assert_allclose(np.angle(spectrum)[1:6, 1:6], centre, atol=0.2)
+    assert not np.allclose(half, image, atol=0.01)

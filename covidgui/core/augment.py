@@ -7,6 +7,13 @@ digitised film, detector noise, and JPEG re-compression. Exposure, gamma and con
 out on purpose: histogram equalisation maps any monotone change of the grey levels to the same
 input, so they would change nothing.
 
+:func:`amplitude_mix` goes further: it gives an image part of *another* image's Fourier amplitude
+spectrum (its "style": sharpness, noise, texture of film or detector) while keeping its own phase
+(its anatomy and any opacity), after Liu et al. 2021 (FedDG, "continuous frequency space
+interpolation") and Yang & Soatto 2020 (FDA). Mixed across classes it shows the model normal films
+with a COVID-19 collection's look and the other way round, so a source's look stops predicting
+the class.
+
 Geometric changes (rotation, zoom, shift) stay in the Keras layers of
 :func:`covidgui.core.training.build_augmentation`, which move the lung mask with the image.
 """
@@ -49,3 +56,12 @@ def acquisition_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarr
         buffer.seek(0)
         out = np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def amplitude_mix(image: np.ndarray, other: np.ndarray, strength: float) -> np.ndarray:
+    """``image`` (S, S) 0..1 with its Fourier amplitude moved ``strength`` (0..1) of the way to
+    ``other``'s (same shape), its phase kept: float32 (S, S) 0..1."""
+    spectrum = np.fft.fft2(np.asarray(image, dtype=np.float64))
+    amplitude = (1.0 - strength) * np.abs(spectrum) + strength * np.abs(np.fft.fft2(np.asarray(other, np.float64)))
+    mixed = np.fft.ifft2(amplitude * np.exp(1j * np.angle(spectrum))).real
+    return np.clip(mixed, 0.0, 1.0).astype(np.float32)

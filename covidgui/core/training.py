@@ -29,6 +29,7 @@ from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.gate import fit_gate, gate_path, thumbnails
 from covidgui.core.images import load_xray
 from covidgui.core.augment import acquisition_augment
+from covidgui.core.augment import amplitude_mix as augment_amplitude_mix
 from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT, LUNG_MARGIN, blank_outside, training_mask
 from covidgui.core.metrics import classification_report, expected_calibration_error
 from covidgui.core.model import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, _quiet_tensorflow, softmax
@@ -69,6 +70,9 @@ class TrainConfig:
     # Weight of the within-class source adversary (covidgui.core.fit_model): the features are
     # pushed not to tell apart the sources of one class (LabelledFiles.groups). 0 = off.
     source_adversary: float = 0.0
+    # Share of training images given part of the Fourier amplitude spectrum of an image of another
+    # class (covidgui.core.augment.amplitude_mix), so a collection's look stops predicting the class.
+    amplitude_mix: float = 0.0
     # Channel multiplier of the CNN (1.0: 0.25 M parameters, 0.32 GFLOP at 224 px).
     width: float = 1.0
 
@@ -194,7 +198,7 @@ def count_flops(model) -> int:
 def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: int, shuffle: bool, seed: int,
                   sample_weight=None, cache: bool | None = None, pool=None,
                   lungs=None, augment: bool = False, lung_blank: float = 0.0, lung_mask: bool = False,
-                  source_ids=None):
+                  source_ids=None, amplitude_mix: float = 0.0):
     """A ``keras.utils.PyDataset`` yielding (x (B, S, S, 1), y (B,), sample_weight (B,)).
 
     Files that fail to decode get weight 0 (they neither train nor count) and are recorded in
@@ -206,6 +210,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
     lung_blank: share of images shown with everything outside their lung mask blanked. Both
         only in ``seq[i]`` (what ``fit`` reads); ``seq.clean(i)`` gives the batch without them.
     lung_mask: every image blanked outside its lung mask, in every batch (a lung-fields-only model).
+    amplitude_mix: share of images (in ``seq[i]`` only) whose amplitude spectrum is mixed with that
+        of an image of another class in the same batch (strength 0.2-0.6).
     source_ids: (N,) int source index of each file, for the source adversary: then ``seq[i]`` gives
         ((x, source (B,)), y, w); ``seq.clean(i)`` always gives x alone.
     """
@@ -266,6 +272,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             items = list(pool.map(self._load, idx))
             # One generator per (epoch, batch): reproducible whatever order the batches are read in.
             rng = np.random.default_rng([seed, self._epoch, i]) if augmented else None
+            if rng is not None and amplitude_mix > 0:
+                items = self._mix_amplitudes(items, [labels[j] for j in idx], rng)
             blank = np.zeros((size, size) if lungs is None else (size, size, 2), np.float32)
             x = np.stack([self._input(item, j, rng) if item is not None else blank for item, j in zip(items, idx)])
             x = x[..., None] if lungs is None else x
@@ -274,8 +282,21 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
                             for item, j in zip(items, idx)], dtype=np.float32)
             return x, y, w
 
+        @staticmethod
+        def _mix_amplitudes(items, batch_labels, rng):
+            """Give a share of the batch the amplitude spectrum of an image of another class."""
+            readable = [k for k, item in enumerate(items) if item is not None]
+            out = list(items)
+            for k in readable:
+                others = [o for o in readable if batch_labels[o] != batch_labels[k]]
+                if others and rng.random() < amplitude_mix:
+                    small, mask = items[k]
+                    other = items[others[int(rng.integers(len(others)))]][0]
+                    out[k] = (augment_amplitude_mix(small, other, rng.uniform(0.2, 0.6)), mask)
+            return out
+
         def __getitem__(self, i):
-            x, y, w = self.batch(i, augmented=augment or lung_blank > 0)
+            x, y, w = self.batch(i, augmented=augment or lung_blank > 0 or amplitude_mix > 0)
             if source_ids is None:
                 return x, y, w
             return (x, source_ids[self.batch_indices(i)]), y, w
@@ -376,7 +397,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     train_seq = make_sequence(train_files.paths, train_files.labels, size, config.batch_size, True, config.seed,
                               weights, pool=pool, lungs=lungs, augment=config.augment and config.acquisition_augment,
                               lung_blank=config.lung_blank if lungs is not None else 0.0, lung_mask=config.lung_mask,
-                              source_ids=source_ids)
+                              source_ids=source_ids, amplitude_mix=config.amplitude_mix if config.augment else 0.0)
     val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
                             lungs=lungs, lung_mask=config.lung_mask,
                             source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32))

@@ -78,6 +78,7 @@ def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_pa
 
         class card:
             classes = ["Covid", "Normal"]
+            positive_class = "Covid"
 
             @staticmethod
             def display_name(c):
@@ -201,3 +202,31 @@ def test_amplitude_mix_keeps_the_phase_and_moves_the_amplitude():
     centre = np.angle(np.fft.fft2(image))[1:6, 1:6]
     np.testing.assert_allclose(np.angle(spectrum)[1:6, 1:6], centre, atol=0.2)
     assert not np.allclose(half, image, atol=0.01)
+
+
+def test_the_threshold_is_chosen_for_the_mean_over_sources():
+    rows = [{"class": "Covid", "positive_probabilities": [0.99, 0.97, 0.95, 0.9]},
+            {"class": "Normal", "positive_probabilities": [0.9, 0.85, 0.2, 0.1]},
+            {"class": "Normal", "positive_probabilities": [0.3, 0.2, 0.1, 0.1]}]
+    threshold, mean = sources.choose_threshold(rows)
+    # 0.5 gets 4/4, 2/4, 4/4 (mean 10/12); (0.85, 0.9] gets 4/4, 3/4, 4/4 (11/12), and so does
+    # (0.9, 0.95] with 3/4, 4/4, 4/4: the tie goes to the threshold nearest 0.5.
+    assert threshold == 0.86 and mean == pytest.approx(11 / 12)
+    assert sources.choose_threshold(rows[:1] + rows[2:])[0] == 0.5  # nothing to gain: stay at 0.5
+
+
+def test_moving_the_decision_threshold_moves_the_calibrated_probability(bundled_classifier):
+    from dataclasses import replace
+
+    from covidgui.core.model import Classifier
+    from covidgui.core.training import build_classifier, move_decision_threshold
+
+    card = replace(bundled_classifier.card, input_size=32, temperature=0.7, training={})
+    classifier = Classifier(build_classifier(32, 2, seed=1), card)
+    inputs = np.random.default_rng(0).random((6, 32, 32)).astype(np.float32)
+    before = classifier.probabilities(inputs)[:, 0]
+    move_decision_threshold(classifier, 0.8)
+    after = classifier.probabilities(inputs)[:, 0]
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(logit(after), logit(before) - logit(0.8), atol=1e-4)
+    assert card.training["decision_threshold"]["threshold"] == 0.8

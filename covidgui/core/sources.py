@@ -135,13 +135,15 @@ def select(files: LabelledFiles, keep: Callable[[str], bool], per_source: int | 
     return out
 
 
-def score_by_source(classifier, files: LabelledFiles) -> list[dict]:
+def score_by_source(classifier, files: LabelledFiles, keep_probabilities: bool = False) -> list[dict]:
     """How each source's images fare: one row per source.
 
     Rows: source, class, n (readable images), correct (top class is the true class, counted as if
     "classify anyway" were chosen for gated and indeterminate results, so withholding never
     flatters), ece (calibrated probabilities), rejected (input gate), indeterminate, and with a
-    lung model: lung_only_flips (the shortcut check fired) on right and on wrong calls.
+    lung model: outside_lungs_flag (the shortcut check fired) on right and on wrong calls.
+    keep_probabilities: also ``positive_probabilities``, each image's calibrated probability of the
+        card's positive class (for choosing a decision threshold on sources never trained on).
     """
     card = classifier.card
     groups = files.group_names()
@@ -170,6 +172,9 @@ def score_by_source(classifier, files: LabelledFiles) -> list[dict]:
                      "ece": round(float(expected_calibration_error(probs_arr, np.asarray(labels))), 4) if probs else None,
                      "rejected": int(rejected), "indeterminate": int(indeterminate),
                      "outside_lungs_flag": {"right": int(fired_right), "wrong": int(fired_wrong)}})
+        if keep_probabilities and probs:
+            positive = card.classes.index(card.positive_class or card.classes[0])
+            rows[-1]["positive_probabilities"] = [round(float(p), 4) for p in probs_arr[:, positive]]
     return rows
 
 
@@ -201,11 +206,31 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
         train = select(split.train, others, per_source, seed)
         calibration = select(split.calibration, others, None if per_source is None else max(per_source // 3, 1), seed)
         classifier = train_fn(train, calibration)
-        row = score_by_source(classifier, select(development, lambda name, held=held.name: name == held))[0]
+        row = score_by_source(classifier, select(development, lambda name, held=held.name: name == held),
+                              keep_probabilities=True)[0]
         rows.append(row)
         if on_fold is not None:
             on_fold(row)
     return rows
+
+
+def choose_threshold(rows: list[dict], positive_class: str = "Covid") -> tuple[float, float]:
+    """The decision threshold on the positive class's calibrated probability that gives the best
+    mean share of right calls over the sources of a leave-one-source-out table (rows with
+    ``positive_probabilities``); returns (threshold, that mean). Each source weighs the same, so
+    a large source cannot buy its own accuracy with a small one's."""
+    best = (0.5, -1.0)
+    for threshold in np.round(np.arange(0.05, 0.96, 0.01), 2):
+        shares = []
+        for row in rows:
+            p = np.asarray(row["positive_probabilities"])
+            called_positive = p >= threshold
+            shares.append(called_positive.mean() if row["class"] == positive_class else 1 - called_positive.mean())
+        mean = float(np.mean(shares))
+        # Ties go to the threshold nearest 0.5: move the decision no further than the data asks.
+        if mean > best[1] + 1e-9 or (abs(mean - best[1]) <= 1e-9 and abs(threshold - 0.5) < abs(best[0] - 0.5)):
+            best = (float(threshold), mean)
+    return best
 
 
 def format_table(rows: list[dict]) -> str:

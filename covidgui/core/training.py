@@ -73,6 +73,11 @@ class TrainConfig:
     # Share of training images given part of the Fourier amplitude spectrum of an image of another
     # class (covidgui.core.augment.amplitude_mix), so a collection's look stops predicting the class.
     amplitude_mix: float = 0.0
+    # The positive class is called when its calibrated probability (as fitted on the validation
+    # data) reaches this, instead of 0.5: a threshold chosen on sources the model never saw
+    # (covidgui.core.sources.choose_threshold). It is folded into the output layer's bias, so every
+    # path of the app uses it; two-class models with a positive class only.
+    decision_threshold: float = 0.5
     # Channel multiplier of the CNN (1.0: 0.25 M parameters, 0.32 GFLOP at 224 px).
     width: float = 1.0
 
@@ -459,6 +464,9 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     if not stop.cancelled:
         recalibrate_batch_norm(classifier_model, train_seq)
         report = calibrate_and_measure(classifier, val_seq, val_labels)
+        if config.decision_threshold != 0.5 and positive_class is not None and n_classes == 2:
+            move_decision_threshold(classifier, config.decision_threshold)
+            report = calibrate_and_measure(classifier, val_seq, val_labels, refit_temperature=False)
         card.metrics["validation"] = report
         classifier.gate = fit_gate(gate_features(classifier, train_seq), gate_features(classifier, val_seq))
         card.metrics["gate"] = {"thresholds": classifier.gate.thresholds.tolist(),
@@ -553,9 +561,24 @@ def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndar
     return np.concatenate(thumbs), np.concatenate(features), np.concatenate(colour)
 
 
-def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]) -> dict:
-    """Fit the temperature and the indeterminate band on validation (calibration) logits, store
-    them in the card, return the report."""
+def move_decision_threshold(classifier: Classifier, threshold: float) -> None:
+    """Shift the logits layer's bias so that the positive class is called where its calibrated
+    probability was ``threshold`` (0..1), with the card's temperature T: the positive logit loses
+    T * logit(threshold). Recorded in the card (``decision_threshold``)."""
+    card = classifier.card
+    layer = classifier.keras_model.get_layer("logits")
+    kernel, bias = layer.get_weights()
+    shift = card.temperature * math.log(threshold / (1.0 - threshold))
+    bias = bias.copy()
+    bias[card.classes.index(card.positive_class)] -= shift
+    layer.set_weights([kernel, bias])
+    card.training["decision_threshold"] = {"threshold": threshold, "logit_shift": shift}
+
+
+def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int],
+                          refit_temperature: bool = True) -> dict:
+    """Fit the temperature (unless ``refit_temperature`` is False) and the indeterminate band on
+    validation (calibration) logits, store them in the card, return the report."""
     logits, labels = [], []
     for i in range(len(val_seq)):
         x, y, w = val_seq.clean(i)
@@ -565,7 +588,8 @@ def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]
     logits = np.concatenate(logits)
     labels = np.concatenate(labels)
     ece_before = expected_calibration_error(softmax(logits), labels)
-    classifier.card.temperature = fit_temperature(logits, labels)
+    if refit_temperature:
+        classifier.card.temperature = fit_temperature(logits, labels)
     calibrated = softmax(logits, classifier.card.temperature)
     classifier.card.indeterminate_band = fit_indeterminate_band(calibrated, labels)
     report = classification_report(labels, calibrated, classifier.card.classes, classifier.card.positive_class)

@@ -21,7 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidgui.core.sources import find_sources, format_table, leave_one_source_out  # noqa: E402
+from covidgui.core.sources import (choose_threshold, choose_threshold_mean, find_sources,  # noqa: E402
+                                   format_table, leave_one_source_out)
 from covidgui.core.training import TrainConfig, add_recipe_arguments, recipe_from, train  # noqa: E402
 
 
@@ -60,6 +61,10 @@ def main(argv=None) -> int:
     rows = leave_one_source_out(sources, train_fn, args.per_source, config.seed, on_fold,
                                 held_out=[s.name for s in held_out])
     print(format_table(rows))
+    threshold, mean = choose_threshold(rows)
+    at_half = choose_threshold_mean(rows, 0.5)
+    print(f"decision threshold that serves the left-out sources best: {threshold:.2f} (mean share right "
+          f"{mean:.1%}, against {at_half:.1%} at 0.50); train with --decision-threshold {threshold:.2f} to use it")
     print(f"{time.perf_counter() - started:.0f} s")
     return 0
 

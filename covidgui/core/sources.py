@@ -214,6 +214,16 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
     return rows
 
 
+def choose_threshold_mean(rows: list[dict], threshold: float, positive_class: str = "Covid") -> float:
+    """The mean over sources of the share of right calls when the positive class is called at
+    ``threshold`` (rows with ``positive_probabilities``)."""
+    shares = []
+    for row in rows:
+        called_positive = np.asarray(row["positive_probabilities"]) >= threshold
+        shares.append(called_positive.mean() if row["class"] == positive_class else 1 - called_positive.mean())
+    return float(np.mean(shares))
+
+
 def choose_threshold(rows: list[dict], positive_class: str = "Covid") -> tuple[float, float]:
     """The decision threshold on the positive class's calibrated probability that gives the best
     mean share of right calls over the sources of a leave-one-source-out table (rows with
@@ -221,12 +231,7 @@ def choose_threshold(rows: list[dict], positive_class: str = "Covid") -> tuple[f
     a large source cannot buy its own accuracy with a small one's."""
     best = (0.5, -1.0)
     for threshold in np.round(np.arange(0.05, 0.96, 0.01), 2):
-        shares = []
-        for row in rows:
-            p = np.asarray(row["positive_probabilities"])
-            called_positive = p >= threshold
-            shares.append(called_positive.mean() if row["class"] == positive_class else 1 - called_positive.mean())
-        mean = float(np.mean(shares))
+        mean = choose_threshold_mean(rows, float(threshold), positive_class)
         # Ties go to the threshold nearest 0.5: move the decision no further than the data asks.
         if mean > best[1] + 1e-9 or (abs(mean - best[1]) <= 1e-9 and abs(threshold - 0.5) < abs(best[0] - 0.5)):
             best = (float(threshold), mean)

@@ -230,3 +230,14 @@ def test_moving_the_decision_threshold_moves_the_calibrated_probability(bundled_
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     np.testing.assert_allclose(logit(after), logit(before) - logit(0.8), atol=1e-4)
     assert card.training["decision_threshold"]["threshold"] == 0.8
+
+
+def test_each_source_is_judged_by_a_threshold_chosen_without_it():
+    rows = [{"source": "c", "class": "Covid", "n": 4, "correct": 4, "positive_probabilities": [0.99, 0.97, 0.95, 0.9]},
+            {"source": "n1", "class": "Normal", "n": 4, "correct": 2, "positive_probabilities": [0.9, 0.85, 0.2, 0.1]},
+            {"source": "n2", "class": "Normal", "n": 4, "correct": 4, "positive_probabilities": [0.3, 0.2, 0.1, 0.1]}]
+    out = {r["source"]: r for r in sources.with_threshold(rows)}
+    # Without n1 nothing argues for moving: n1 is judged at 0.5 and keeps its 2/4.
+    assert out["n1"]["threshold"] == 0.5 and out["n1"]["correct"] == 2
+    # Without c, n1 pulls the threshold above 0.9, which c then pays for.
+    assert out["c"]["threshold"] > 0.9 and out["c"]["correct"] < 4

@@ -72,7 +72,7 @@ class TrainConfig:
     source_adversary: float = 0.0
     # Share of training images given part of the Fourier amplitude spectrum of an image of another
     # class (covidgui.core.augment.amplitude_mix), so a collection's look stops predicting the class.
-    amplitude_mix: float = 0.0
+    amplitude_mix: float = 0.5
     # The positive class is called when its calibrated probability (as fitted on the validation
     # data) reaches this, instead of 0.5: a threshold chosen on sources the model never saw
     # (covidgui.core.sources.choose_threshold). It is folded into the output layer's bias, so every

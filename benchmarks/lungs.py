@@ -4,8 +4,8 @@
 
 Prints: Dice on the held-back hand-drawn masks (as the card measures it, and through the
 classifier's own input as the app runs it), warm segmentation latency, attention on lungs
-(median share of Grad-CAM mass inside the segmented lungs) per class over covid-xray/Val and the
-held-back adult normals, an occlusion check (accuracy with everything outside the lungs blanked,
+(median share of Grad-CAM mass inside the segmented lungs) per source over the classifier's locked
+test images (covidgui.core.sources), an occlusion check (accuracy with everything outside the lungs blanked,
 and with the lungs blanked: does the *decision* come from the lungs, not only the heatmap?), and
 the input gate's rejection rates with and without the lung check, on real X-rays and on the
 non-X-ray test set (benchmarks/non_xrays.py).
@@ -31,6 +31,7 @@ from covidgui.core.lung_training import held_back_dice, mask_path, read_mask  # 
 from covidgui.core.lungs import LOW_ATTENTION, LungSegmenter, check_lungs, dice  # noqa: E402
 from covidgui.core.model import Classifier  # noqa: E402
 from covidgui.core.preprocess import resize  # noqa: E402
+from covidgui.core.sources import find_sources, locked_split  # noqa: E402
 
 
 def describe(values) -> str:
@@ -116,11 +117,10 @@ def main() -> int:
           f"pixels -> source mask {median_ms(lambda: segmenter.segment(pixels)):.1f} ms; "
           f"batch of 32 {median_ms(lambda: segmenter.probabilities(np.repeat(one, 32, 0)), 10) / 32:.1f} ms per image")
 
-    val = args.data / "covid-xray" / "Val"
-    groups = {"covid-xray/Val Covid": sorted((val / "Covid").iterdir()),
-              "covid-xray/Val Normal (children)": sorted((val / "Normal").iterdir()),
-              "held-back adult normals": [args.data / "adult-normal" / n
-                                          for n in classifier.card.training.get("held_back_adult_normal", [])]}
+    # The classifier's locked test images (covidgui.core.sources), one group per source.
+    split = locked_split(find_sources(args.data))
+    groups = {f"locked test, {name}": [p for p, g in zip(split.test.paths, split.test.groups) if g == name]
+              for name in sorted(set(split.test.groups))}
     all_attention, real = [], []
     for name, paths in groups.items():
         results = [classifier.predict_file(p, heatmap=True) for p in paths]

@@ -79,6 +79,14 @@ class ModelCard:
             lines.append("Sources never seen in training (leave-one-source-out, "
                          f"{self.test.get('loso_schedule', 'reduced schedule')}):")
             lines += [row_text(r) for r in self.leave_one_source_out]
+            ranges = []
+            for name in self.classes:
+                shares = [r["correct"] / r["n"] for r in self.leave_one_source_out if r["class"] == name and r["n"]]
+                if shares:
+                    ranges.append(f"{self.display_name(name)} images called {self.display_name(name)} "
+                                  f"{min(shares):.0%}-{max(shares):.0%}")
+            lines.append("On sources never seen: " + ", ".join(ranges) + ". Expect a new hospital's images "
+                         "to fare like this rather than like the test images.")
         return lines
 
     def to_json(self) -> str:

@@ -33,13 +33,14 @@ def _chest_like(size: int = 256):
 def _classify(folder: Path) -> str:
     from PIL import Image
 
-    from covidgui.core.model import Classifier
+    from covidgui.core.model import INDETERMINATE, Classifier
 
     classifier = Classifier.load()
     path = folder / "self-test.png"
     Image.fromarray(_chest_like()).save(path)
     prediction = classifier.predict_file(path, heatmap=True).classify_anyway()
-    names = [classifier.card.display_name(c) for c in classifier.card.classes]
+    # "Indeterminate" is an answer too: the model ran and said it cannot tell.
+    names = [classifier.card.display_name(c) for c in classifier.card.classes] + [INDETERMINATE]
     if prediction.label not in names:
         raise RuntimeError(f"the label {prediction.label!r} is not one of the model's classes {names}")
     return f"model {classifier.card.name} v{classifier.card.version}: {prediction.label} ({prediction.confidence:.1%})"

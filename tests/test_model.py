@@ -20,22 +20,20 @@ def test_card_records_how_it_was_trained(bundled_classifier):
     card = bundled_classifier.card
     assert card.classes == ["Covid", "Normal"]
     assert card.training["command"].startswith("python scripts/train_bundled_model.py")
-    assert len(card.training["manifest_sha256"]["train"]) == 64
-    assert np.array(card.metrics["covid-xray/Val"]["confusion_matrix"]).sum() == 59
+    assert len(card.training["split"]["train"]["sha256"]) == 64
+    assert card.training["config"]["source_balance"] is True
+    low, high = card.indeterminate_band
+    assert 0.5 < high < 1 and low == pytest.approx(1 - high)
 
 
-def test_predictions_on_val_match_the_card(bundled_classifier, covid_val):
-    """Inference reproduces the figure the card recorded at training time (catches any drift
-    between training and inference preprocessing)."""
+def test_predictions_on_val_are_probabilities(bundled_classifier, covid_val):
+    """Calibrated probabilities of every Val image sum to 1 with the top one as confidence
+    (tests/test_model_card_figures.py checks the card's figures against the model)."""
     paths = sorted((covid_val / "Covid").iterdir()) + sorted((covid_val / "Normal").iterdir())
-    truth = ["COVID-19"] * len(list((covid_val / "Covid").iterdir())) + ["Normal"] * len(list((covid_val / "Normal").iterdir()))
-    results = list(bundled_classifier.predict_files(paths))
-    for r in results:
+    for r in bundled_classifier.predict_files(paths):
         assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
         assert 0.5 <= r.confidence <= 1.0
-    predicted = [max(r.probabilities, key=r.probabilities.get) for r in results]
-    correct = sum(p == t for p, t in zip(predicted, truth))
-    assert abs(correct - bundled_classifier.card.metrics["covid-xray/Val"]["correct"]) <= 1
+        assert r.confidence == pytest.approx(max(r.probabilities.values()))
 
 
 def test_batch_and_single_predictions_agree(bundled_classifier, chest_png, tmp_path):

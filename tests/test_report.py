@@ -53,7 +53,8 @@ def test_report_holds_label_model_version_disclaimer_and_no_patient(tmp_path, di
     assert DISCLAIMER in text
     assert "chest.dcm" not in text and "image file name withheld" in text
     assert "Modality: DX" in text
-    assert "accuracy" in text  # the model card's validation figures
+    # the model card's figures: per source on the locked test and on sources never trained on
+    assert "Locked test images" in text and "never seen" in text
     assert SURNAME not in text and PATIENT_ID not in text
     assert not list(tmp_path.glob(".r-*"))  # no temporary file left behind
 

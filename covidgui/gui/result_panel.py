@@ -70,6 +70,7 @@ class ResultPanel(QWidget):
         self.confidence_text = QLabel("")
         self.confidence_text.setObjectName("confidenceText")
         self.confidence_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.confidence_text.setWordWrap(True)  # wraps rather than clipping in a narrow panel
         self.confidence_bar = _bar(0.0)
         self.confidence_bar.setFixedHeight(20)
 
@@ -189,7 +190,8 @@ class ResultPanel(QWidget):
         self._shown = (prediction, file_name, has_heatmap)
         self.file_label.setText(file_name)
         self._set_label(prediction.label, LABEL_COLOURS.get(prediction.label, "#424242"))
-        lead = "Indeterminate — highest" if prediction.indeterminate else "Confidence"
+        # The headline already says "Indeterminate"; a short lead keeps the line inside the panel.
+        lead = "Highest" if prediction.indeterminate else "Confidence"
         self.confidence_text.setText(f"{lead}: {percent(prediction.confidence)}")
         self.confidence_bar.setValue(round(prediction.confidence * 1000))
         self._clear_probabilities()

@@ -28,7 +28,7 @@ from benchmarks.non_xrays import write_non_xrays  # noqa: E402
 from covidgui.core.errors import ImageLoadError  # noqa: E402
 from covidgui.core.images import load_xray  # noqa: E402
 from covidgui.core.lung_training import held_back_dice, mask_path, read_mask  # noqa: E402
-from covidgui.core.lungs import LOW_ATTENTION, LungSegmenter, check_lungs, dice  # noqa: E402
+from covidgui.core.lungs import LOW_ATTENTION, LungSegmenter, dice  # noqa: E402
 from covidgui.core.model import Classifier  # noqa: E402
 from covidgui.core.preprocess import resize  # noqa: E402
 from covidgui.core.sources import find_sources, locked_split  # noqa: E402

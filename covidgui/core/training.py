@@ -13,27 +13,25 @@ import datetime as _dt
 import math
 import os
 import platform
-import tempfile
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from covidgui.core.augment import acquisition_augment
+from covidgui.core.augment import amplitude_mix as augment_amplitude_mix
 from covidgui.core.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.dataset import LabelledFiles
 from covidgui.core.distribute import make_fit_work
 from covidgui.core.errors import DatasetError, ImageLoadError
-from covidgui.core.gate import fit_gate, gate_path, thumbnails
+from covidgui.core.gate import fit_gate, thumbnails
 from covidgui.core.images import load_xray
-from covidgui.core.augment import acquisition_augment
-from covidgui.core.augment import amplitude_mix as augment_amplitude_mix
 from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT, LUNG_MARGIN, blank_outside, training_mask
 from covidgui.core.metrics import classification_report, expected_calibration_error
 from covidgui.core.model import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, _quiet_tensorflow, softmax
-from covidgui.core.modelcard import ModelCard, card_path, write_atomic
+from covidgui.core.modelcard import ModelCard
 from covidgui.core.preprocess import crop_and_resize, equalize_histogram
 
 # Keep the decoded training set in memory when it fits in this many bytes; stream it otherwise.
@@ -261,7 +259,7 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
                 self._cache[index] = item
             return item
 
-        def _input(self, item, index: int, epoch_rng) -> np.ndarray:
+        def _input(self, item, epoch_rng) -> np.ndarray:
             """The model input of one loaded item: equalised, augmented when ``epoch_rng`` is given."""
             small, mask = item
             if epoch_rng is not None and augment:
@@ -280,7 +278,7 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             if rng is not None and amplitude_mix > 0:
                 items = self._mix_amplitudes(items, [labels[j] for j in idx], rng)
             blank = np.zeros((size, size) if lungs is None else (size, size, 2), np.float32)
-            x = np.stack([self._input(item, j, rng) if item is not None else blank for item, j in zip(items, idx)])
+            x = np.stack([self._input(item, rng) if item is not None else blank for item in items])
             x = x[..., None] if lungs is None else x
             y = np.asarray([labels[j] for j in idx], dtype=np.int32)
             w = np.asarray([0.0 if item is None else (1.0 if sample_weight is None else sample_weight[j])

@@ -27,7 +27,8 @@ from benchmarks.non_xrays import write_non_xrays  # noqa: E402
 from covidgui.core.errors import ImageLoadError  # noqa: E402
 from covidgui.core.metrics import classification_report, expected_calibration_error  # noqa: E402
 from covidgui.core.model import Classifier, softmax  # noqa: E402
-from covidgui.core.sources import find_sources, locked_split, score_by_source  # noqa: E402
+from covidgui.core.evaluation import predict_labelled  # noqa: E402
+from covidgui.core.sources import find_sources, locked_split, rows_by_source  # noqa: E402
 
 
 def median_ms(fn, runs: int = 30) -> float:
@@ -62,17 +63,17 @@ def main() -> int:
 
     # The locked test split (covidgui.core.sources): used for nothing but these figures.
     split = locked_split(find_sources(args.data))
-    rows = score_by_source(classifier, split.test)
+    predicted = predict_labelled(classifier, split.test)
+    if predicted.unreadable:
+        raise SystemExit(f"unreadable: {predicted.unreadable}")
     print("locked test split, per source (correct = the source's class was called; gate and band ignored):")
-    for row in rows:
+    for row in rows_by_source(predicted, card):
         flags = row["outside_lungs_flag"]
         print(f"  {row['source']:<22} {row['class']:<7} {row['correct']:>4}/{row['n']:<4} "
               f"({row['correct'] / row['n']:.1%}); ECE {row['ece']:.3f}; rejected {row['rejected']}, "
               f"indeterminate {row['indeterminate']}; outside-lungs check fired on {flags['right']} right "
               f"and {flags['wrong']} wrong calls")
-    all_results = predictions(classifier, split.test.paths)
-    all_labels = np.array([card.classes.index(split.test.classes[lab]) for lab in split.test.labels])
-    all_probs = np.array([[r.probabilities[card.display_name(c)] for c in card.classes] for r in all_results])
+    all_results, all_labels, all_probs = predicted.results, predicted.labels, predicted.probabilities
     report = classification_report(all_labels, all_probs, card.classes, "Covid")
     print(f"locked test, all sources: {report['correct']}/{report['n']}, sensitivity {report['sensitivity']:.3f}, "
           f"specificity {report['specificity']:.3f}, AUC {report['auc']:.3f}")
@@ -82,7 +83,7 @@ def main() -> int:
           f"after (T={card.temperature:.2f}) {expected_calibration_error(all_probs, all_labels):.3f}")
     indeterminate = sum(r.indeterminate for r in all_results)
     print(f"indeterminate (band {card.indeterminate_band}): {indeterminate}/{len(all_results)}")
-    right = all_probs.argmax(axis=1) == all_labels
+    right = predicted.right
     fired = np.array([bool(r.depends_on_outside_lungs) for r in all_results])
     print(f"outside-lungs check fired on {fired[right].sum()}/{right.sum()} right calls and "
           f"{fired[~right].sum()}/{(~right).sum()} wrong calls")

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from covidgui.core.metrics import classification_report, expected_calibration_error  # noqa: E402
-from covidgui.core.sources import CLASSES, find_sources, locked_split, score_by_source  # noqa: E402
+from covidgui.core.evaluation import predict_labelled  # noqa: E402
+from covidgui.core.sources import CLASSES, find_sources, locked_split, rows_by_source  # noqa: E402
 from covidgui.core.training import (ProgressListener, TrainConfig, add_recipe_arguments,  # noqa: E402
                                     recipe_from, save_model, train)
 
@@ -72,21 +73,12 @@ def main(argv=None) -> int:
     card.metrics["validation"]["dataset"] = "calibration split (used to fit temperature, gate and band)"
 
     # The locked test split, per source, through the same path as every user of the model.
-    from covidgui.core.lungs import load_bundled_segmenter
-
-    classifier.lungs = load_bundled_segmenter()
-    rows = score_by_source(classifier, split.test)
-    labels, probs = [], []
-    for label, prediction in zip(split.test.labels, classifier.predict_files(split.test.paths)):
-        if not isinstance(prediction, Exception):
-            labels.append(label)
-            probs.append([prediction.probabilities[card.display_name(c)] for c in card.classes])
-    import numpy as np
-
-    overall = classification_report(np.array(labels), np.array(probs), card.classes, "Covid")
+    predicted = predict_labelled(classifier, split.test)
+    rows = rows_by_source(predicted, card)
+    overall = classification_report(predicted.labels, predicted.probabilities, card.classes, "Covid")
     card.test = {"per_source": rows, "n": overall["n"], "correct": overall["correct"],
                  "sensitivity": overall["sensitivity"], "specificity": overall["specificity"],
-                 "auc": overall["auc"], "ece": expected_calibration_error(np.array(probs), np.array(labels)),
+                 "auc": overall["auc"], "ece": expected_calibration_error(predicted.probabilities, predicted.labels),
                  "confusion_matrix": overall["confusion_matrix"]}
     if args.loso:
         loso = json.loads(args.loso.read_text())

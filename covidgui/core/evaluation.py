@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from covidgui.core.dataset import scan_class_folders
+from covidgui.core.dataset import LabelledFiles, scan_class_folders
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.metrics import classification_report
 from covidgui.core.model import Classifier
+
+
+@dataclass
+class LabelledPredictions:
+    """A model's results on labelled files, readable files only, in file order.
+
+    labels: (N,) the true class as an index into the model card's classes;
+    probabilities: (N, C) calibrated, in the card's class order; results: the Predictions;
+    groups: each file's source (LabelledFiles.group_names); unreadable: file -> reason.
+    """
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+    results: list
+    groups: list[str]
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def right(self) -> np.ndarray:
+        """(N,) whether the top class is the true one ("classify anyway" for gated and
+        indeterminate results, so that withholding never flatters a figure)."""
+        return self.probabilities.argmax(axis=1) == self.labels
+
+
+def predict_labelled(classifier: Classifier, files: LabelledFiles) -> LabelledPredictions:
+    """Classify every file once, through the batched path every user of the model takes."""
+    card = classifier.card
+    to_card = [card.classes.index(name) for name in files.classes]  # the files' class order -> the card's
+    labels, probs, results, groups, unreadable = [], [], [], [], {}
+    for label, group, result in zip(files.labels, files.group_names(), classifier.predict_files(files.paths)):
+        if isinstance(result, ImageLoadError):
+            unreadable[str(result.path)] = result.reason
+            continue
+        labels.append(to_card[label])
+        probs.append([result.probabilities[card.display_name(c)] for c in card.classes])
+        results.append(result)
+        groups.append(group)
+    return LabelledPredictions(np.asarray(labels, dtype=int), np.asarray(probs, dtype=float).reshape(-1, len(card.classes)),
+                               results, groups, unreadable)
 
 
 def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
@@ -28,19 +68,12 @@ def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
     files = scan_class_folders(data_dir, card.classes)
     if len(files) == 0:
         raise DatasetError(f"{data_dir} holds no images in its class subfolders.")
-    labels, probs, unreadable, indeterminate, rejected = [], [], {}, 0, 0
-    for label, result in zip(files.labels, classifier.predict_files(files.paths)):
-        if isinstance(result, ImageLoadError):
-            unreadable[str(result.path)] = result.reason
-            continue
-        labels.append(label)
-        probs.append([result.probabilities[card.display_name(c)] for c in card.classes])
-        indeterminate += result.indeterminate
-        rejected += result.not_xray
-    if not labels:
+    predicted = predict_labelled(classifier, files)
+    if not predicted.results:
         raise DatasetError(f"None of the images in {data_dir} could be read.")
-    report = classification_report(np.array(labels), np.array(probs), card.classes, card.positive_class)
-    report.update(indeterminate=int(indeterminate), rejected=int(rejected), unreadable=unreadable,
+    report = classification_report(predicted.labels, predicted.probabilities, card.classes, card.positive_class)
+    report.update(indeterminate=sum(int(r.indeterminate) for r in predicted.results),
+                  rejected=sum(int(r.not_xray) for r in predicted.results), unreadable=predicted.unreadable,
                   model=f"{card.name} v{card.version}")
     return report
 

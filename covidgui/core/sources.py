@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from covidgui.core.dataset import LabelledFiles, image_files, manifest_hash
-from covidgui.core.errors import DatasetError, ImageLoadError
+from covidgui.core.errors import DatasetError
+from covidgui.core.evaluation import predict_labelled
 from covidgui.core.metrics import expected_calibration_error
 
 CLASSES = ["Covid", "Normal"]
@@ -136,45 +137,39 @@ def select(files: LabelledFiles, keep: Callable[[str], bool], per_source: int | 
 
 
 def score_by_source(classifier, files: LabelledFiles, keep_probabilities: bool = False) -> list[dict]:
-    """How each source's images fare: one row per source.
+    """How each source's images fare: one row per source (see :func:`rows_by_source`)."""
+    return rows_by_source(predict_labelled(classifier, files), classifier.card, keep_probabilities)
 
-    Rows: source, class, n (readable images), correct (top class is the true class, counted as if
+
+def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[dict]:
+    """One row per source of :class:`covidgui.core.evaluation.LabelledPredictions`.
+
+    Rows: source, class, n (readable images), correct (top class is the true class, as if
     "classify anyway" were chosen for gated and indeterminate results, so withholding never
-    flatters), ece (calibrated probabilities), rejected (input gate), indeterminate, and with a
-    lung model: outside_lungs_flag (the shortcut check fired) on right and on wrong calls.
+    flatters), ece (calibrated probabilities), rejected (input gate), indeterminate, and
+    outside_lungs_flag: how often the shortcut check fired on right and on wrong calls.
     keep_probabilities: also ``positive_probabilities``, each image's calibrated probability of the
-        card's positive class (for choosing a decision threshold on sources never trained on).
+        card's positive class (for studying decision thresholds on sources never trained on).
     """
-    card = classifier.card
-    groups = files.group_names()
+    groups = np.asarray(predicted.groups)
+    right = predicted.right
+    positive = card.classes.index(card.positive_class or card.classes[0])
     rows = []
-    for name in sorted(set(groups)):
-        idx = [i for i, g in enumerate(groups) if g == name]
-        paths = [files.paths[i] for i in idx]
-        labels, probs, rejected, indeterminate, fired_right, fired_wrong = [], [], 0, 0, 0, 0
-        for i, result in zip(idx, classifier.predict_files(paths)):
-            if isinstance(result, ImageLoadError):
-                continue
-            label = files.labels[i]
-            p = [result.probabilities[card.display_name(c)] for c in card.classes]
-            right = int(np.argmax(p)) == card.classes.index(files.classes[label])
-            labels.append(card.classes.index(files.classes[label]))
-            probs.append(p)
-            rejected += result.not_xray
-            indeterminate += result.indeterminate
-            if getattr(result, "depends_on_outside_lungs", False):
-                fired_right += right
-                fired_wrong += not right
-        probs_arr = np.asarray(probs)
-        correct = int((probs_arr.argmax(axis=1) == np.asarray(labels)).sum()) if probs else 0
-        rows.append({"source": name, "class": files.classes[files.labels[idx[0]]], "n": len(labels),
-                     "correct": correct,
-                     "ece": round(float(expected_calibration_error(probs_arr, np.asarray(labels))), 4) if probs else None,
-                     "rejected": int(rejected), "indeterminate": int(indeterminate),
-                     "outside_lungs_flag": {"right": int(fired_right), "wrong": int(fired_wrong)}})
-        if keep_probabilities and probs:
-            positive = card.classes.index(card.positive_class or card.classes[0])
-            rows[-1]["positive_probabilities"] = [round(float(p), 4) for p in probs_arr[:, positive]]
+    for name in sorted(set(predicted.groups)):
+        members = np.flatnonzero(groups == name)
+        results = [predicted.results[i] for i in members]
+        fired = np.array([bool(r.depends_on_outside_lungs) for r in results])
+        probs, labels = predicted.probabilities[members], predicted.labels[members]
+        row = {"source": name, "class": card.classes[labels[0]], "n": len(members),
+               "correct": int(right[members].sum()),
+               "ece": round(float(expected_calibration_error(probs, labels)), 4),
+               "rejected": sum(int(r.not_xray) for r in results),
+               "indeterminate": sum(int(r.indeterminate) for r in results),
+               "outside_lungs_flag": {"right": int((fired & right[members]).sum()),
+                                      "wrong": int((fired & ~right[members]).sum())}}
+        if keep_probabilities:
+            row["positive_probabilities"] = [round(float(p), 4) for p in probs[:, positive]]
+        rows.append(row)
     return rows
 
 
@@ -195,9 +190,7 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
     held_out: leave out only these sources (default: each in turn).
     """
     split = locked_split(sources, CLASSES)
-    development = LabelledFiles(list(CLASSES), split.train.paths + split.calibration.paths,
-                                split.train.labels + split.calibration.labels,
-                                split.train.groups + split.calibration.groups)
+    development = split.train.extend(split.calibration)
     rows = []
     for held in sources:
         if held_out is not None and held.name not in held_out:
@@ -214,7 +207,7 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
     return rows
 
 
-def choose_threshold_mean(rows: list[dict], threshold: float, positive_class: str = "Covid") -> float:
+def share_right_at(rows: list[dict], threshold: float, positive_class: str = "Covid") -> float:
     """The mean over sources of the share of right calls when the positive class is called at
     ``threshold`` (rows with ``positive_probabilities``)."""
     shares = []
@@ -231,7 +224,7 @@ def choose_threshold(rows: list[dict], positive_class: str = "Covid") -> tuple[f
     a large source cannot buy its own accuracy with a small one's."""
     best = (0.5, -1.0)
     for threshold in np.round(np.arange(0.05, 0.96, 0.01), 2):
-        mean = choose_threshold_mean(rows, float(threshold), positive_class)
+        mean = share_right_at(rows, float(threshold), positive_class)
         # Ties go to the threshold nearest 0.5: move the decision no further than the data asks.
         if mean > best[1] + 1e-9 or (abs(mean - best[1]) <= 1e-9 and abs(threshold - 0.5) < abs(best[0] - 0.5)):
             best = (float(threshold), mean)

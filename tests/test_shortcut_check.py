@@ -99,3 +99,21 @@ def test_the_check_runs_on_real_films_in_every_path(bundled_classifier, covid_va
         assert single.lung_only_label == result.lung_only_label
         assert single.lung_only_confidence == pytest.approx(result.lung_only_confidence, abs=1e-3)
         assert single.depends_on_outside_lungs == result.depends_on_outside_lungs
+
+
+def test_a_lung_fields_only_model_sees_its_inputs_blanked_and_needs_the_lung_model(bundled_classifier):
+    from dataclasses import replace
+
+    from covidgui.core.errors import ModelError
+
+    card = replace(bundled_classifier.card, preprocessing={**bundled_classifier.card.preprocessing, "lung_mask": True})
+    classifier = classifier_reading("outside", bundled_classifier)
+    classifier.card, classifier.masks_lungs = card, True
+    result = classifier.predict_inputs(bright_outside_image(classifier.input_size)[np.newaxis])[0]
+    # The bright surround never reached the model: its answer is the blanked one, 50/50.
+    assert result.confidence == pytest.approx(0.5, abs=0.01)
+    assert result.lung_only_confidence == pytest.approx(result.confidence)
+    assert result.depends_on_outside_lungs is False
+    classifier.lungs = None
+    with pytest.raises(ModelError, match="needs the lung model"):
+        classifier.predict_inputs(bright_outside_image(classifier.input_size)[np.newaxis])

@@ -215,23 +215,6 @@ def test_the_threshold_is_chosen_for_the_mean_over_sources():
     assert sources.choose_threshold(rows[:1] + rows[2:])[0] == 0.5  # nothing to gain: stay at 0.5
 
 
-def test_moving_the_decision_threshold_moves_the_calibrated_probability(bundled_classifier):
-    from dataclasses import replace
-
-    from covidgui.core.model import Classifier
-    from covidgui.core.training import build_classifier, move_decision_threshold
-
-    card = replace(bundled_classifier.card, input_size=32, temperature=0.7, training={})
-    classifier = Classifier(build_classifier(32, 2, seed=1), card)
-    inputs = np.random.default_rng(0).random((6, 32, 32)).astype(np.float32)
-    before = classifier.probabilities(inputs)[:, 0]
-    move_decision_threshold(classifier, 0.8)
-    after = classifier.probabilities(inputs)[:, 0]
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    np.testing.assert_allclose(logit(after), logit(before) - logit(0.8), atol=1e-4)
-    assert card.training["decision_threshold"]["threshold"] == 0.8
-
-
 def test_each_source_is_judged_by_a_threshold_chosen_without_it():
     rows = [{"source": "c", "class": "Covid", "n": 4, "correct": 4, "positive_probabilities": [0.99, 0.97, 0.95, 0.9]},
             {"source": "n1", "class": "Normal", "n": 4, "correct": 2, "positive_probabilities": [0.9, 0.85, 0.2, 0.1]},

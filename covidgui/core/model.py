@@ -278,14 +278,18 @@ class Classifier:
         ``explain`` the Grad-CAM (N, S, S) of each prediction's class, else None)."""
         cams = None
         n = len(inputs)
-        lung_maps, plausible = None, [None] * n
+        lung_maps, plausible, blanked, chosen = None, [None] * n, None, []
         if self.lungs is not None:
             from covidgui.core.lungs import check_lungs
 
             lung_maps = self.lungs.probabilities(inputs)
             plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
+            blanked, chosen = self._lungs_only(inputs, lung_maps)
+        elif self.masks_lungs:
+            raise ModelError("This model decides from the lung fields alone and needs the lung model "
+                             "(models/lung_segmenter.keras), which is missing.")
         if self.masks_lungs:
-            inputs = self._lungs_only(inputs, lung_maps)[0]
+            inputs = blanked
         if explain:  # one pass gives the logits and the Grad-CAM of every class
             logits, features, activations, weights = self._explain(inputs)
             cams = self._cams(activations, weights, np.argmax(logits, axis=1), np.shape(inputs)[1:])
@@ -298,8 +302,8 @@ class Classifier:
             ratios = self.gate.accepts(inputs, features, colour)[1]
         paths = paths if paths is not None else [None] * n
         results = [self.prediction_from(p, r, path, ok) for p, r, path, ok in zip(probs, ratios, paths, plausible)]
-        if lung_maps is not None:
-            self._check_outside_lungs(inputs, probs, lung_maps, results)
+        if chosen:
+            self._check_outside_lungs(probs, blanked, chosen, results)
         return results, lung_maps, cams
 
     def _lungs_only(self, inputs, lung_maps) -> tuple[np.ndarray, list[int]]:
@@ -308,9 +312,6 @@ class Classifier:
         from covidgui.core.lung_guidance import allowed_region, blank_outside
 
         inputs = np.array(inputs, dtype=np.float32)
-        if lung_maps is None:
-            raise ModelError("This model decides from the lung fields alone and needs the lung model "
-                             "(models/lung_segmenter.keras), which is missing.")
         chosen = []
         for i, lung_map in enumerate(lung_maps):
             region = allowed_region(lung_map, inputs.shape[1:], self.lungs.threshold)
@@ -319,12 +320,10 @@ class Classifier:
                 chosen.append(i)
         return inputs, chosen
 
-    def _check_outside_lungs(self, inputs, probs: np.ndarray, lung_maps: np.ndarray, results: list[Prediction]) -> None:
-        """The shortcut check (fills each result's lung_only_* and depends_on_outside_lungs): the
-        inputs with everything outside their lung fields blanked, classified in one more pass."""
-        blanked, chosen = self._lungs_only(inputs, lung_maps)
-        if not chosen:
-            return
+    def _check_outside_lungs(self, probs: np.ndarray, blanked: np.ndarray, chosen: list[int],
+                             results: list[Prediction]) -> None:
+        """The shortcut check (fills the lung_only_* and depends_on_outside_lungs of the ``chosen``
+        results): their inputs with everything outside the lung fields blanked, in one more pass."""
         # A model that masks its inputs already saw only the lungs: its answer is the lungs-only one.
         lung_only = probs[chosen] if self.masks_lungs else softmax(self.logits(blanked[chosen]), self.card.temperature)
         for i, row in zip(chosen, lung_only):

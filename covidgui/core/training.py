@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from covidgui.core.augment import acquisition_augment
+from covidgui.core.augment import acquisition_augment as augment_acquisition
 from covidgui.core.augment import amplitude_mix as augment_amplitude_mix
 from covidgui.core.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.dataset import LabelledFiles
@@ -58,10 +58,6 @@ class TrainConfig:
     # Blur, noise, lost resolution and JPEG re-compression (covidgui.core.augment), on top of the
     # geometric augmentation; only when ``augment`` is on.
     acquisition_augment: bool = True
-    # Share of training images shown with everything outside the lungs blanked (needs the lung
-    # segmenter): the model learns to decide from the lungs alone, which is what the shortcut
-    # check at inference compares against. 0 = off.
-    lung_blank: float = 0.0
     # The model sees the lung fields alone, in training and at inference (everything outside them
     # blanked; recorded in the card's preprocessing, needs the lung segmenter).
     lung_mask: bool = False
@@ -71,17 +67,12 @@ class TrainConfig:
     # Share of training images given part of the Fourier amplitude spectrum of an image of another
     # class (covidgui.core.augment.amplitude_mix), so a collection's look stops predicting the class.
     amplitude_mix: float = 0.5
-    # The positive class is called when its calibrated probability (as fitted on the validation
-    # data) reaches this, instead of 0.5: a threshold chosen on sources the model never saw
-    # (covidgui.core.sources.choose_threshold). It is folded into the output layer's bias, so every
-    # path of the app uses it; two-class models with a positive class only.
-    decision_threshold: float = 0.5
     # Channel multiplier of the CNN (1.0: 0.25 M parameters, 0.32 GFLOP at 224 px).
     width: float = 1.0
 
 
 def add_recipe_arguments(parser, defaults: TrainConfig) -> None:
-    """One ``argparse`` option per TrainConfig field (``--lung-blank 0.3``), defaulting to
+    """One ``argparse`` option per TrainConfig field (``--amplitude-mix 0.5``), defaulting to
     ``defaults``; booleans take 0/1. The scripts that compare and train recipes share it."""
     from dataclasses import fields
 
@@ -200,8 +191,8 @@ def count_flops(model) -> int:
 
 def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: int, shuffle: bool, seed: int,
                   sample_weight=None, cache: bool | None = None, pool=None,
-                  lungs=None, augment: bool = False, lung_blank: float = 0.0, lung_mask: bool = False,
-                  source_ids=None, amplitude_mix: float = 0.0):
+                  lungs=None, acquisition_augment: bool = False, amplitude_mix: float = 0.0,
+                  lung_mask: bool = False, source_ids=None):
     """A ``keras.utils.PyDataset`` yielding (x (B, S, S, 1), y (B,), sample_weight (B,)).
 
     Files that fail to decode get weight 0 (they neither train nor count) and are recorded in
@@ -209,12 +200,12 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
     sample_weight: (N,) weight of each file in the loss (see :func:`balanced_sample_weight`); None: 1.
     lungs: a :class:`covidgui.core.lungs.LungSegmenter`; then x is (B, S, S, 2), the image and its
         lung mask (:func:`covidgui.core.lung_guidance.training_mask`).
-    augment: acquisition augmentation (:mod:`covidgui.core.augment`) before equalisation; and
-    lung_blank: share of images shown with everything outside their lung mask blanked. Both
-        only in ``seq[i]`` (what ``fit`` reads); ``seq.clean(i)`` gives the batch without them.
+    acquisition_augment: blur, noise, lost resolution, re-compression (:mod:`covidgui.core.augment`)
+        before equalisation; and
+    amplitude_mix: share of images whose amplitude spectrum is mixed with that of an image of
+        another class in the same batch (strength 0.2-0.6). Both only in ``seq[i]`` (what ``fit``
+        reads); ``seq.clean(i)`` gives the batch without them.
     lung_mask: every image blanked outside its lung mask, in every batch (a lung-fields-only model).
-    amplitude_mix: share of images (in ``seq[i]`` only) whose amplitude spectrum is mixed with that
-        of an image of another class in the same batch (strength 0.2-0.6).
     source_ids: (N,) int source index of each file, for the source adversary: then ``seq[i]`` gives
         ((x, source (B,)), y, w); ``seq.clean(i)`` always gives x alone.
     """
@@ -230,7 +221,7 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             super().__init__(workers=1, use_multiprocessing=False)
             self.unreadable: dict[str, str] = {}
             self.colourfulness = np.zeros(len(paths))  # of each source, for the input gate
-            self._cache: dict[int, np.ndarray | None] = {}
+            self._cache: dict[int, tuple[np.ndarray, np.ndarray | None] | None] = {}
             self._order = np.arange(len(paths))
             self._rng = np.random.default_rng(seed)
             self._lock = threading.Lock()
@@ -262,16 +253,15 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
         def _input(self, item, epoch_rng) -> np.ndarray:
             """The model input of one loaded item: equalised, augmented when ``epoch_rng`` is given."""
             small, mask = item
-            if epoch_rng is not None and augment:
-                small = acquisition_augment(small, epoch_rng)
+            if epoch_rng is not None and acquisition_augment:
+                small = augment_acquisition(small, epoch_rng)
             x = equalize_histogram(small)
-            if mask is not None and (lung_mask or (epoch_rng is not None and lung_blank > 0
-                                                   and epoch_rng.random() < lung_blank)):
+            if mask is not None and lung_mask:
                 x = blank_outside(x, mask)
             return x if mask is None else np.stack([x, mask], axis=-1)
 
         def batch(self, i: int, augmented: bool):
-            idx = self._order[i * batch_size:(i + 1) * batch_size]
+            idx = self.batch_indices(i)
             items = list(pool.map(self._load, idx))
             # One generator per (epoch, batch): reproducible whatever order the batches are read in.
             rng = np.random.default_rng([seed, self._epoch, i]) if augmented else None
@@ -299,7 +289,7 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             return out
 
         def __getitem__(self, i):
-            x, y, w = self.batch(i, augmented=augment or lung_blank > 0 or amplitude_mix > 0)
+            x, y, w = self.batch(i, augmented=acquisition_augment or amplitude_mix > 0)
             if source_ids is None:
                 return x, y, w
             return (x, source_ids[self.batch_indices(i)]), y, w
@@ -398,11 +388,13 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
         source_ids = np.array([source_names.index(g) for g in groups], dtype=np.int32)
         source_classes = [train_files.labels[groups.index(name)] for name in source_names]
     train_seq = make_sequence(train_files.paths, train_files.labels, size, config.batch_size, True, config.seed,
-                              weights, pool=pool, lungs=lungs, augment=config.augment and config.acquisition_augment,
-                              lung_blank=config.lung_blank if lungs is not None else 0.0, lung_mask=config.lung_mask,
-                              source_ids=source_ids, amplitude_mix=config.amplitude_mix if config.augment else 0.0)
+                              weights, pool=pool, lungs=lungs,
+                              acquisition_augment=config.augment and config.acquisition_augment,
+                              amplitude_mix=config.amplitude_mix if config.augment else 0.0,
+                              lung_mask=config.lung_mask, source_ids=source_ids)
     val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
                             lungs=lungs, lung_mask=config.lung_mask,
+                            # fit's validation pass feeds the same two inputs; the adversary's loss there means nothing
                             source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32))
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         _warm_unless_stopped(train_seq, listener)
@@ -457,14 +449,13 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
                   "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    classifier = Classifier(classifier_model, card)
+    # The lung model too, as Classifier.load gives it: the new model is scored and shown with the
+    # same lung features and shortcut check as a loaded one.
+    classifier = Classifier(classifier_model, card, lungs=lungs if lungs is not None else _bundled_segmenter())
     report = {}
     if not stop.cancelled:
         recalibrate_batch_norm(classifier_model, train_seq)
         report = calibrate_and_measure(classifier, val_seq, val_labels)
-        if config.decision_threshold != 0.5 and positive_class is not None and n_classes == 2:
-            move_decision_threshold(classifier, config.decision_threshold)
-            report = calibrate_and_measure(classifier, val_seq, val_labels, refit_temperature=False)
         card.metrics["validation"] = report
         classifier.gate = fit_gate(gate_features(classifier, train_seq), gate_features(classifier, val_seq))
         card.metrics["gate"] = {"thresholds": classifier.gate.thresholds.tolist(),
@@ -559,24 +550,9 @@ def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndar
     return np.concatenate(thumbs), np.concatenate(features), np.concatenate(colour)
 
 
-def move_decision_threshold(classifier: Classifier, threshold: float) -> None:
-    """Shift the logits layer's bias so that the positive class is called where its calibrated
-    probability was ``threshold`` (0..1), with the card's temperature T: the positive logit loses
-    T * logit(threshold). Recorded in the card (``decision_threshold``)."""
-    card = classifier.card
-    layer = classifier.keras_model.get_layer("logits")
-    kernel, bias = layer.get_weights()
-    shift = card.temperature * math.log(threshold / (1.0 - threshold))
-    bias = bias.copy()
-    bias[card.classes.index(card.positive_class)] -= shift
-    layer.set_weights([kernel, bias])
-    card.training["decision_threshold"] = {"threshold": threshold, "logit_shift": shift}
-
-
-def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int],
-                          refit_temperature: bool = True) -> dict:
-    """Fit the temperature (unless ``refit_temperature`` is False) and the indeterminate band on
-    validation (calibration) logits, store them in the card, return the report."""
+def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]) -> dict:
+    """Fit the temperature and the indeterminate band on validation (calibration) logits, store
+    them in the card, return the report."""
     logits, labels = [], []
     for i in range(len(val_seq)):
         x, y, w = val_seq.clean(i)
@@ -586,8 +562,7 @@ def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]
     logits = np.concatenate(logits)
     labels = np.concatenate(labels)
     ece_before = expected_calibration_error(softmax(logits), labels)
-    if refit_temperature:
-        classifier.card.temperature = fit_temperature(logits, labels)
+    classifier.card.temperature = fit_temperature(logits, labels)
     calibrated = softmax(logits, classifier.card.temperature)
     classifier.card.indeterminate_band = fit_indeterminate_band(calibrated, labels)
     report = classification_report(labels, calibrated, classifier.card.classes, classifier.card.positive_class)
@@ -602,15 +577,19 @@ def _guidance_segmenter(config: TrainConfig):
     Raises DatasetError when guidance is asked for but the lung model is missing: a model trained
     without it would silently differ from what was asked.
     """
-    if config.lung_guidance <= 0 and config.lung_blank <= 0 and not config.lung_mask:
+    if config.lung_guidance <= 0 and not config.lung_mask:
         return None
-    from covidgui.core.lungs import load_bundled_segmenter
-
-    segmenter = load_bundled_segmenter()
+    segmenter = _bundled_segmenter()
     if segmenter is None:
         raise DatasetError("Lung guidance needs the lung model (models/lung_segmenter.keras), which is missing; "
                            "set lung guidance to 0 to train without it.")
     return segmenter
+
+
+def _bundled_segmenter():
+    from covidgui.core.lungs import load_bundled_segmenter
+
+    return load_bundled_segmenter()
 
 
 def _unguided_count(sequence) -> int:

@@ -92,7 +92,7 @@ def plain_pillow_loop(paths: list[Path], size: int, draft: bool = False) -> floa
 
 def pipeline_seconds(classifier, paths: list[Path], thumbnails: bool = False,
                      lung_attention: bool = True) -> tuple[float, list]:
-    from covidgui.core.batch import classify_stream
+    from covidgui.core.analysis.batch import classify_stream
 
     started = time.perf_counter()
     items = [item for chunk in classify_stream(classifier, paths, thumbnails=thumbnails, lung_attention=lung_attention)
@@ -114,8 +114,8 @@ def warm_page_cache(paths: list[Path]) -> None:
 
 def large_folder_child(folder: Path) -> int:
     """Runs in a fresh process: classify every file in ``folder`` as the GUI does, print peak RSS."""
-    from covidgui.core.batch import find_images
-    from covidgui.core.model import Classifier
+    from covidgui.core.analysis.batch import find_images
+    from covidgui.core.inference.classifier import Classifier
 
     classifier = Classifier.load()
     files = find_images([folder]).files
@@ -151,7 +151,7 @@ def main() -> int:
         print(f"folder: {len(paths)} files ({jpegs} JPEG, {len(paths) - jpegs} PNG), {mb:.0f} MB, "
               f"CPUs: {os.cpu_count()}")
 
-        from covidgui.core.model import Classifier
+        from covidgui.core.inference.classifier import Classifier
 
         classifier = Classifier.load()
         size = classifier.input_size

@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidgui.core.images import load_xray  # noqa: E402
-from covidgui.core.model import Classifier  # noqa: E402
+from covidgui.core.io.images import load_xray  # noqa: E402
+from covidgui.core.inference.classifier import Classifier  # noqa: E402
 from tests.conftest import COVID_VAL  # noqa: E402
 from tests.dicom_factory import make_xray_dicom  # noqa: E402
 from tests.test_dicom import VARIANTS  # noqa: E402

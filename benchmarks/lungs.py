@@ -5,7 +5,7 @@
 Prints: Dice on the held-back hand-drawn masks (as the card measures it, and through the
 classifier's own input as the app runs it), warm segmentation latency, attention on lungs
 (median share of Grad-CAM mass inside the segmented lungs) per source over the classifier's locked
-test images (covidgui.core.sources), an occlusion check (accuracy with everything outside the lungs blanked,
+test images (covidgui.core.scoring.sources), an occlusion check (accuracy with everything outside the lungs blanked,
 and with the lungs blanked: does the *decision* come from the lungs, not only the heatmap?), and
 the input gate's rejection rates with and without the lung check, on real X-rays and on the
 non-X-ray test set (benchmarks/non_xrays.py).
@@ -26,12 +26,12 @@ sys.path.insert(0, str(REPO))
 from benchmarks.model import median_ms  # noqa: E402
 from benchmarks.non_xrays import write_non_xrays  # noqa: E402
 from covidgui.core.errors import ImageLoadError  # noqa: E402
-from covidgui.core.images import load_xray  # noqa: E402
-from covidgui.core.lung_training import held_back_dice, mask_path, read_mask  # noqa: E402
-from covidgui.core.lungs import LOW_ATTENTION, LungSegmenter, dice  # noqa: E402
-from covidgui.core.model import Classifier  # noqa: E402
-from covidgui.core.preprocess import resize  # noqa: E402
-from covidgui.core.sources import find_sources, locked_split  # noqa: E402
+from covidgui.core.io.images import load_xray  # noqa: E402
+from covidgui.core.training.lung_training import held_back_dice, mask_path, read_mask  # noqa: E402
+from covidgui.core.inference.lungs import LOW_ATTENTION, LungSegmenter, dice  # noqa: E402
+from covidgui.core.inference.classifier import Classifier  # noqa: E402
+from covidgui.core.inference.preprocess import resize  # noqa: E402
+from covidgui.core.scoring.sources import find_sources, locked_split  # noqa: E402
 
 
 def describe(values) -> str:
@@ -117,7 +117,7 @@ def main() -> int:
           f"pixels -> source mask {median_ms(lambda: segmenter.segment(pixels)):.1f} ms; "
           f"batch of 32 {median_ms(lambda: segmenter.probabilities(np.repeat(one, 32, 0)), 10) / 32:.1f} ms per image")
 
-    # The classifier's locked test images (covidgui.core.sources), one group per source.
+    # The classifier's locked test images (covidgui.core.scoring.sources), one group per source.
     split = locked_split(find_sources(args.data))
     groups = {f"locked test, {name}": [p for p, g in zip(split.test.paths, split.test.groups) if g == name]
               for name in sorted(set(split.test.groups))}

@@ -2,7 +2,7 @@
 
     python benchmarks/model.py [--model models/covid_classifier.keras] [--data ../shared/data]
 
-Prints: per-source results on the locked test split (covidgui.core.sources), overall sensitivity,
+Prints: per-source results on the locked test split (covidgui.core.scoring.sources), overall sensitivity,
 specificity and calibration error there, how often the outside-lungs check fires on right and
 wrong calls, parameters and FLOPs, warm forward-pass latency (one image; per image in a batch of
 32), heatmap latency, and the input gate's rejection rates on non-X-rays
@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.non_xrays import write_non_xrays  # noqa: E402
 from covidgui.core.errors import ImageLoadError  # noqa: E402
-from covidgui.core.metrics import classification_report, expected_calibration_error  # noqa: E402
-from covidgui.core.model import Classifier, softmax  # noqa: E402
-from covidgui.core.evaluation import predict_labelled  # noqa: E402
-from covidgui.core.sources import find_sources, locked_split, rows_by_source  # noqa: E402
+from covidgui.core.scoring.metrics import classification_report, expected_calibration_error  # noqa: E402
+from covidgui.core.inference.classifier import Classifier, softmax  # noqa: E402
+from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
+from covidgui.core.scoring.sources import find_sources, locked_split, rows_by_source  # noqa: E402
 
 
 def median_ms(fn, runs: int = 30) -> float:
@@ -61,7 +61,7 @@ def main() -> int:
           f"{card.architecture['flops_per_image'] / 1e9:.3f} GFLOP per image, "
           f"file {classifier.path.stat().st_size / 1e6:.2f} MB; trained in {card.training.get('seconds')} s")
 
-    # The locked test split (covidgui.core.sources): used for nothing but these figures.
+    # The locked test split (covidgui.core.scoring.sources): used for nothing but these figures.
     split = locked_split(find_sources(args.data))
     predicted = predict_labelled(classifier, split.test)
     if predicted.unreadable:

@@ -2,7 +2,7 @@
 
     python benchmarks/sources.py [--per-source 200] [--epochs 12] [recipe options] [--json out.json]
 
-For each source of ../shared/data (covidgui.core.sources.SOURCE_FOLDERS) train on all the others
+For each source of ../shared/data (covidgui.core.scoring.sources.SOURCE_FOLDERS) train on all the others
 (at most --per-source images of each, from the train part of the locked split; calibration on
 their calibration part) and test on every image of the left-out source outside the locked test
 split. Prints a table (source, class, n, correct, %, ECE) and the worst source. This is the figure
@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidgui.core.sources import (choose_threshold, find_sources, share_right_at,  # noqa: E402
+from covidgui.core.scoring.sources import (choose_threshold, find_sources, share_right_at,  # noqa: E402
                                    format_table, leave_one_source_out, with_threshold)
-from covidgui.core.training import TrainConfig, add_recipe_arguments, recipe_from, train  # noqa: E402
+from covidgui.core.training.train import TrainConfig, add_recipe_arguments, recipe_from, train  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -65,7 +65,7 @@ def main() -> int:
     shown = statistics.median(t[0] for t in launches)
     ready = statistics.median(t[1] for t in launches)
 
-    from covidgui.core.model import Classifier
+    from covidgui.core.inference.classifier import Classifier
 
     classifier = Classifier.load()
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@
 
 train: trains with ``TrainConfig()`` defaults on the bundled model's split (covid-xray/Train +
 adult-normal minus the seeded hold-out; validation covid-xray/Val + the held-back adult normals,
-see covidgui.core.reference_data), prints the wall time and the validation figures beside the
+see covidgui.core.data.reference_data), prints the wall time and the validation figures beside the
 bundled model's (scored the same way, on the same files).
 
 gui: the main window offscreen, its Training tab on the same folders-and-split as a user would
@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def bench_train(data: Path) -> None:
-    from covidgui.core.comparison import score_files
-    from covidgui.core.model import Classifier
-    from covidgui.core.reference_data import bundled_model_split
-    from covidgui.core.training import ProgressListener, TrainConfig, train
+    from covidgui.core.scoring.comparison import score_files
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.data.reference_data import bundled_model_split
+    from covidgui.core.training.train import ProgressListener, TrainConfig, train
 
     class Epochs(ProgressListener):
         def on_epoch(self, epoch, epochs, logs):

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true",
                         help="check this installation: load the model, classify a generated image, "
                              "open and close the window; exit 0 when all work")
-    # The Training tab's child process in a frozen app, which has no "python -m" (covidgui.core.training_job).
+    # The Training tab's child process in a frozen app, which has no "python -m" (covidgui.core.training.job).
     parser.add_argument("--training-job", metavar="JOB_DIR", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
     verbose = argparse.ArgumentParser(add_help=False)  # "covidgui classify --verbose …" works too
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run()
     if args.training_job:
-        from covidgui.core.training_job import main as training_job_main
+        from covidgui.core.training.job import main as training_job_main
 
         return training_job_main([args.training_job])
     command = args.command or "gui"
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return gui_main(getattr(args, "model", None), getattr(args, "report_startup", False),
                         getattr(args, "exit_when_ready", False), files=getattr(args, "files", None) or [])
     if not (args.verbose or getattr(args, "sub_verbose", False)):
-        from covidgui.core.logs import quiet_native_stderr
+        from covidgui.core.io.logs import quiet_native_stderr
 
         quiet_native_stderr()  # before TensorFlow loads: only CovidGUI's own lines on the terminal
     from covidgui.core.errors import CovidGUIError
@@ -158,7 +158,7 @@ def _classify_one_by_one(args) -> int:
     """Classify each file and save its heatmap (with the lung outline) as a PNG."""
     from covidgui.cli_batch import format_line
     from covidgui.core.errors import ImageLoadError
-    from covidgui.core.model import Classifier
+    from covidgui.core.inference.classifier import Classifier
 
     classifier = Classifier.load(args.model or _active_model())
     if classifier.input_check_warning:
@@ -183,8 +183,9 @@ def _numbered(path: Path, index: int, count: int) -> Path:
 def _predict_with_heatmap(classifier, path: Path, out: Path):
     """Classify one file and save its heatmap overlay; returns the Prediction or the ImageLoadError."""
     from covidgui.core.errors import ImageLoadError
-    from covidgui.core.images import load_xray
-    from covidgui.core.report import compose_overlay, save_png
+    from covidgui.core.io.images import load_xray
+    from covidgui.core.output.overlay import compose_overlay
+    from covidgui.core.output.report import save_png
 
     try:
         result = classifier.predict_file(path, heatmap=True)
@@ -192,7 +193,7 @@ def _predict_with_heatmap(classifier, path: Path, out: Path):
         if result.lung_mask is not None:  # the lung outline on top of the heatmap
             from PIL import Image
 
-            from covidgui.core.lungs import overlay_with_outline
+            from covidgui.core.output.overlay import overlay_with_outline
 
             Image.fromarray(overlay_with_outline(pixels, result.heatmap, result.lung_mask)).save(out)
         else:
@@ -203,18 +204,19 @@ def _predict_with_heatmap(classifier, path: Path, out: Path):
 
 
 def cmd_train(args) -> int:
-    from covidgui.core.training import ProgressListener, TrainConfig, save_model, train
+    from covidgui.core.training.train import ProgressListener, TrainConfig, train
+    from covidgui.core.models.model_files import save_model
 
     class PrintEpochs(ProgressListener):
         def on_epoch(self, epoch, epochs, logs):
             print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
                   file=sys.stderr, flush=True)
 
-    from covidgui.core.datasummary import summarize_training_data
-    from covidgui.core.distribute import describe, is_chief, make_strategy
+    from covidgui.core.data.datasummary import summarize_training_data
+    from covidgui.core.training.distribute import describe, is_chief, make_strategy
     from covidgui.core.errors import DatasetError
 
-    from covidgui.core.registry import check_free_model_path
+    from covidgui.core.models.registry import check_free_model_path
 
     check_free_model_path(args.out)  # before an hour of training, not after
     summary = summarize_training_data(args.train_dir, args.val, args.val_split, args.seed)
@@ -247,8 +249,8 @@ def _lung_guidance(asked: float | None) -> float:
     """The lung-guidance weight: as asked, or by default on when the lung model is installed."""
     if asked is not None:
         return asked
-    from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT
-    from covidgui.core.lungs import bundled_segmenter_path
+    from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT
+    from covidgui.core.inference.lungs import bundled_segmenter_path
 
     if bundled_segmenter_path().is_file():
         return LUNG_GUIDANCE_WEIGHT
@@ -258,13 +260,13 @@ def _lung_guidance(asked: float | None) -> float:
 
 def _active_model():
     """The model chosen with "Use this model" in the app (the bundled one when none is)."""
-    from covidgui.core.registry import active_model_path
+    from covidgui.core.models.registry import active_model_path
 
     return active_model_path()
 
 
 def cmd_evaluate(args) -> int:
-    from covidgui.core.evaluation import evaluate_folder, format_report
+    from covidgui.core.scoring.evaluation import evaluate_folder, format_report
 
     report = evaluate_folder(args.data_dir, args.model or _active_model())
     print(json.dumps(report) if args.json else format_report(report))
@@ -272,11 +274,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     xray = load_xray(args.image)  # before the model: a bad file fails in a second, not ten
-    from covidgui.core.model import Classifier
-    from covidgui.core.report import write_report
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.output.report import write_report
 
     classifier = Classifier.load(args.model or _active_model())
     # The model's own path (reduced-size decode), so the report agrees with classify and the GUI.

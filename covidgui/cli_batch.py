@@ -22,8 +22,8 @@ def format_line(path, prediction) -> str:
 
     An image the input gate rejected gets no confidence or probabilities unless it was classified
     anyway, and then the line says so."""
-    from covidgui.core.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
-    from covidgui.core.model import NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING
+    from covidgui.core.inference.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
+    from covidgui.core.inference.classifier import NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING
 
     if prediction.withheld:
         line = f"{path}: {prediction.label}. {NOT_XRAY_MESSAGE} (--classify-anyway shows the model's answer)"
@@ -59,9 +59,9 @@ def classify_command(inputs: list[Path], model: Path | None, json_lines: bool = 
     """
     from tqdm import tqdm
 
-    from covidgui.core.batch import CsvResults, classify_stream, find_images
+    from covidgui.core.analysis.batch import CsvResults, classify_stream, find_images
     from covidgui.core.errors import CovidGUIError
-    from covidgui.core.model import Classifier
+    from covidgui.core.inference.classifier import Classifier
 
     scan = find_images(inputs)
     for folder, reason in scan.unreadable:

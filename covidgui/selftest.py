@@ -33,7 +33,7 @@ def _chest_like(size: int = 256):
 def _classify(folder: Path) -> str:
     from PIL import Image
 
-    from covidgui.core.model import INDETERMINATE, Classifier
+    from covidgui.core.inference.classifier import INDETERMINATE, Classifier
 
     classifier = Classifier.load()
     path = folder / "self-test.png"

@@ -3,7 +3,7 @@ double-click start CovidGUI on an X-ray (``CovidGUI FILE…``, see covidgui/cli.
 
 One list, read by build.spec (macOS: CFBundleDocumentTypes in the .app's Info.plist), checked by
 tests/test_open_files.py against the Linux .desktop file and the Windows registration script, and
-against the extensions the loader opens (covidgui.core.images / covidgui.core.dicom).
+against the extensions the loader opens (covidgui.core.io.images / covidgui.core.io.dicom).
 """
 
 # (name, MIME type, macOS UTI, extensions): what the app opens. DICOM files often have no

@@ -4,7 +4,7 @@ preprocessing variant, into a folder of your choosing (never models/).
     python scripts/compare_lung_preprocessing.py --variant crop --out /tmp/lungcmp/crop.keras
 
 It runs scripts/train_bundled_model.py unchanged (same data, hold-out, seed and settings) with the
-shared ``prepare`` swapped for :class:`covidgui.core.lung_crop.LungPreprocessor` in training, in
+shared ``prepare`` swapped for :class:`lung_crop.LungPreprocessor` in training, in
 the validation figures and in inference, so the card's figures are comparable across variants.
 Prints the same per-subset figures as the training script, then attention on lungs over
 covid-xray/Val and the held-back adult normals.
@@ -37,11 +37,11 @@ def main() -> int:
     if REPO / "models" in args.out.resolve().parents:
         raise SystemExit("write experiment models outside models/")
 
-    import covidgui.core.training as training
+    import covidgui.core.training.train as training
     import train_bundled_model
-    from covidgui.core.lung_crop import LungPreprocessor
-    from covidgui.core.lungs import LungSegmenter
-    from covidgui.core.model import Classifier
+    from lung_crop import LungPreprocessor
+    from covidgui.core.inference.lungs import LungSegmenter
+    from covidgui.core.inference.classifier import Classifier
 
     segmenter = LungSegmenter.load(args.segmenter)
     preprocess = LungPreprocessor(segmenter, args.variant)

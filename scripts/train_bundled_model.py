@@ -2,8 +2,8 @@
 
     python scripts/train_bundled_model.py [--data ../shared/data] [--loso LOSO.json] [recipe options]
 
-Data: every source of covidgui.core.sources.SOURCE_FOLDERS (six collections, one class each), split
-by covidgui.core.sources.locked_split: the train part trains, the calibration part fits the
+Data: every source of covidgui.core.scoring.sources.SOURCE_FOLDERS (six collections, one class each), split
+by covidgui.core.scoring.sources.locked_split: the train part trains, the calibration part fits the
 temperature, the input gate and the indeterminate band, and the locked test part is used for
 nothing but the figures in the model card (per source). --loso names the leave-one-source-out
 table of the same recipe (``python benchmarks/sources.py ... --json LOSO.json``), which the card
@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidgui.core.metrics import classification_report, expected_calibration_error  # noqa: E402
-from covidgui.core.evaluation import predict_labelled  # noqa: E402
-from covidgui.core.sources import CLASSES, find_sources, locked_split, rows_by_source  # noqa: E402
-from covidgui.core.training import (ProgressListener, TrainConfig, add_recipe_arguments,  # noqa: E402
+from covidgui.core.scoring.metrics import classification_report, expected_calibration_error  # noqa: E402
+from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
+from covidgui.core.scoring.sources import CLASSES, find_sources, locked_split, rows_by_source  # noqa: E402
+from covidgui.core.training.train import (ProgressListener, TrainConfig, add_recipe_arguments,  # noqa: E402
                                     recipe_from, save_model, train)
 
 VERSION = "2.0.0"

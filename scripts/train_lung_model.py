@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from covidgui.core.lung_training import (LungTrainConfig, held_back_dice, load_pairs, save_segmenter,
+from covidgui.core.training.lung_training import (LungTrainConfig, held_back_dice, load_pairs, save_segmenter,
                                          train_segmenter)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     app_scores = held_back_dice(segmenter, held, max_side=224)  # decoded as the app decodes
     values = np.array(list(scores.values()))
     one = inputs[:1]
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     pixels = load_xray(held[0], max_side=224).pixels
     command = "python scripts/train_lung_model.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         "task": "lung-field segmentation of frontal chest radiographs",
         "input_size": config.input_size,
         "threshold": 0.5,
-        "preprocessing": "covidgui.core.preprocess.prepare (the classifier's: borders cropped, resized to "
+        "preprocessing": "covidgui.core.inference.preprocess.prepare (the classifier's: borders cropped, resized to "
                          "input_size square, histogram-equalised); in-model rescale 0..1 -> -1..1",
         "output": "lung probability per pixel of the prepared input; mask = probability > threshold, "
                   "mapped back to the source image through the crop box",

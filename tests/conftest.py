@@ -52,7 +52,7 @@ def chest_png(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def bundled_classifier():
     """The bundled model, loaded once per session (TensorFlow import is slow)."""
-    from covidgui.core.model import Classifier
+    from covidgui.core.inference.classifier import Classifier
 
     return Classifier.load()
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidgui.core import batch
-from covidgui.core.batch import classify_stream, find_images, write_csv
-from covidgui.core.preprocess import prepare
+from covidgui.core.analysis import batch
+from covidgui.core.analysis.batch import classify_stream, find_images, write_csv
+from covidgui.core.inference.preprocess import prepare
 from tests.conftest import chest_like
 
 LABELS = ("COVID-19", "Normal", "Indeterminate", "Not a chest X-ray")
@@ -191,7 +191,7 @@ def test_a_failed_csv_write_leaves_no_file(tmp_path, bundled_classifier):
 
 
 def test_reduced_decoding_of_a_large_png_keeps_the_model_input_and_orientation(tmp_path):
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     big = np.kron(chest_like(250, seed=3), np.ones((4, 6), np.uint8))  # 1000 x 1500, wide
     path = tmp_path / "big.png"
@@ -207,7 +207,7 @@ def test_reduced_decoding_of_a_large_png_keeps_the_model_input_and_orientation(t
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
 def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(tmp_path, start):
-    from covidgui.core.modelcard import ModelCard
+    from covidgui.core.models.modelcard import ModelCard
 
     card = ModelCard(name=f"{start}HYPERLINK(\"http://x\")", version="1", classes=["Covid", "Normal"], input_size=32)
     items = [batch.BatchItem(0, Path(f"{start}cmd|' /C calc'!A0.png"), error=f"{start}SUM(1+1)"),

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from covidgui.core import batch
+from covidgui.core.analysis import batch
 from covidgui.gui.batch_view import (CONFIDENCE_COLUMN, ERROR_COLUMN, FILE_COLUMN, FLAGS_COLUMN, LABEL_COLUMN,
                                      LUNGS_COLUMN, PATH_ROLE, THUMB_COLUMN)
 from covidgui.gui.result_panel import percent

@@ -85,7 +85,7 @@ def test_help_lists_the_commands():
 
 
 def test_tensorflows_native_log_lines_are_recognised():
-    from covidgui.core.logs import is_native_noise
+    from covidgui.core.io.logs import is_native_noise
 
     assert is_native_noise("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
     assert is_native_noise("I0000 00:00:1795933239.169070   19864 port.cc:153] oneDNN custom operations are on.\n")

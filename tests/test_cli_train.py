@@ -38,7 +38,7 @@ def test_train_writes_a_model_whose_card_holds_the_metrics(tmp_path):
     assert card["training"]["config"]["epochs"] == 2 and card["training"]["distribution"]["replicas"] == 1
     assert str(train / "Normal" / "broken.png") in card["training"]["left_out_unreadable"]
     # The written model loads (safe mode, card checked) and classifies.
-    from covidgui.core.model import Classifier
+    from covidgui.core.inference.classifier import Classifier
 
     prediction = Classifier.load(out).predict_file(val / "Covid" / "covid_000.png")
     assert prediction.class_name in ("Covid", "Normal")
@@ -118,6 +118,6 @@ def test_multi_worker_strategy_trains_with_two_workers_on_loopback(tmp_path, gui
     assert card["training"]["distribution"] == {"strategy": "CollectiveAllReduceStrategy", "replicas": 2}
     assert (card["training"]["lung_guidance"] is None) == (guidance == "0")
     assert sorted(p.name for p in out.parent.iterdir()) == ["mw.gate.npz", "mw.json", "mw.keras"]
-    from covidgui.core.model import Classifier
+    from covidgui.core.inference.classifier import Classifier
 
     assert Classifier.load(out, lungs=False).gate is not None

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from covidgui.core.comparison import roc_curves, score_files
-from covidgui.core.dataset import LabelledFiles
+from covidgui.core.scoring.comparison import roc_curves, score_files
+from covidgui.core.data.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError, ImageLoadError
-from covidgui.core.model import Prediction
-from covidgui.core.modelcard import ModelCard
+from covidgui.core.inference.classifier import Prediction
+from covidgui.core.models.modelcard import ModelCard
 
 
 class TableClassifier:

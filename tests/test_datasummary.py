@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from covidgui.core.datasummary import summarize_training_data
+from covidgui.core.data.datasummary import summarize_training_data
 from tests.tiny_data import make_class_folders
 
 

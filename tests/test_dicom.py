@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1, RLELossless
 
-from covidgui.core.dicom import PatientIdentity
+from covidgui.core.io.dicom import PatientIdentity
 from covidgui.core.errors import ImageLoadError
-from covidgui.core.images import is_supported, load_xray
+from covidgui.core.io.images import is_supported, load_xray
 from tests.conftest import SHARED_DATA
 from tests.dicom_factory import (PATIENT_ID, PATIENT_NAME, make_dataset, make_secondary_capture,
                                  make_structured_report, make_xray_dicom)
@@ -247,7 +247,7 @@ def test_old_style_file_without_preamble_or_meta_is_read(tmp_path, name):
 
 
 def test_files_that_merely_start_with_08_are_not_taken_for_dicom(tmp_path):
-    from covidgui.core.dicom import starts_like_headerless_dicom
+    from covidgui.core.io.dicom import starts_like_headerless_dicom
 
     odd = tmp_path / "blob"
     odd.write_bytes(b"\x08\x00\x10\x00" + (10**6).to_bytes(4, "little") + b"x" * 100)  # length beyond the file
@@ -259,7 +259,7 @@ def test_files_that_merely_start_with_08_are_not_taken_for_dicom(tmp_path):
 
 def test_12_bit_jpeg_extended_that_libjpeg_refuses_is_decoded(tmp_path):
     """Some encoders write a sequential scan's spectral selection as 0..0 (the WG04 file RG2_JPLY
-    does); pylibjpeg-libjpeg rejects that, libjpeg-turbo (covidgui.core.dicom_jpeg12) decodes it."""
+    does); pylibjpeg-libjpeg rejects that, libjpeg-turbo (covidgui.core.io.dicom_jpeg12) decodes it."""
     import pydicom
     from pydicom.encaps import encapsulate, generate_frames
 
@@ -303,7 +303,7 @@ def test_file_levels_are_in_the_files_units_after_the_modality_lut(tmp_path):
 
 
 def test_a_voi_lut_curve_has_no_linear_levels(tmp_path):
-    from covidgui.core.dicom import load_dicom
+    from covidgui.core.io.dicom import load_dicom
 
     xray = load_dicom(SHARED_VLUT) if SHARED_VLUT.is_file() else None
     if xray is None:

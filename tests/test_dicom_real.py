@@ -65,7 +65,7 @@ def test_the_folder_holds_exactly_the_files_these_tests_know(real_dir):
 
 
 def test_every_file_is_found_in_a_folder_scan_even_without_extension(real_dir):
-    from covidgui.core.batch import find_images
+    from covidgui.core.analysis.batch import find_images
 
     scan = find_images([real_dir])
     assert sorted(p.name for p in scan.files) == sorted(ALL_FILES)
@@ -74,7 +74,7 @@ def test_every_file_is_found_in_a_folder_scan_even_without_extension(real_dir):
 
 @pytest.mark.parametrize("name", CHEST_FILMS)
 def test_chest_films_are_read_and_classified(real_dir, bundled_classifier, name):
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     xray = within_time_limit(load_xray, real_dir / name)
     assert xray.format == "DICOM" and xray.pixels.ndim == 2
@@ -86,7 +86,7 @@ def test_chest_films_are_read_and_classified(real_dir, bundled_classifier, name)
 
 @pytest.mark.parametrize("name", list(OTHERS))
 def test_other_files_are_shown_then_flagged_with_their_reason(real_dir, bundled_classifier, name):
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     xray = within_time_limit(load_xray, real_dir / name)  # read: the window can show it
     assert xray.pixels.ndim == 2 and 0.0 <= xray.pixels.min() < xray.pixels.max() <= 1.0
@@ -99,7 +99,7 @@ def test_other_files_are_shown_then_flagged_with_their_reason(real_dir, bundled_
 
 
 def test_the_old_style_file_reads_the_same_with_and_without_extension(real_dir):
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     with_ext = load_xray(real_dir / "chest03_CR-MONO1-10-chest.dcm")
     bare = load_xray(real_dir / "chest04_CR-MONO1-10-chest_noext")
@@ -108,7 +108,7 @@ def test_the_old_style_file_reads_the_same_with_and_without_extension(real_dir):
 
 
 def test_jpeg_extended_12_bit_matches_the_lossless_copy_of_the_same_film(real_dir):
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     lossy = load_xray(real_dir / "other11_RG2_hip_JPLY")
     lossless = load_xray(real_dir / "other10_RG2_hip_JPLL")
@@ -118,7 +118,7 @@ def test_jpeg_extended_12_bit_matches_the_lossless_copy_of_the_same_film(real_di
 
 
 def test_the_fake_monochrome1_file_shows_as_the_negative_its_tag_asks_for(real_dir, bundled_classifier):
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     honest = load_xray(real_dir / "chest06_SIIM_CR_jpeg.dcm").pixels
     fake = load_xray(real_dir / FAKE_MONOCHROME1).pixels

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidgui.core.calibration import fit_temperature, nll
-from covidgui.core.metrics import expected_calibration_error, wilson_interval
-from covidgui.core.model import softmax
+from covidgui.core.scoring.calibration import fit_temperature, nll
+from covidgui.core.scoring.metrics import expected_calibration_error, wilson_interval
+from covidgui.core.inference.classifier import softmax
 from tests.conftest import chest_like
 from tests.test_cli import run_cli
 

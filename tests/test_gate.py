@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidgui.core.gate import InputGate, gate_path
-from covidgui.core.model import NOT_XRAY, bundled_model_path
+from covidgui.core.inference.gate import InputGate, gate_path
+from covidgui.core.inference.classifier import NOT_XRAY
+from covidgui.core.models.model_files import bundled_model_path
 
 
 def test_the_bundled_model_has_a_gate():

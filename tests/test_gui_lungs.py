@@ -9,7 +9,7 @@ import os
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from covidgui.core import lungs
+from covidgui.core.inference import lungs
 from covidgui.gui.app import create_app
 from covidgui.gui.main_window import MainWindow
 from tests.conftest import SHARED_DATA

@@ -125,7 +125,7 @@ def test_a_new_image_starts_as_loaded_not_custom(panel):
 def test_dicom_window_in_file_units_widens_beyond_the_file_window(panel):
     """A 12-bit file with a narrow window: the bar shows its units, starts at its window, and
     widening to the stored range brings back the detail the file's window clips."""
-    from covidgui.core.dicom import FileLevels
+    from covidgui.core.io.dicom import FileLevels
 
     values = np.tile(np.linspace(0, 4095, 400, dtype=np.float32), (300, 1))  # file units
     levels = FileLevels(window=(1500.0, 1000.0), stored_range=(0.0, 4095.0))
@@ -146,7 +146,7 @@ def test_dicom_window_in_file_units_widens_beyond_the_file_window(panel):
 
 
 def test_monochrome1_levels_keep_low_values_white(panel):
-    from covidgui.core.dicom import FileLevels
+    from covidgui.core.io.dicom import FileLevels
 
     values = np.tile(np.linspace(0, 1023, 300, dtype=np.float32), (100, 1))
     levels = FileLevels(window=(512.0, 1024.0), stored_range=(0.0, 1023.0), inverted=True)

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from covidgui.core.errors import ImageLoadError
-from covidgui.core.images import MAX_PIXELS, load_xray
+from covidgui.core.io.images import load_xray
+from covidgui.core.io.xray import MAX_PIXELS
 
 GRADIENT = np.tile(np.linspace(0, 255, 64, dtype=np.float64), (48, 1))  # 48 rows x 64 cols
 

@@ -1,4 +1,6 @@
-"""The core never imports Qt: a prediction from a plain Python process leaves PySide6 unloaded."""
+"""The import rules: core never imports Qt (a prediction from a plain Python process leaves PySide6
+unloaded), core's rooms are layers, and no modules import each other in a loop (the contracts in
+pyproject.toml's [tool.importlinter], checked by import-linter)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,21 @@ from pathlib import Path
 import covidgui.core
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_are_kept():
+    """Function-local imports count too: import-linter reads every import statement."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
+
+
 def test_core_sources_do_not_import_qt():
     core = Path(covidgui.core.__file__).parent
-    for source in core.glob("*.py"):
+    for source in core.rglob("*.py"):
         text = source.read_text()
         assert "PySide6" not in text and "PyQt" not in text, source
 
@@ -22,7 +36,7 @@ def test_predicting_through_core_never_imports_pyside(chest_png):
     code = textwrap.dedent(f"""
         import sys
         import covidgui.core
-        from covidgui.core.model import Classifier
+        from covidgui.core.inference.classifier import Classifier
         result = Classifier.load().predict_file({str(chest_png)!r}, heatmap=True)
         print(result.label, any(m.startswith("PySide6") for m in sys.modules))
     """)

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from covidgui.core.errors import ImageLoadError
-from covidgui.core.images import load_xray
+from covidgui.core.io.images import load_xray
 from tests.conftest import chest_like
 from pydicom.uid import JPEGBaseline8Bit, RLELossless
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from covidgui.core import lungs
+from covidgui.core.inference import lungs
 from covidgui.core.errors import DatasetError
-from covidgui.core.lung_guidance import evidence_outside_share, training_mask
-from covidgui.core.preprocess import prepare
-from covidgui.core.training import TrainConfig, build_classifier, train
+from covidgui.core.training.lung_guidance import evidence_outside_share, training_mask
+from covidgui.core.inference.preprocess import prepare
+from covidgui.core.training.train import TrainConfig, build_classifier, train
 from tests.test_lungs import ADULT_NORMAL
 from tests.test_training_core import make_dataset
 
@@ -49,7 +49,7 @@ def test_guided_fit_model_adds_the_weighted_penalty_and_returns_the_logits():
     import keras
 
     classifier = build_classifier(32, 2, seed=0)
-    from covidgui.core.fit_model import build_fit_model
+    from covidgui.core.training.fit_model import build_fit_model
 
     fit_model = build_fit_model(classifier, None, 2, guidance=2.0)
     rng = np.random.default_rng(0)
@@ -83,7 +83,7 @@ def test_training_mask_of_a_real_xray_covers_its_lungs(segmenter):
     path = ADULT_NORMAL / segmenter.card["training"]["held_back"][0]
     if not path.is_file():
         pytest.skip(f"shared data not found at {ADULT_NORMAL} (set COVIDGUI_SHARED_DATA to its folder)")
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     model_input = prepare(load_xray(path, max_side=224).pixels, 224).input
     lungs_only = training_mask(segmenter, model_input, margin=0.0)
@@ -101,7 +101,7 @@ def test_training_with_lung_guidance_runs_and_records_it(segmenter, tmp_path):
     guidance = result.classifier.card.training["lung_guidance"]
     # Images the segmenter finds no plausible lungs in get an all-ones mask (no guidance); the card
     # counts them.
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     unguided = sum(training_mask(segmenter, prepare(load_xray(p, max_side=32).pixels, 32).input).min() == 1.0
                    for p in files.paths)
@@ -123,7 +123,7 @@ def test_lung_guidance_without_the_lung_model_is_refused(monkeypatch, tmp_path):
 def test_the_source_adversary_adds_its_loss_and_reverses_the_gradient_to_the_features():
     import tensorflow as tf
 
-    from covidgui.core.fit_model import _reverse_gradient, build_fit_model
+    from covidgui.core.training.fit_model import _reverse_gradient, build_fit_model
 
     classifier = build_classifier(32, 2, seed=0)
     # sources 0 and 1 are COVID-19 collections, 2 a normal one

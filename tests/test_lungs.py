@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from covidgui.core import lungs
-from covidgui.core.lungs import check_lungs, dice, lung_attention, outline_rgba
+from covidgui.core.inference import lungs
+from covidgui.core.inference.lungs import check_lungs, dice, lung_attention
+from covidgui.core.output import overlay
+from covidgui.core.output.overlay import outline_rgba
 from tests.conftest import SHARED_DATA, chest_like
 
 ADULT_NORMAL = SHARED_DATA / "adult-normal"
@@ -120,7 +122,7 @@ def test_segmenter_card_records_its_training(segmenter):
 
 
 def test_dice_on_three_held_back_masks_is_above_0_85(segmenter, held_back_adults):
-    from covidgui.core.lung_training import held_back_dice
+    from covidgui.core.training.lung_training import held_back_dice
 
     scores = held_back_dice(segmenter, held_back_adults)
     assert len(scores) == 3
@@ -128,8 +130,8 @@ def test_dice_on_three_held_back_masks_is_above_0_85(segmenter, held_back_adults
 
 
 def test_a_real_xray_has_plausible_lungs_and_a_flat_image_has_none(segmenter, held_back_adults):
-    from covidgui.core.images import load_xray
-    from covidgui.core.preprocess import prepare
+    from covidgui.core.io.images import load_xray
+    from covidgui.core.inference.preprocess import prepare
 
     real = prepare(load_xray(held_back_adults[0]).pixels, segmenter.input_size).input
     flat = np.full_like(real, 0.5)
@@ -158,7 +160,7 @@ def test_bundled_classifier_looks_at_the_lungs(bundled_classifier, segmenter, he
 
 
 def test_batch_measures_the_attention_of_the_single_view(bundled_classifier, segmenter, held_back_adults):
-    from covidgui.core.batch import classify_stream
+    from covidgui.core.analysis.batch import classify_stream
 
     items = [i for chunk in classify_stream(bundled_classifier, held_back_adults, batch_size=2) for i in chunk]
     for item, path in zip(items, held_back_adults):
@@ -189,7 +191,7 @@ def no_lung_model(monkeypatch, tmp_path):
 
 def test_classifier_and_cli_work_without_the_lung_model(no_lung_model, chest_png, capsys):
     from covidgui.cli import main
-    from covidgui.core.model import Classifier
+    from covidgui.core.inference.classifier import Classifier
 
     classifier = Classifier.load()
     assert classifier.lungs is None
@@ -211,17 +213,17 @@ def test_a_broken_lung_model_turns_the_lung_features_off(monkeypatch, tmp_path):
 def test_overlay_with_outline_draws_the_line_over_the_image():
     mask = two_lungs()
     pixels = np.full(mask.shape, 0.5, np.float32)
-    rgb = lungs.overlay_with_outline(pixels, None, mask)
+    rgb = overlay.overlay_with_outline(pixels, None, mask)
     assert rgb.shape == mask.shape + (3,) and rgb.dtype == np.uint8
     coloured = (rgb != 128).any(axis=2)
     assert coloured.any() and coloured[mask].mean() < 0.2  # the outline, not the filled lungs
-    assert (lungs.overlay_with_outline(pixels, None, None) == 128).all()
+    assert (overlay.overlay_with_outline(pixels, None, None) == 128).all()
 
 
 def test_lung_crop_and_mask_variants_keep_the_shared_input_shape(segmenter, held_back_adults):
-    from covidgui.core.images import load_xray
-    from covidgui.core.lung_crop import LungPreprocessor
-    from covidgui.core.preprocess import prepare
+    from covidgui.core.io.images import load_xray
+    from lung_crop import LungPreprocessor
+    from covidgui.core.inference.preprocess import prepare
 
     pixels = load_xray(held_back_adults[0]).pixels
     usual = prepare(pixels, 96)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from covidgui.core.errors import ModelError
-from covidgui.core.model import Classifier, bundled_model_path, softmax
+from covidgui.core.inference.classifier import Classifier, softmax
+from covidgui.core.models.model_files import bundled_model_path
 
 
 def test_bundled_model_is_small_and_has_a_card():
@@ -55,7 +56,7 @@ def test_bad_files_in_a_batch_are_returned_not_raised(bundled_classifier, chest_
 
 
 def test_batched_gradcam_equals_one_image_at_a_time(bundled_classifier):
-    from covidgui.core.preprocess import prepare
+    from covidgui.core.inference.preprocess import prepare
     from tests.conftest import chest_like
 
     inputs = np.stack([prepare(chest_like(160, seed=i) / 255.0, bundled_classifier.input_size).input

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from covidgui.core import sources
-from covidgui.core.model import bundled_model_path
+from covidgui.core.scoring import sources
+from covidgui.core.models.model_files import bundled_model_path
 from tests.conftest import SHARED_DATA
 
 ROW_KEYS = {"source", "class", "n", "correct"}

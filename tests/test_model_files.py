@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidgui.core import model_files, registry
+from covidgui.core.models import model_files
+from covidgui.core.models import registry
 from covidgui.core.errors import ModelError
-from covidgui.core.gate import InputGate, gate_path
-from covidgui.core.model import NO_INPUT_CHECK_WARNING, Classifier, bundled_model_path
-from covidgui.core.modelcard import ModelCard, card_path, read_card
-from covidgui.core.training import build_classifier, save_model
+from covidgui.core.inference.gate import InputGate, gate_path
+from covidgui.core.inference.classifier import NO_INPUT_CHECK_WARNING, Classifier
+from covidgui.core.models.model_files import bundled_model_path
+from covidgui.core.models.modelcard import ModelCard, card_path, read_card
+from covidgui.core.training.train import build_classifier
+from covidgui.core.models.model_files import save_model
 from tests.test_cli import run_cli
 
 SIZE = 32

@@ -41,10 +41,10 @@ GUARDED_FLOWS = textwrap.dedent("""
     make_class_folders(root / "data", {"Covid": 6, "Normal": 6}, size=40)
     files = sorted((root / "data").rglob("*.png"))
 
-    from covidgui.core.model import Classifier
-    from covidgui.core.batch import classify_stream
-    from covidgui.core.dataset import LabelledFiles
-    from covidgui.core.training import TrainConfig, train
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.analysis.batch import classify_stream
+    from covidgui.core.data.dataset import LabelledFiles
+    from covidgui.core.training.train import TrainConfig, train
 
     classifier = Classifier.load()
     # Tiny generated images may be turned away by the input gate; the model still ran on them.

@@ -102,8 +102,8 @@ def _declared_types():
 
 
 def test_the_bundle_declares_every_type_the_loader_opens():
-    from covidgui.core.dicom import DICOM_EXTENSIONS
-    from covidgui.core.images import RASTER_EXTENSIONS
+    from covidgui.core.io.dicom import DICOM_EXTENSIONS
+    from covidgui.core.io.images import RASTER_EXTENSIONS
     from tests.conftest import REPO
 
     types = _declared_types()

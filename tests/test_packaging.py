@@ -58,9 +58,9 @@ def test_bundle_classifies_png_and_dicom(tmp_path):
 
 def test_bundle_training_job_trains_in_its_child_process(tmp_path):
     """What the Training tab starts in a frozen app: `CovidGUI --training-job DIR`."""
-    from covidgui.core.dataset import scan_class_folders
-    from covidgui.core.training import TrainConfig
-    from covidgui.core.training_job import MODEL_FILE, write_job
+    from covidgui.core.data.dataset import scan_class_folders
+    from covidgui.core.training.train import TrainConfig
+    from covidgui.core.training.job import MODEL_FILE, write_job
     from tests.tiny_data import make_class_folders
 
     files = scan_class_folders(make_class_folders(tmp_path / "data", {"Covid": 6, "Normal": 6}, size=40))

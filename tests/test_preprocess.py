@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from covidgui.core.preprocess import border_box, equalize_histogram, prepare, to_source_space
+from covidgui.core.inference.preprocess import border_box, equalize_histogram, prepare, to_source_space
 from tests.conftest import chest_like
 
 

@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from covidgui.core import registry
+from covidgui.core.models import registry
 from covidgui.core.errors import ModelError
-from covidgui.core.model import bundled_model_path
-from covidgui.core.modelcard import ModelCard, card_path
+from covidgui.core.models.model_files import bundled_model_path
+from covidgui.core.models.modelcard import ModelCard, card_path
 
 
 @pytest.fixture(scope="module")
 def untrained():
     """A small untrained classifier with a card (saving needs no training)."""
-    from covidgui.core.model import Classifier
-    from covidgui.core.training import build_classifier
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.training.train import build_classifier
 
     def make():
         card = ModelCard(name="x", version="0", classes=["Covid", "Normal"], input_size=32,

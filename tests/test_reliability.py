@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
-from covidgui.core import logs
+from covidgui.core.io import logs
 from covidgui.gui.crash import CrashReporter
 from tests.dicom_factory import PATIENT_BIRTH_DATE, PATIENT_ID, make_xray_dicom
 
@@ -78,7 +78,7 @@ def test_sys_excepthook_logs_the_traceback(qtbot, log_dir):
 
 
 def test_patient_identifiers_never_reach_the_log(tmp_path, log_dir):
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     logs.setup_logging()
     xray = load_xray(make_xray_dicom(tmp_path / "p.dcm", np.linspace(0, 1, 64 * 64).reshape(64, 64)))
@@ -173,7 +173,7 @@ def _dicom_that_fails_after_its_header(path):
 
 def test_identifiers_of_a_dicom_that_fails_to_decode_are_redacted_in_any_case(tmp_path, log_dir):
     from covidgui.core.errors import ImageLoadError
-    from covidgui.core.images import load_xray
+    from covidgui.core.io.images import load_xray
 
     logs.setup_logging()
     path = _dicom_that_fails_after_its_header(tmp_path / "TESTPERSON_alice_cxr.dcm")
@@ -199,9 +199,9 @@ def test_the_training_childs_stderr_log_is_redacted(tmp_path):
     job.mkdir()
     code = f"""
 import os
-from covidgui.core import training_job
+from covidgui.core.training import job as training_job
 from covidgui.core.errors import ImageLoadError
-from covidgui.core.images import load_xray
+from covidgui.core.io.images import load_xray
 
 def run(job_dir, emit, stop):
     try:
@@ -232,7 +232,7 @@ def test_a_native_crash_leaves_its_stacks_in_the_app_log(tmp_path):
     import os
     import subprocess
 
-    code = ("from covidgui.core.logs import setup_logging\n"
+    code = ("from covidgui.core.io.logs import setup_logging\n"
             "import faulthandler, logging\n"
             "setup_logging(); logging.getLogger('t').warning('before the crash')\n"
             "def deep_in_the_app():\n    faulthandler._sigsegv()\n"
@@ -250,7 +250,7 @@ def test_a_native_crash_of_the_training_child_reaches_its_stderr_log(tmp_path):
 
     job = tmp_path / "job"
     job.mkdir()
-    code = ("import faulthandler\nfrom covidgui.core import training_job\n"
+    code = ("import faulthandler\nfrom covidgui.core.training import job as training_job\n"
             "def run(job_dir, emit, stop):\n    faulthandler._sigsegv()\n"
             f"training_job.run = run\ntraining_job.main([{str(job)!r}])\n")
     with open(job / "stderr.log", "w") as log_file:

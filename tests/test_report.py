@@ -11,10 +11,12 @@ import pytest
 from pypdf import PdfReader
 
 from covidgui import DISCLAIMER
-from covidgui.core.images import load_xray
-from covidgui.core.model import Prediction, bundled_model_path
-from covidgui.core.modelcard import read_card
-from covidgui.core.report import compose_overlay, save_png, write_report
+from covidgui.core.io.images import load_xray
+from covidgui.core.inference.classifier import Prediction
+from covidgui.core.models.model_files import bundled_model_path
+from covidgui.core.models.modelcard import read_card
+from covidgui.core.output.overlay import compose_overlay
+from covidgui.core.output.report import save_png, write_report
 from tests.conftest import chest_like
 from tests.dicom_factory import PATIENT_ID, make_xray_dicom
 

@@ -25,7 +25,7 @@ def test_self_test_passes_in_this_installation(user_data_dir):
 
 
 def test_self_test_fails_with_the_reason(monkeypatch, capsys):
-    from covidgui.core import model
+    from covidgui.core.inference import classifier as model
 
     def broken(*args, **kwargs):
         raise ModelError("the bundled model file is missing")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from covidgui.core.model import OUTSIDE_LUNGS_SHIFT, Classifier
+from covidgui.core.inference.classifier import OUTSIDE_LUNGS_SHIFT, Classifier
 from tests.test_lungs import two_lungs
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidgui.core import sources
-from covidgui.core.augment import acquisition_augment
-from covidgui.core.calibration import fit_indeterminate_band
-from covidgui.core.dataset import LabelledFiles, split_off
-from covidgui.core.preprocess import crop_and_resize, equalize_histogram, prepare
-from covidgui.core.training import balanced_sample_weight
+from covidgui.core.scoring import sources
+from covidgui.core.training.augment import acquisition_augment
+from covidgui.core.scoring.calibration import fit_indeterminate_band
+from covidgui.core.data.dataset import LabelledFiles, split_off
+from covidgui.core.inference.preprocess import crop_and_resize, equalize_histogram, prepare
+from covidgui.core.training.train import balanced_sample_weight
 from tests.conftest import SHARED_DATA, chest_like
 
 
@@ -85,7 +85,7 @@ def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_pa
                 return {"Covid": "COVID-19"}.get(c, c)
 
         def predict_files(self, paths):
-            from covidgui.core.model import Prediction
+            from covidgui.core.inference.classifier import Prediction
 
             for path in paths:
                 yield Prediction("COVID-19", "COVID-19", "Covid", 0.9, {"COVID-19": 0.9, "Normal": 0.1}, path=path)
@@ -179,7 +179,7 @@ def test_the_real_sources_and_their_locked_test_split():
 
 
 def test_a_subfolder_of_a_class_folder_is_a_source(tmp_path):
-    from covidgui.core.dataset import scan_class_folders
+    from covidgui.core.data.dataset import scan_class_folders
 
     for rel in ("Covid/hospital-a/1.png", "Covid/hospital-b/deep/2.png", "Covid/3.png", "Normal/4.png"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,7 @@ def test_a_subfolder_of_a_class_folder_is_a_source(tmp_path):
 
 
 def test_amplitude_mix_keeps_the_phase_and_moves_the_amplitude():
-    from covidgui.core.augment import amplitude_mix
+    from covidgui.core.training.augment import amplitude_mix
 
     rng = np.random.default_rng(0)
     image = chest_like(64).astype(np.float32) / 255

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidgui.core.dataset import scan_class_folders
+from covidgui.core.data.dataset import scan_class_folders
 from covidgui.core.errors import DatasetError
-from covidgui.core.training import ProgressListener, TrainConfig, save_model, train
+from covidgui.core.training.train import ProgressListener, TrainConfig, train
+from covidgui.core.models.model_files import save_model
 from tests.conftest import chest_like
 
 
@@ -63,7 +64,7 @@ def test_training_reports_progress_and_validation_figures(tiny_run):
 
 
 def test_saved_model_loads_back_to_the_same_predictions(tiny_run, tmp_path):
-    from covidgui.core.model import Classifier
+    from covidgui.core.inference.classifier import Classifier
 
     result, _, root = tiny_run
     path = save_model(result.classifier, tmp_path / "tiny.keras")

@@ -9,12 +9,12 @@ import pickle
 import numpy as np
 import pytest
 
-from covidgui.core.comparison import Scores, roc_curves
-from covidgui.core.training_job import OUTCOME_ARRAYS, OUTCOME_FILE, read_outcome, write_outcome
+from covidgui.core.scoring.comparison import Scores, roc_curves
+from covidgui.core.training.job import OUTCOME_ARRAYS, OUTCOME_FILE, read_outcome, write_outcome
 
 
 def _scores(seed: int) -> Scores:
-    from covidgui.core.metrics import classification_report
+    from covidgui.core.scoring.metrics import classification_report
 
     rng = np.random.default_rng(seed)
     labels = np.array([0, 1] * 5)
@@ -87,9 +87,9 @@ def fake_child(job_dir: str, events, control, log_path: str) -> None:
 def test_the_window_never_unpickles_what_the_child_left(qtbot, monkeypatch):
     """A child (or anything that can write the job folder) that leaves a pickle and names it in its
     'finished' event cannot run code in the window's process: the worker reads JSON + npz only."""
-    from covidgui.core import training_job
-    from covidgui.core.dataset import LabelledFiles
-    from covidgui.core.training import TrainConfig
+    from covidgui.core.training import job as training_job
+    from covidgui.core.data.dataset import LabelledFiles
+    from covidgui.core.training.train import TrainConfig
     from covidgui.gui.training_worker import TrainingWorker
 
     monkeypatch.setattr(training_job, "process_main", fake_child)

@@ -6,8 +6,8 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from covidgui.core import registry
-from covidgui.core.model import bundled_model_path
+from covidgui.core.models import registry
+from covidgui.core.models.model_files import bundled_model_path
 from covidgui.gui.app import create_app
 from covidgui.gui.main_window import MainWindow
 from tests.tiny_data import make_class_folders
@@ -63,7 +63,7 @@ def test_the_tab_is_built_when_first_opened(qtbot):
 
 
 def test_lung_guidance_is_on_by_default_and_can_be_turned_off(qtbot):
-    from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT
+    from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT
 
     win = new_window(qtbot)
     tab = win.open_training_tab()
@@ -216,9 +216,9 @@ def test_closing_during_training_asks_then_stops_cleanly(qtbot, tiny_folders):
 
 
 def test_models_dialog_switches_and_deletes_user_versions_only(qtbot, user_data_dir):
-    from covidgui.core.model import Classifier
-    from covidgui.core.modelcard import ModelCard
-    from covidgui.core.training import build_classifier
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.models.modelcard import ModelCard
+    from covidgui.core.training.train import build_classifier
 
     card = ModelCard(name="Clinic", version="0", classes=["Covid", "Normal"], input_size=32)
     saved = registry.save_version(Classifier(build_classifier(32, 2), card), "Clinic")

@@ -18,7 +18,7 @@ from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from covidgui.core.lungs import attention_percent, low_attention
+from covidgui.core.inference.lungs import attention_percent, low_attention
 from covidgui.gui.batch_worker import BatchRunner, BatchSummary
 from covidgui.gui.result_panel import LABEL_COLOURS, percent
 
@@ -36,7 +36,7 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 
 def _flags_text(item) -> str:
     """The result's flags, then the file's own cautions (multi-frame, modality, body part, view)."""
-    from covidgui.core.batch import flags_of  # imported on first use: start-up stays light
+    from covidgui.core.analysis.batch import flags_of  # imported on first use: start-up stays light
 
     return ", ".join(flags_of(item.prediction) + list(getattr(item.prediction, "warnings", None) or []))
 
@@ -383,7 +383,7 @@ class BatchView(QWidget):
 
     def export_csv(self, path: str | Path) -> Path:
         """Write the rows shown to ``path`` (atomically). Raises CovidGUIError when it cannot."""
-        from covidgui.core.batch import write_csv
+        from covidgui.core.analysis.batch import write_csv
 
         return write_csv(path, self.visible_items(), self.card)
 

@@ -48,7 +48,7 @@ class BatchJob(QObject):
 
     @Slot()
     def run(self) -> None:
-        from covidgui.core.batch import classify_stream, find_images
+        from covidgui.core.analysis.batch import classify_stream, find_images
 
         summary = BatchSummary()
         try:

@@ -1,7 +1,7 @@
 """Uncaught exceptions: logged with their traceback, and shown to the user in plain words.
 
 ``install(parent)`` replaces ``sys.excepthook`` and ``threading.excepthook``. Every uncaught
-exception is written to the rotating log (covidgui.core.logs, patient identifiers removed) and a
+exception is written to the rotating log (covidgui.core.io.logs, patient identifiers removed) and a
 dialog says that something went wrong and where the log is. Exceptions raised on other threads
 reach the dialog through a queued signal, because widgets may only be touched on the GUI thread.
 """
@@ -15,7 +15,7 @@ import threading
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from covidgui.core.logs import log_path, setup_logging
+from covidgui.core.io.logs import log_path, setup_logging
 
 log = logging.getLogger("covidgui.crash")
 

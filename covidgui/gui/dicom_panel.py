@@ -95,7 +95,7 @@ class HeatmapLegend(QWidget):
 
 def legend_rgba(width: int = 256, height: int = 14, backdrop: int = 90) -> np.ndarray:
     """uint8 (height, width, 4): the overlay colours from 0 to 1, over a grey as they appear on an X-ray."""
-    from covidgui.core.heatmap import colorize
+    from covidgui.core.output.overlay import colorize
 
     ramp = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1))
     rgba = colorize(ramp).astype(np.float32)

@@ -31,7 +31,7 @@ class ClassifiedImage:
     display: np.ndarray  # float32 (H, W) 0..1 greyscale for the viewer (float keeps 16-bit detail for window/level)
     prediction: object  # core.model.Prediction
     overlay: np.ndarray | None  # uint8 (H, W, 4) heatmap colours, same shape as display
-    # The decoded file's metadata (core.images.XRay.metadata): "warnings", and for DICOM "dicom" and
+    # The decoded file's metadata (core.io.xray.XRay.metadata): "warnings", and for DICOM "dicom" and
     # "patient" (a PatientIdentity, whose repr hides the identifiers).
     metadata: dict = field(default_factory=dict)
     heatmap: np.ndarray | None = None  # float32 (H, W) 0..1 at display size, for reports
@@ -56,7 +56,7 @@ class InferenceWorker(QObject):
     def load_model(self, path: str) -> None:
         """Load the model at ``path`` ('' = the bundled one). Emits model_loaded or model_failed."""
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.model import Classifier
+        from covidgui.core.inference.classifier import Classifier
 
         try:
             self.classifier = Classifier.load(path or None)
@@ -78,7 +78,7 @@ class InferenceWorker(QObject):
     def classify(self, request_id: int, path: str) -> None:
         """Decode, classify and explain one image; emits classified or failed."""
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.images import load_xray
+        from covidgui.core.io.images import load_xray
 
         if self.classifier is None:
             self.failed.emit(request_id, path, "No model is loaded, so no result can be shown.")
@@ -91,14 +91,14 @@ class InferenceWorker(QObject):
             display = _display_size(xray.pixels).astype(np.float32)
             overlay = heat = None
             if prediction.heatmap is not None:
-                from covidgui.core.heatmap import colorize
-                from covidgui.core.preprocess import resize
+                from covidgui.core.output.overlay import colorize
+                from covidgui.core.inference.preprocess import resize
 
                 heat = np.clip(resize(prediction.heatmap, display.shape), 0.0, 1.0)  # same aspect ratio
                 overlay = colorize(heat)
             lung_outline = None
             if prediction.lung_mask is not None:
-                from covidgui.core.lungs import outline_rgba
+                from covidgui.core.output.overlay import outline_rgba
 
                 lung_outline = outline_rgba(prediction.lung_mask, display.shape)
             levels = xray.metadata.get("file_levels")
@@ -115,7 +115,7 @@ class InferenceWorker(QObject):
 
 
 def _display_size(pixels: np.ndarray) -> np.ndarray:
-    from covidgui.core.preprocess import resize
+    from covidgui.core.inference.preprocess import resize
 
     h, w = pixels.shape
     scale = MAX_DISPLAY_SIDE / max(h, w)

@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
 
     def export_report(self, out_path: str | Path, include_patient: bool = False) -> Path | None:
         """Write the PDF report of the current result; returns its path (None when it failed)."""
-        from covidgui.core.report import write_report
+        from covidgui.core.output.report import write_report
 
         result = self.last_result
         if result is None or self.card is None:
@@ -408,7 +408,7 @@ class MainWindow(QMainWindow):
 
 
 def _active_model_path() -> str:
-    from covidgui.core.registry import active_model_path
+    from covidgui.core.models.registry import active_model_path
 
     return str(active_model_path())
 

@@ -7,8 +7,8 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgress
                                QVBoxLayout, QWidget)
 
 from covidgui import DISCLAIMER
-from covidgui.core.lungs import LOW_ATTENTION_WARNING, NO_LUNGS_REASON, attention_percent, low_attention
-from covidgui.core.model import NOT_XRAY, NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING
+from covidgui.core.inference.lungs import LOW_ATTENTION_WARNING, NO_LUNGS_REASON, attention_percent, low_attention
+from covidgui.core.inference.classifier import NOT_XRAY, NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING
 from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
 # Colours a clinician reads at a glance; text is always there too, never colour alone.

@@ -1,7 +1,7 @@
 """What the app remembers between sessions: window geometry, last folders, heatmap opacity.
 
 Kept with QSettings in an INI file next to the user's models (``registry.data_dir()``, so
-``COVIDGUI_DATA_DIR`` moves it too); the active model is remembered by covidgui.core.registry.
+``COVIDGUI_DATA_DIR`` moves it too); the active model is remembered by covidgui.core.models.registry.
 A settings file that cannot be parsed, or a value of the wrong type, falls back to the default:
 a damaged file must never stop the app from starting. A damaged file is set aside as
 ``settings.ini.corrupt`` so the next save starts clean.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from covidgui.core.registry import data_dir
+from covidgui.core.models.registry import data_dir
 
 log = logging.getLogger(__name__)
 

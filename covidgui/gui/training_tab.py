@@ -16,9 +16,9 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBo
                                QScrollArea, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
-from covidgui.core.lung_guidance import LUNG_GUIDANCE_WEIGHT
-from covidgui.core.lungs import bundled_segmenter_path
-from covidgui.core.training import TrainConfig
+from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT
+from covidgui.core.inference.lungs import bundled_segmenter_path
+from covidgui.core.training.train import TrainConfig
 from covidgui.gui.charts import EvaluationCharts, LearningCurves
 from covidgui.gui.training_worker import TrainingOutcome, TrainingThread
 
@@ -524,7 +524,7 @@ class TrainingTab(QWidget):
         self._activate(self.saved_version)
 
     def _activate(self, version) -> None:
-        from covidgui.core.registry import set_active
+        from covidgui.core.models.registry import set_active
 
         set_active(version.id)
         self.keep_label.setText(f"“{version.card.name}” v{version.card.version} is now the active model.")
@@ -554,7 +554,7 @@ def _esc(text: str) -> str:
 
 
 def _wilson(successes: int, n: int):
-    from covidgui.core.metrics import wilson_interval
+    from covidgui.core.scoring.metrics import wilson_interval
 
     return wilson_interval(successes, n)
 

@@ -48,7 +48,7 @@ class TrainingWorker(QObject):
 
     # Train in a child process (True) or on this worker's thread (False). The process keeps the
     # GUI's event loop free of the interpreter lock that tracing and decoding hold; see
-    # covidgui.core.training_job and benchmarks/training.py gui --thread for the comparison.
+    # covidgui.core.training.job and benchmarks/training.py gui --thread for the comparison.
     # Every build trains in the child, the windowed Windows .exe included: it is a multiprocessing
     # (spawn) process talking over pipes, so it needs no console streams, and a frozen app runs it
     # through multiprocessing.freeze_support (covidgui.__main__).
@@ -88,7 +88,7 @@ class TrainingWorker(QObject):
 
     @Slot(int, str, str, float, int)
     def summarize(self, request_id: int, train_dir: str, val_dir: str, val_share: float, seed: int) -> None:
-        from covidgui.core.datasummary import summarize_training_data
+        from covidgui.core.data.datasummary import summarize_training_data
 
         try:
             summary = summarize_training_data(train_dir, val_dir or None, val_share, seed,
@@ -115,8 +115,8 @@ class TrainingWorker(QObject):
         import tempfile
         from pathlib import Path
 
-        from covidgui.core.registry import active_model_path
-        from covidgui.core.training_job import process_main, read_outcome, write_job
+        from covidgui.core.models.registry import active_model_path
+        from covidgui.core.training.job import process_main, read_outcome, write_job
 
         self.remove_job_folder()
         job_dir = self._job_dir = Path(tempfile.mkdtemp(prefix="covidgui-training-"))
@@ -183,7 +183,7 @@ class TrainingWorker(QObject):
 
     def _train_in_thread(self, summary, config, training_info: dict) -> None:
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.training import ProgressListener, train
+        from covidgui.core.training.train import ProgressListener, train
 
         worker = self
 
@@ -218,10 +218,10 @@ class TrainingWorker(QObject):
         self.finished.emit(outcome)
 
     def _score(self, result, val_files, seconds: float) -> TrainingOutcome:
-        from covidgui.core.comparison import roc_curves, score_files
+        from covidgui.core.scoring.comparison import roc_curves, score_files
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.model import Classifier
-        from covidgui.core.registry import active_model_path
+        from covidgui.core.inference.classifier import Classifier
+        from covidgui.core.models.registry import active_model_path
 
         new_scores = score_files(result.classifier, val_files)
         active_scores = active_curves = None
@@ -246,7 +246,7 @@ class TrainingWorker(QObject):
     def save(self, name: str, notes: str) -> None:
         """Store the last trained model as a new version; emits saved or save_failed."""
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.registry import save_version, save_version_file
+        from covidgui.core.models.registry import save_version, save_version_file
 
         outcome = self._outcome
         if outcome is None:

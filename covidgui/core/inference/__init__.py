@@ -1,0 +1,1 @@
+"""Running a model on one image or a batch: preprocessing, classifier, input gate, lung fields."""

@@ -1,0 +1,503 @@
+"""Loading a classifier with its model card, and predicting on images.
+
+TensorFlow is imported inside the functions that need it, so that ``import covidgui.core.inference.classifier``
+is cheap and the GUI can show its window before paying the ~5 s TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from covidgui.core.errors import ImageLoadError, ModelError
+from covidgui.core.inference.keras_env import quiet_tensorflow
+from covidgui.core.io.images import load_xray
+from covidgui.core.io.xray import XRay
+from covidgui.core.models.model_files import bundled_model_path
+from covidgui.core.models.modelcard import ModelCard, read_card
+from covidgui.core.inference.preprocess import Prepared, prepare, resize, to_source_space
+
+INDETERMINATE = "Indeterminate"
+NOT_XRAY = "Not a chest X-ray"
+NOT_XRAY_MESSAGE = "This does not look like a chest X-ray; no result shown."
+# Shown wherever a model without an input gate classifies (window, classify, report).
+NO_INPUT_CHECK_WARNING = ("No input check: this model has no input gate, so it labels any picture (a photograph, "
+                          "a document) COVID-19 or Normal. Use it on frontal chest X-rays only.")
+# The convolution whose activations Grad-CAM weighs, and the pooled features the input gate
+# models; every model we build names them so.
+HEATMAP_LAYER = "last_conv"
+EMBEDDING_LAYER = "embedding"
+# The shortcut check: the image is classified again with everything outside the lungs blanked.
+# When its label differs, or the probability of the shown class falls by more than this, the
+# result "depends on what lies outside the lungs".
+OUTSIDE_LUNGS_SHIFT = 0.25
+OUTSIDE_LUNGS_WARNING = ("This result depends on what lies outside the lungs: with only the lung fields "
+                         "visible the model answers differently. Treat it with caution.")
+
+
+@dataclass
+class Prediction:
+    """One image's result.
+
+    label: what to show: the display name of the predicted class, "Indeterminate" when the
+        calibrated confidence falls inside the model card's indeterminate band, or
+        "Not a chest X-ray" when the input gate rejected the image.
+    class_label: the label the classifier gives, whatever the gate said ("classify anyway").
+    class_name: the predicted class (a model-card class name), even when indeterminate.
+    confidence: calibrated probability of ``class_name``, 0..1.
+    probabilities: display name -> calibrated probability; they sum to 1.
+    not_xray: the input gate's verdict; gate_score: its worst score over the threshold (> 1 rejects).
+    heatmap: float32 (H, W) of the source image, 0..1, or None when not asked for.
+    lungs_plausible: whether the lung model found a plausible pair of lung fields (None: no lung
+        model); reported, and it rejects the image only when ``Classifier.LUNG_GATE`` is on.
+    lung_mask: bool (H, W) of the source image, the segmented lung fields (predict_xray/predict_file
+        only), or None.
+    lung_attention: share of the heatmap's mass inside the lung fields, 0..1, measured on the model
+        input; set when the lung model is loaded and a heatmap was made (single images with a
+        heatmap, batches), else None.
+    lung_only_label, lung_only_confidence: the shortcut check, the label (display name) and its
+        calibrated probability when the image is classified again with everything outside the
+        lung fields blanked; None without a lung model or plausible lungs.
+    depends_on_outside_lungs: the check fired: the lung-only label differs, or the shown class's
+        probability fell by more than OUTSIDE_LUNGS_SHIFT; None when the check did not run.
+    warnings: short notes about the input file (lateral view, multi-frame, modality or body part
+        other than a chest radiograph: ``XRay.metadata["short_warnings"]``), empty when none.
+    """
+
+    label: str
+    class_label: str
+    class_name: str
+    confidence: float
+    probabilities: dict[str, float]
+    indeterminate: bool = False
+    not_xray: bool = False
+    gate_score: float | None = None
+    path: Path | None = None
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+    lungs_plausible: bool | None = None
+    lung_mask: np.ndarray | None = field(default=None, repr=False)
+    lung_attention: float | None = None
+    lung_only_label: str | None = None
+    lung_only_confidence: float | None = None
+    depends_on_outside_lungs: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def withheld(self) -> bool:
+        """The gate rejected the image and nobody asked to classify it anyway: no class result or
+        probability may be shown (the numbers are those of an image the model should not judge)."""
+        return self.not_xray and self.label == NOT_XRAY
+
+    @property
+    def classified_anyway(self) -> bool:
+        """The gate rejected the image but the user asked for the classifier's answer."""
+        return self.not_xray and self.label != NOT_XRAY
+
+    def classify_anyway(self) -> "Prediction":
+        """The same result with the gate overridden: the classifier's label is shown."""
+        return replace(self, label=self.class_label)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (no heatmap). A withheld image (see :attr:`withheld`) has confidence,
+        probabilities and the lung-only answer None."""
+        return {
+            "path": str(self.path) if self.path is not None else None,
+            "label": self.label,
+            "confidence": None if self.withheld else round(self.confidence, 4),
+            "probabilities": None if self.withheld else {k: round(v, 4) for k, v in self.probabilities.items()},
+            "indeterminate": self.indeterminate,
+            "not_xray": self.not_xray,
+            "gate_score": None if self.gate_score is None else round(self.gate_score, 3),
+            "lungs_found": self.lungs_plausible,
+            "lung_attention": None if self.lung_attention is None else round(self.lung_attention, 4),
+            # The shortcut check is a class answer too: withheld with the rest for a rejected image.
+            "lung_only_label": None if self.withheld else self.lung_only_label,
+            "lung_only_confidence": (None if self.withheld or self.lung_only_confidence is None
+                                     else round(self.lung_only_confidence, 4)),
+            "depends_on_outside_lungs": None if self.withheld else self.depends_on_outside_lungs,
+            "classified_anyway": self.classified_anyway,
+            "warnings": list(self.warnings),
+        }
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits (N, C) divided by ``temperature``; rows sum to 1."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _embedding(keras_model):
+    """The pooled features the input gate models, or an empty slice of the logits for a model from
+    elsewhere (no gate features, logits only)."""
+    try:
+        return keras_model.get_layer(EMBEDDING_LAYER).output
+    except ValueError:
+        return keras_model.output[..., :0]
+
+
+class Classifier:
+    """A Keras classifier, its model card and (when present) its input gate. Build with :meth:`load`."""
+
+    # Whether an image without a plausible pair of lung fields is "Not a chest X-ray" (when a lung
+    # model is loaded). Off: benchmarks/lungs.py measured that the lung check rejects no non-X-ray
+    # the model gate lets through (49/49 either way) but adds 2 false rejections among the 224
+    # covid-xray/Train images. It is still run and reported ("lungs_found").
+    LUNG_GATE = False
+
+    def __init__(self, keras_model, card: ModelCard, path: Path | None = None, gate=None, lungs=None):
+        import keras
+        import tensorflow as tf
+
+        self.keras_model = keras_model
+        # The lung segmenter (covidgui.core.inference.lungs.LungSegmenter) or None: lung features off.
+        self.lungs = lungs
+        self.card = card
+        self.path = path
+        self.gate = gate
+        size = card.input_size
+        both = keras.Model(keras_model.inputs, [keras_model.output, _embedding(keras_model)])
+        # A traced function with a fixed signature avoids Keras' per-call overhead
+        # (model.predict costs tens of ms even for one small image).
+        self._forward = tf.function(
+            lambda x: both(x, training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
+            reduce_retracing=True,
+        )
+        # A model trained on lung fields alone (card preprocessing "lung_mask"): its inputs are
+        # blanked outside the lungs before every pass, as in training.
+        self.masks_lungs = bool(card.preprocessing.get("lung_mask"))
+        self._explained = None  # the traced pass with Grad-CAM, built on first use (see _explained_pass)
+        self._explained_lock = threading.Lock()  # the single-image and batch threads may both ask first
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, lungs: bool = True) -> "Classifier":
+        """Load a ``.keras`` model (safe mode: no code from the file), the card beside it and,
+        when there is one, its input gate (``name.gate.npz``).
+
+        path: the model file; None means the bundled model.
+        lungs: also load the bundled lung segmenter when it is present (lung features off if not).
+        Raises ModelError when the file or its card is missing or does not load.
+        """
+        from covidgui.core.inference.gate import InputGate, gate_path
+        from covidgui.core.models.model_files import verified_companions
+
+        path = Path(path) if path is not None else bundled_model_path()
+        if not path.is_file():
+            raise ModelError(f"The model file {path} does not exist.")
+        card = read_card(path)
+        # The card records the digest of the model and its gate: a missing or foreign gate is refused.
+        companions = verified_companions(path, card)
+        quiet_tensorflow()
+        import keras
+
+        try:
+            keras_model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:  # Keras raises many types for a damaged or foreign file
+            raise ModelError(f"The model file {path.name} cannot be loaded: {exc}") from exc
+        out = keras_model.output_shape[-1]
+        if out != len(card.classes):
+            raise ModelError(f"{path.name} has {out} outputs but its card names {len(card.classes)} classes.")
+        gate = None
+        if companions.get("gate") is not None:
+            try:
+                gate = InputGate.load(companions["gate"])
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelError(f"The input gate {gate_path(path).name} cannot be read: {exc}") from exc
+            features = int(_embedding(keras_model).shape[-1])
+            if gate.feature_mean.shape != (features,):
+                raise ModelError(f"The input gate {gate_path(path).name} does not belong to {path.name} "
+                                 f"(it models {gate.feature_mean.shape[0]} features, the model has {features}).")
+        segmenter = None
+        if lungs:
+            from covidgui.core.inference.lungs import load_bundled_segmenter
+
+            segmenter = load_bundled_segmenter()
+        return cls(keras_model, card, path, gate, segmenter)
+
+    @property
+    def input_size(self) -> int:
+        return self.card.input_size
+
+    @property
+    def input_check_warning(self) -> str | None:
+        """:data:`NO_INPUT_CHECK_WARNING` when this model has no input gate, else None."""
+        return NO_INPUT_CHECK_WARNING if self.gate is None else None
+
+    def prepare(self, pixels: np.ndarray) -> Prepared:
+        """Greyscale pixels (H, W) 0..1 -> this model's input (the shared preprocessing)."""
+        return prepare(pixels, self.input_size)
+
+    def forward(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared inputs (N, S, S) 0..1 -> (logits (N, C) float64, pooled features (N, F))."""
+        batch = np.asarray(inputs, dtype=np.float32)[..., np.newaxis]
+        logits, features = self._forward(batch)
+        return np.asarray(logits, dtype=np.float64), np.asarray(features, dtype=np.float64)
+
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        """Raw outputs for prepared inputs (N, S, S) 0..1 -> (N, C) float64 logits."""
+        return self.forward(inputs)[0]
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities (N, C) for prepared inputs (N, S, S); rows sum to 1."""
+        return softmax(self.logits(inputs), self.card.temperature)
+
+    def predict_inputs(self, inputs: np.ndarray, colourfulness=None, paths=None,
+                       lung_attention: bool = False) -> list[Prediction]:
+        """Predictions for prepared inputs (N, S, S), with the gate's verdict when there is a gate.
+
+        colourfulness: (N,) of the sources (``XRay.metadata["colourfulness"]``), 0 when unknown.
+        lung_attention: also make each input's Grad-CAM and measure its attention on the lungs
+            (when the lung model is loaded). The Grad-CAM comes from the same traced pass as the
+            logits, so this costs a batch about 2 % (benchmarks/batch.py); evaluation skips it.
+        """
+        explain = lung_attention and self.lungs is not None
+        results, lung_maps, cams = self._predict_inputs(inputs, colourfulness, paths, explain)
+        if explain:
+            for result, cam, lung_map in zip(results, cams, lung_maps):
+                result.lung_attention = self._lung_attention(cam, lung_map)
+        return results
+
+    def _predict_inputs(self, inputs, colourfulness=None, paths=None, explain: bool = False):
+        """(predictions, lung probability maps (N, s, s) on the model input or None, and with
+        ``explain`` the Grad-CAM (N, S, S) of each prediction's class, else None)."""
+        cams = None
+        n = len(inputs)
+        lung_maps, plausible, blanked, chosen = None, [None] * n, None, []
+        if self.lungs is not None:
+            from covidgui.core.inference.lungs import check_lungs
+
+            lung_maps = self.lungs.probabilities(inputs)
+            plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
+            blanked, chosen = self._lungs_only(inputs, lung_maps)
+        elif self.masks_lungs:
+            raise ModelError("This model decides from the lung fields alone and needs the lung model "
+                             "(models/lung_segmenter.keras), which is missing.")
+        if self.masks_lungs:
+            inputs = blanked
+        if explain:  # one pass gives the logits and the Grad-CAM of every class
+            logits, features, activations, weights = self._explain(inputs)
+            cams = self._cams(activations, weights, np.argmax(logits, axis=1), np.shape(inputs)[1:])
+        else:
+            logits, features = self.forward(inputs)
+        probs = softmax(logits, self.card.temperature)
+        ratios = [None] * n
+        if self.gate is not None:
+            colour = np.zeros(n) if colourfulness is None else np.asarray(colourfulness, dtype=float)
+            ratios = self.gate.accepts(inputs, features, colour)[1]
+        paths = paths if paths is not None else [None] * n
+        results = [self.prediction_from(p, r, path, ok) for p, r, path, ok in zip(probs, ratios, paths, plausible)]
+        if chosen:
+            self._check_outside_lungs(probs, blanked, chosen, results)
+        return results, lung_maps, cams
+
+    def _lungs_only(self, inputs, lung_maps) -> tuple[np.ndarray, list[int]]:
+        """(the inputs (N, S, S) with everything outside each one's lung fields blanked, the indices
+        of the inputs that had plausible lungs; the others are returned unchanged)."""
+        from covidgui.core.inference.lungs import allowed_region, blank_outside
+
+        inputs = np.array(inputs, dtype=np.float32)
+        chosen = []
+        for i, lung_map in enumerate(lung_maps):
+            region = allowed_region(lung_map, inputs.shape[1:], self.lungs.threshold)
+            if region is not None:
+                inputs[i] = blank_outside(inputs[i], region)
+                chosen.append(i)
+        return inputs, chosen
+
+    def _check_outside_lungs(self, probs: np.ndarray, blanked: np.ndarray, chosen: list[int],
+                             results: list[Prediction]) -> None:
+        """The shortcut check (fills the lung_only_* and depends_on_outside_lungs of the ``chosen``
+        results): their inputs with everything outside the lung fields blanked, in one more pass."""
+        # A model that masks its inputs already saw only the lungs: its answer is the lungs-only one.
+        lung_only = probs[chosen] if self.masks_lungs else softmax(self.logits(blanked[chosen]), self.card.temperature)
+        for i, row in zip(chosen, lung_only):
+            shown = int(np.argmax(probs[i]))
+            top = int(np.argmax(row))
+            result = results[i]
+            result.lung_only_label = self.card.display_name(self.card.classes[top])
+            result.lung_only_confidence = float(row[top])
+            result.depends_on_outside_lungs = bool(top != shown or probs[i][shown] - row[shown] > OUTSIDE_LUNGS_SHIFT)
+
+    def _lung_attention(self, cam: np.ndarray, lung_map: np.ndarray) -> float | None:
+        """Attention on lungs, measured on the model input (what the model saw): the Grad-CAM
+        (S, S) against the lung probability map resized to it and thresholded. The single view
+        and the batch both measure here, so one image gets one figure whichever path it takes."""
+        from covidgui.core.inference.lungs import lung_attention
+
+        return lung_attention(cam, resize(lung_map, cam.shape) > self.lungs.threshold)
+
+    def prediction_from(self, probs: np.ndarray, gate_score: float | None = None,
+                        path: Path | None = None, lungs_plausible: bool | None = None) -> Prediction:
+        """Turn one row of calibrated probabilities (C,) into a Prediction.
+
+        lungs_plausible: the lung check's verdict (None: not run); False rejects the image too.
+        """
+        card = self.card
+        idx = int(np.argmax(probs))
+        confidence = float(probs[idx])
+        low, high = card.indeterminate_band
+        # With two classes the top probability is >= 0.5, so the band's upper edge is what counts;
+        # the lower edge serves models with more classes.
+        indeterminate = low <= confidence < high
+        class_name = card.classes[idx]
+        class_label = INDETERMINATE if indeterminate else card.display_name(class_name)
+        # The lung check rejects only when LUNG_GATE is on (see its comment); it is reported either way.
+        not_xray = bool(gate_score is not None and gate_score > 1.0) or (self.LUNG_GATE and lungs_plausible is False)
+        return Prediction(
+            label=NOT_XRAY if not_xray else class_label,
+            class_label=class_label,
+            class_name=class_name,
+            confidence=confidence,
+            probabilities={card.display_name(c): float(p) for c, p in zip(card.classes, probs)},
+            indeterminate=indeterminate,
+            not_xray=not_xray,
+            gate_score=None if gate_score is None else float(gate_score),
+            path=path,
+            lungs_plausible=lungs_plausible,
+        )
+
+    def predict_xray(self, xray: XRay, heatmap: bool = False) -> Prediction:
+        """Classify one decoded image (see :func:`covidgui.core.io.images.load_xray`)."""
+        result = self.predict_pixels(xray.pixels, xray.path, heatmap, xray.metadata.get("colourfulness", 0.0))
+        result.warnings = list(xray.metadata.get("short_warnings", []))
+        return result
+
+    def predict_pixels(self, pixels: np.ndarray, path: Path | None = None, heatmap: bool = False,
+                       colourfulness: float = 0.0) -> Prediction:
+        """Classify greyscale pixels (H, W) 0..1 as given; ``heatmap`` (H, W) when asked for, and
+        the lung mask (and attention on lungs, with a heatmap) when the segmenter is loaded."""
+        prepared = self.prepare(pixels)
+        results, lung_maps, cams = self._predict_inputs(prepared.input[np.newaxis], [colourfulness], [path], heatmap)
+        result = results[0]
+        cam = cams[0] if heatmap else None
+        if cam is not None:
+            result.heatmap = to_source_space(cam, prepared.crop_box, pixels.shape)
+        if lung_maps is not None:
+            from covidgui.core.inference.lungs import mask_to_source
+
+            result.lung_mask = mask_to_source(lung_maps[0], prepared.crop_box, pixels.shape, self.lungs.threshold)
+            if cam is not None:
+                result.lung_attention = self._lung_attention(cam, lung_maps[0])
+        return result
+
+    def predict_file(self, path: str | Path, heatmap: bool = False) -> Prediction:
+        """Load and classify one file; raises ImageLoadError for a bad file.
+
+        The file is decoded at reduced size (JPEG draft mode), exactly as in training and batches,
+        so one image gets one result whichever path it takes; the heatmap then has the reduced
+        image's shape (same aspect ratio as the source).
+        """
+        return self.predict_xray(load_xray(path, max_side=self.input_size), heatmap)
+
+    def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16) -> Iterator[Prediction | ImageLoadError]:
+        """Classify many files in batches; yields, in order, a Prediction or the file's ImageLoadError."""
+        pending: list[tuple[Path, tuple[Prepared, float, list[str]] | ImageLoadError]] = []
+
+        def flush() -> Iterator[Prediction | ImageLoadError]:
+            good = [(path, item) for path, item in pending if not isinstance(item, ImageLoadError)]
+            results = iter(self.predict_inputs(np.stack([p.input for _, (p, _, _) in good]),
+                                               [c for _, (_, c, _) in good], [path for path, _ in good])
+                           if good else ())
+            for _, item in pending:
+                if isinstance(item, ImageLoadError):
+                    yield item
+                else:
+                    result = next(results)
+                    result.warnings = item[2]
+                    yield result
+            pending.clear()
+
+        for path in map(Path, paths):
+            try:
+                xray = load_xray(path, max_side=self.input_size)
+                pending.append((path, (self.prepare(xray.pixels), xray.metadata.get("colourfulness", 0.0),
+                                       list(xray.metadata.get("short_warnings", [])))))
+            except ImageLoadError as exc:
+                pending.append((path, exc))
+            if len(pending) >= batch_size:
+                yield from flush()
+        yield from flush()
+
+    def gradcam(self, model_input: np.ndarray, class_index: int) -> np.ndarray:
+        """Grad-CAM of ``class_index`` for one prepared input (S, S): float32 (S, S), 0..1.
+
+        The score is the class's logit minus the mean of the others (softmax only sees logit
+        differences, so this is the evidence *for this class rather than the others*). Its gradient,
+        averaged over each channel of the final feature maps (after the last convolution's
+        BatchNorm and ReLU, i.e. what the pooling layer reads), weighs that channel's activations;
+        the positive part of the sum is normalised to its maximum. Taking the raw convolution output
+        instead (before BatchNorm) gave all-zero maps for most COVID-19 images: BatchNorm's scale
+        can flip a channel's sign.
+        """
+        return self.gradcams(np.asarray(model_input)[np.newaxis], [class_index])[0]
+
+    def gradcams(self, inputs: np.ndarray, class_indices) -> np.ndarray:
+        """Grad-CAM (see :meth:`gradcam`) of one class per input: (N, S, S) -> float32 (N, S, S)."""
+        _, _, activations, weights = self._explain(inputs)
+        return self._cams(activations, weights, class_indices, np.shape(inputs)[1:])
+
+    def _explain(self, inputs: np.ndarray):
+        """One traced pass over prepared inputs (N, S, S): (logits (N, C) float64, pooled features
+        (N, F) float64, final feature maps (N, h, w, K), Grad-CAM channel weights (N, C, K))."""
+        with self._explained_lock:
+            if self._explained is None:
+                self._explained = self._explained_pass()
+        logits, features, activations, weights = self._explained(np.asarray(inputs, dtype=np.float32)[..., np.newaxis])
+        return (np.asarray(logits, dtype=np.float64), np.asarray(features, dtype=np.float64),
+                np.asarray(activations), np.asarray(weights))
+
+    @staticmethod
+    def _cams(activations: np.ndarray, weights: np.ndarray, class_indices, size) -> np.ndarray:
+        """Each input's map for its class: the positive part of the weighted feature maps,
+        normalised to its maximum and resized to the input: float32 (N, *size), 0..1."""
+        chosen = weights[np.arange(len(weights)), np.asarray(class_indices, dtype=int)]  # (N, K)
+        cams = np.maximum(np.einsum("nhwk,nk->nhw", activations, chosen), 0.0)
+        out = np.empty((len(cams), *size), dtype=np.float32)
+        for i, cam in enumerate(cams):
+            peak = float(cam.max())
+            out[i] = np.clip(resize(cam / peak if peak > 0 else cam, tuple(size)), 0.0, 1.0)
+        return out
+
+    def _explained_pass(self):
+        """The traced function behind :meth:`_explain`.
+
+        Each class's score is its logit minus the mean of the others; its gradient with respect to
+        the final feature maps, averaged over each map, is that map's weight (Grad-CAM). One tape
+        serves the whole batch: in inference mode the images do not interact, so the gradient of
+        the summed scores holds each image's own. The backward pass runs only from the logits to
+        the feature maps, so this costs little more than the plain forward pass.
+        """
+        import keras
+        import tensorflow as tf
+
+        model = self.keras_model
+        try:
+            maps = model.get_layer(EMBEDDING_LAYER).input
+        except ValueError:  # a model without the named pooling layer: the named convolution
+            try:
+                maps = model.get_layer(HEATMAP_LAYER).output
+            except ValueError as exc:
+                raise ModelError(f"This model has no layer named {HEATMAP_LAYER!r}; "
+                                 "no heatmap can be made.") from exc
+        three = keras.Model(model.inputs, [model.output, _embedding(model), maps])
+        n_classes = len(self.card.classes)
+        size = self.input_size
+
+        def explained(x):
+            with tf.GradientTape(persistent=True) as tape:
+                logits, features, activations = three(x, training=False)
+                total = tf.reduce_sum(logits, axis=1)
+                scores = [tf.reduce_sum(logits[:, c] - (total - logits[:, c]) / max(n_classes - 1, 1))
+                          for c in range(n_classes)]
+            weights = tf.stack([tf.reduce_mean(tape.gradient(score, activations), axis=(1, 2)) for score in scores],
+                               axis=1)
+            return logits, features, activations, weights
+
+        return tf.function(explained, input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
+                           reduce_retracing=True)

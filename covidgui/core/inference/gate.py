@@ -1,0 +1,130 @@
+"""The input gate: "does this look like a frontal chest radiograph at all?"
+
+A classifier trained on two kinds of chest X-ray answers one of the two for *any* image, a cat
+included. The gate is a novelty detector fitted on the training X-rays only, from three scores,
+each expressed in robust z-units of the training distribution (median / MAD):
+
+- ``shape``: how badly a 16-component PCA of 32 x 32 thumbnails of the prepared input (an
+  "eigen-radiograph" model, i.e. a linear autoencoder) reconstructs the image: X-rays share a
+  layout (dark lungs either side of a bright mediastinum) that text, photos and noise lack;
+- ``features``: the Mahalanobis distance of the classifier's own pooled features (Ledoit-Wolf
+  covariance): what the network sees must resemble what it saw in training;
+- ``colour``: how colourful the source was: radiographs are grey, photographs and screenshots
+  rarely are.
+
+An image is rejected when any score exceeds the threshold fitted on the validation X-rays
+(their 99.5th percentile, with a margin), so at most about 1 % of real X-rays are withheld.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+THUMB = 32
+COMPONENTS = 16
+GATE_SUFFIX = ".gate.npz"
+# Rejection threshold = this margin x the validation X-rays' 99.5th percentile of the score.
+MARGIN = 1.25
+VALIDATION_QUANTILE = 0.995
+# Almost every radiograph has colourfulness 0, so a MAD would be 0: colour is measured against a
+# fixed scale instead (0 = grey, one unit = 1 % mean chroma).
+COLOUR_SCALE = (0.0, 0.01)
+
+
+def gate_path(model_path: str | Path) -> Path:
+    """Where a model's gate lives: ``name.gate.npz`` beside ``name.keras``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + GATE_SUFFIX)
+
+
+def thumbnails(inputs: np.ndarray) -> np.ndarray:
+    """Prepared inputs (N, S, S) -> flattened (N, 32*32) block-mean thumbnails."""
+    from covidgui.core.inference.preprocess import resize
+
+    return np.stack([resize(x, (THUMB, THUMB)).ravel() for x in np.asarray(inputs, dtype=np.float32)])
+
+
+@dataclass
+class InputGate:
+    """Fitted parameters; every array is plain numbers (saved with ``allow_pickle=False``)."""
+
+    pca_mean: np.ndarray  # (1024,)
+    pca_components: np.ndarray  # (k, 1024)
+    feature_mean: np.ndarray  # (F,)
+    feature_precision: np.ndarray  # (F, F)
+    centres: np.ndarray  # (3,) medians of the raw scores on training X-rays
+    scales: np.ndarray  # (3,) MADs
+    thresholds: np.ndarray  # (3,) in z-units
+
+    NAMES = ("shape", "features", "colour")
+
+    def raw_scores(self, thumbs: np.ndarray, features: np.ndarray, colourfulness: np.ndarray) -> np.ndarray:
+        """(N, 3) raw scores from thumbnails (N, 1024), pooled features (N, F) and colourfulness
+        (N,): PCA residual RMS, Mahalanobis distance, colourfulness."""
+        thumbs = np.asarray(thumbs, dtype=np.float32) - self.pca_mean
+        residual = thumbs - (thumbs @ self.pca_components.T) @ self.pca_components
+        shape = np.sqrt((residual ** 2).mean(axis=1))
+        centred = np.asarray(features, dtype=np.float64) - self.feature_mean
+        mahalanobis = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, self.feature_precision, centred), 0))
+        return np.column_stack([shape, mahalanobis, np.asarray(colourfulness, dtype=np.float64)])
+
+    def scores(self, inputs, features, colourfulness) -> np.ndarray:
+        """(N, 3) robust z-scores; larger = less like the training X-rays."""
+        return (self.raw_scores(thumbnails(inputs), features, colourfulness) - self.centres) / self.scales
+
+    def accepts(self, inputs, features, colourfulness) -> tuple[np.ndarray, np.ndarray]:
+        """(accepted (N,) bool, worst score relative to its threshold (N,): > 1 means rejected)."""
+        ratio = (self.scores(inputs, features, colourfulness) / self.thresholds).max(axis=1)
+        return ratio <= 1.0, ratio
+
+    def to_bytes(self) -> bytes:
+        """The gate as an ``.npz`` file's bytes (plain arrays, readable with allow_pickle=False)."""
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        """Write the gate alone (atomically). A model's gate is saved with the model instead
+        (covidgui.core.models.model_files.save_model), so the two are written and checked as one unit."""
+        from covidgui.core.io.atomic import write_atomic
+
+        write_atomic(path, self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "InputGate":
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def _robust_scale(values: np.ndarray) -> tuple[float, float]:
+    centre = float(np.median(values))
+    mad = float(np.median(np.abs(values - centre))) * 1.4826
+    return centre, max(mad, 1e-3)
+
+
+def fit_gate(train: tuple, val: tuple) -> InputGate:
+    """Fit on training X-rays, set thresholds on validation X-rays (no non-X-ray is ever used).
+
+    train, val: (thumbnails (N, 1024), pooled features (N, F), colourfulness (N,)).
+    """
+    from sklearn.covariance import LedoitWolf
+    from sklearn.decomposition import PCA
+
+    train_thumbs, train_features, train_colour = train
+    # A tiny training set (a user's first try) has fewer images than components.
+    pca = PCA(n_components=min(COMPONENTS, len(train_thumbs) - 1), random_state=0).fit(train_thumbs)
+    cov = LedoitWolf().fit(np.asarray(train_features, dtype=np.float64))
+    gate = InputGate(pca.mean_.astype(np.float32), pca.components_.astype(np.float32),
+                     cov.location_, cov.precision_, np.zeros(3), np.ones(3), np.ones(3))
+    raw = gate.raw_scores(train_thumbs, train_features, train_colour)
+    fitted = [_robust_scale(raw[:, i]) for i in range(2)] + [COLOUR_SCALE]
+    gate.centres = np.array([c for c, _ in fitted])
+    gate.scales = np.array([s for _, s in fitted])
+    val_z = (gate.raw_scores(*val) - gate.centres) / gate.scales
+    gate.thresholds = np.maximum(MARGIN * np.quantile(val_z, VALIDATION_QUANTILE, axis=0), 3.0)
+    return gate

@@ -1,0 +1,1 @@
+"""A model on disk: its card, its companion files, the user's versions."""

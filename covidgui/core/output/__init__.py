@@ -1,0 +1,1 @@
+"""How a result is shown: words, flags, colours, overlays, the PDF report."""

@@ -1,0 +1,1 @@
+"""Measuring a model: metrics, calibration, evaluation on labelled folders and by source."""

@@ -1,0 +1,259 @@
+"""Where each image comes from: the labelled sources, a locked test split, leave-one-source-out.
+
+Every source in ``../shared/data`` holds one class only, so a model can learn *which collection an
+image comes from* instead of what it shows, and figures on images from the sources it was trained
+on cannot show that. Two measures here can:
+
+- :func:`leave_one_source_out`: for each source S, train on all the others and test on S. A model
+  that learned a source's look fails on the source it has not seen; this is what predicts how it
+  does in a hospital whose images it never saw.
+- :func:`locked_split`: a fixed share of every source, chosen by a hash of its file name (so it
+  does not move when files are added or the code changes), used for nothing but final figures.
+  A separate calibration share fits the temperature, the input gate and the indeterminate band.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from covidgui.core.data.dataset import LabelledFiles, image_files, manifest_hash
+from covidgui.core.errors import DatasetError
+from covidgui.core.scoring.evaluation import predict_labelled
+from covidgui.core.scoring.metrics import expected_calibration_error
+
+CLASSES = ["Covid", "Normal"]
+
+# name -> (class, folders below the data root). covid-xray holds two sources: its COVID-19 images
+# (adults, many cropped from publications) and its normals (children of one hospital).
+SOURCE_FOLDERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "covid-xray-covid": ("Covid", ("covid-xray/Train/Covid", "covid-xray/Val/Covid")),
+    "covid-xray-children": ("Normal", ("covid-xray/Train/Normal", "covid-xray/Val/Normal")),
+    "adult-normal": ("Normal", ("adult-normal",)),
+    "bimcv-radiographydb": ("Covid", ("multisource/bimcv-radiographydb/Covid",)),
+    "covid-cxnet": ("Covid", ("multisource/covid-cxnet/Covid",)),
+    "rsna-radiographydb": ("Normal", ("multisource/rsna-radiographydb/Normal",)),
+}
+
+# Shares of every source kept for the final figures only, and for calibration (temperature, gate,
+# indeterminate band, early stopping); the rest trains.
+TEST_SHARE = 0.20
+CALIBRATION_SHARE = 0.15
+
+
+@dataclass(frozen=True)
+class Source:
+    """One collection of images of one class. paths: sorted."""
+
+    name: str
+    class_name: str
+    paths: tuple[Path, ...]
+
+
+def find_sources(data_root: str | Path, names: list[str] | None = None) -> list[Source]:
+    """The sources of ``SOURCE_FOLDERS`` present below ``data_root`` (``../shared/data``).
+
+    names: only these sources. Raises DatasetError when none is found.
+    """
+    data_root = Path(data_root)
+    sources = []
+    for name, (class_name, folders) in SOURCE_FOLDERS.items():
+        if names is not None and name not in names:
+            continue
+        paths: list[Path] = []
+        for folder in folders:
+            folder = data_root / folder
+            if folder.is_dir():
+                # adult-normal keeps its lung masks in a subfolder: only the top level are films.
+                paths.extend(sorted(p for p in image_files(folder) if p.parent == folder))
+        if paths:
+            sources.append(Source(name, class_name, tuple(paths)))
+    if not sources:
+        raise DatasetError(f"No known image sources were found below {data_root}.")
+    return sources
+
+
+def split_role(source: str, path: Path) -> str:
+    """"test", "calibration" or "train" for one file: a hash of source and file name, so the
+    split is fixed by the data alone (no seed, no file order)."""
+    digest = hashlib.sha256(f"{source}/{path.name}".encode()).digest()
+    share = int.from_bytes(digest[:8], "big") / 2 ** 64
+    if share < TEST_SHARE:
+        return "test"
+    return "calibration" if share < TEST_SHARE + CALIBRATION_SHARE else "train"
+
+
+@dataclass
+class LockedSplit:
+    """The three parts of every source, as LabelledFiles whose groups name the sources."""
+
+    train: LabelledFiles
+    calibration: LabelledFiles
+    test: LabelledFiles
+
+    def manifest(self) -> dict:
+        """What a model card records: the rule, and per part a sha256 over (class, file sha256)."""
+        return {"rule": f"sha256('<source>/<file name>') as a share: < {TEST_SHARE} test, "
+                        f"< {TEST_SHARE + CALIBRATION_SHARE} calibration, else train",
+                **{part: {"n": len(files), "sha256": manifest_hash(files)}
+                   for part, files in (("train", self.train), ("calibration", self.calibration),
+                                       ("test", self.test))}}
+
+
+def locked_split(sources: list[Source], classes: list[str] = CLASSES) -> LockedSplit:
+    """Split every source by :func:`split_role`; labels index ``classes``."""
+    parts = {role: LabelledFiles(list(classes)) for role in ("train", "calibration", "test")}
+    for source in sources:
+        label = classes.index(source.class_name)
+        for path in source.paths:
+            part = parts[split_role(source.name, path)]
+            part.paths.append(path)
+            part.labels.append(label)
+            part.groups.append(source.name)
+    return LockedSplit(parts["train"], parts["calibration"], parts["test"])
+
+
+def select(files: LabelledFiles, keep: Callable[[str], bool], per_source: int | None = None,
+           seed: int = 0) -> LabelledFiles:
+    """The files whose source passes ``keep``, at most ``per_source`` of each (a seeded sample)."""
+    out = LabelledFiles(list(files.classes))
+    groups = files.group_names()
+    for name in sorted(set(groups)):
+        if not keep(name):
+            continue
+        members = [i for i, g in enumerate(groups) if g == name]
+        if per_source is not None and len(members) > per_source:
+            members = sorted(random.Random(f"{seed}/{name}").sample(members, per_source))
+        for i in members:
+            out.paths.append(files.paths[i])
+            out.labels.append(files.labels[i])
+            out.groups.append(name)
+    return out
+
+
+def score_by_source(classifier, files: LabelledFiles, keep_probabilities: bool = False) -> list[dict]:
+    """How each source's images fare: one row per source (see :func:`rows_by_source`)."""
+    return rows_by_source(predict_labelled(classifier, files), classifier.card, keep_probabilities)
+
+
+def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[dict]:
+    """One row per source of :class:`covidgui.core.scoring.evaluation.LabelledPredictions`.
+
+    Rows: source, class, n (readable images), correct (top class is the true class, as if
+    "classify anyway" were chosen for gated and indeterminate results, so withholding never
+    flatters), ece (calibrated probabilities), rejected (input gate), indeterminate, and
+    outside_lungs_flag: how often the shortcut check fired on right and on wrong calls.
+    keep_probabilities: also ``positive_probabilities``, each image's calibrated probability of the
+        card's positive class (for studying decision thresholds on sources never trained on).
+    """
+    groups = np.asarray(predicted.groups)
+    right = predicted.right
+    positive = card.classes.index(card.positive_class or card.classes[0])
+    rows = []
+    for name in sorted(set(predicted.groups)):
+        members = np.flatnonzero(groups == name)
+        results = [predicted.results[i] for i in members]
+        fired = np.array([bool(r.depends_on_outside_lungs) for r in results])
+        probs, labels = predicted.probabilities[members], predicted.labels[members]
+        row = {"source": name, "class": card.classes[labels[0]], "n": len(members),
+               "correct": int(right[members].sum()),
+               "ece": round(float(expected_calibration_error(probs, labels)), 4),
+               "rejected": sum(int(r.not_xray) for r in results),
+               "indeterminate": sum(int(r.indeterminate) for r in results),
+               "outside_lungs_flag": {"right": int((fired & right[members]).sum()),
+                                      "wrong": int((fired & ~right[members]).sum())}}
+        if keep_probabilities:
+            row["positive_probabilities"] = [round(float(p), 4) for p in probs[:, positive]]
+        rows.append(row)
+    return rows
+
+
+def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFiles, LabelledFiles], object],
+                         per_source: int | None = None, seed: int = 0,
+                         on_fold: Callable[[dict], None] | None = None,
+                         held_out: list[str] | None = None) -> list[dict]:
+    """For each source S: train on the other sources, test on S. Returns one row per source
+    (see :func:`score_by_source`).
+
+    Only the train and calibration parts of the locked split are used (the test part stays locked):
+    the model trains on the other sources' train parts and calibrates on their calibration parts;
+    S is tested on its train and calibration parts together.
+    train_fn: (train files, calibration files) -> a calibrated Classifier.
+    per_source: at most this many images of each source in training and calibration (the same
+        sample in every fold); the left-out source is tested on all of its images.
+    on_fold: called with each row as it is done (results survive a long run's interruption).
+    held_out: leave out only these sources (default: each in turn).
+    """
+    split = locked_split(sources, CLASSES)
+    development = split.train.extend(split.calibration)
+    rows = []
+    for held in sources:
+        if held_out is not None and held.name not in held_out:
+            continue
+        others = lambda name, held=held.name: name != held  # noqa: E731
+        train = select(split.train, others, per_source, seed)
+        calibration = select(split.calibration, others, None if per_source is None else max(per_source // 3, 1), seed)
+        classifier = train_fn(train, calibration)
+        row = score_by_source(classifier, select(development, lambda name, held=held.name: name == held),
+                              keep_probabilities=True)[0]
+        rows.append(row)
+        if on_fold is not None:
+            on_fold(row)
+    return rows
+
+
+def share_right_at(rows: list[dict], threshold: float, positive_class: str = "Covid") -> float:
+    """The mean over sources of the share of right calls when the positive class is called at
+    ``threshold`` (rows with ``positive_probabilities``)."""
+    shares = []
+    for row in rows:
+        called_positive = np.asarray(row["positive_probabilities"]) >= threshold
+        shares.append(called_positive.mean() if row["class"] == positive_class else 1 - called_positive.mean())
+    return float(np.mean(shares))
+
+
+def choose_threshold(rows: list[dict], positive_class: str = "Covid") -> tuple[float, float]:
+    """The decision threshold on the positive class's calibrated probability that gives the best
+    mean share of right calls over the sources of a leave-one-source-out table (rows with
+    ``positive_probabilities``); returns (threshold, that mean). Each source weighs the same, so
+    a large source cannot buy its own accuracy with a small one's."""
+    best = (0.5, -1.0)
+    for threshold in np.round(np.arange(0.05, 0.96, 0.01), 2):
+        mean = share_right_at(rows, float(threshold), positive_class)
+        # Ties go to the threshold nearest 0.5: move the decision no further than the data asks.
+        if mean > best[1] + 1e-9 or (abs(mean - best[1]) <= 1e-9 and abs(threshold - 0.5) < abs(best[0] - 0.5)):
+            best = (float(threshold), mean)
+    return best
+
+
+def with_threshold(rows: list[dict], positive_class: str = "Covid") -> list[dict]:
+    """The rows re-counted as a model with a chosen decision threshold would do on each source,
+    without that source having a say: for each row the threshold is chosen on the *other* rows
+    (:func:`choose_threshold`), so the figure stays one of a source never used for any choice.
+    Each new row has ``correct`` at that threshold and ``threshold``."""
+    out = []
+    for i, row in enumerate(rows):
+        threshold, _ = choose_threshold(rows[:i] + rows[i + 1:], positive_class)
+        called_positive = np.asarray(row["positive_probabilities"]) >= threshold
+        right = called_positive if row["class"] == positive_class else ~called_positive
+        out.append({**row, "correct": int(right.sum()), "threshold": threshold})
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows as a text table (source, class, n, correct, %, ECE) with the worst source named."""
+    lines = [f"{'source':<22}{'class':<8}{'n':>6}{'correct':>9}{'%':>8}{'ECE':>7}"]
+    for row in rows:
+        share = row["correct"] / row["n"] if row["n"] else float("nan")
+        ece = "n/a" if row.get("ece") is None else f"{row['ece']:.3f}"
+        lines.append(f"{row['source']:<22}{row['class']:<8}{row['n']:>6}{row['correct']:>9}{share:>8.1%}{ece:>7}")
+    worst = min(rows, key=lambda r: r["correct"] / r["n"] if r["n"] else 1.0)
+    mean = np.mean([r["correct"] / r["n"] for r in rows if r["n"]])
+    lines.append(f"mean over sources {mean:.1%}; worst: {worst['source']} "
+                 f"({worst['correct']}/{worst['n']}, {worst['correct'] / worst['n']:.1%})")
+    return "\n".join(lines)

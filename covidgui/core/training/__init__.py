@@ -1,0 +1,1 @@
+"""Training a classifier (and the lung segmenter), and one training run as a job."""

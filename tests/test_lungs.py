@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,10 +221,13 @@ def test_overlay_with_outline_draws_the_line_over_the_image():
     assert (overlay.overlay_with_outline(pixels, None, None) == 128).all()
 
 
-def test_lung_crop_and_mask_variants_keep_the_shared_input_shape(segmenter, held_back_adults):
-    from covidgui.core.io.images import load_xray
+def test_lung_crop_and_mask_variants_keep_the_shared_input_shape(segmenter, held_back_adults, monkeypatch):
+    # The crop / mask variants are experiment code (scripts/compare_lung_preprocessing.py uses them).
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
     from lung_crop import LungPreprocessor
+
     from covidgui.core.inference.preprocess import prepare
+    from covidgui.core.io.images import load_xray
 
     pixels = load_xray(held_back_adults[0]).pixels
     usual = prepare(pixels, 96)

@@ -8,13 +8,13 @@ import time
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
+from covidgui.gui import crash
 from covidgui.gui.main_window import MainWindow
+from covidgui.gui.qt_compat import guard_none_refcount
 from covidgui.gui.resources import app_icon, style_sheet
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
-    from covidgui.gui.qt_compat import guard_none_refcount
-
     guard_none_refcount()  # PySide6 6.12.0's processEvents leaks None, which aborts Python 3.11
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("CovidGUI")
@@ -51,8 +51,6 @@ def main(model_path: str | None = None, report_startup: bool = False, exit_when_
     started = time.perf_counter()
     app = create_app()
     window = MainWindow(model_path)
-    from covidgui.gui import crash
-
     window.crash_reporter = crash.install(window)  # uncaught exceptions: log + plain dialog
     window.file_open_filter = FileOpenFilter(window)
     app.installEventFilter(window.file_open_filter)

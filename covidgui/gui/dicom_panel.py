@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from covidgui.core.output.overlay import colorize
 from covidgui.gui.image_view import rgba_to_qimage
 
 HIDDEN = "••••••"
@@ -95,8 +96,6 @@ class HeatmapLegend(QWidget):
 
 def legend_rgba(width: int = 256, height: int = 14, backdrop: int = 90) -> np.ndarray:
     """uint8 (height, width, 4): the overlay colours from 0 to 1, over a grey as they appear on an X-ray."""
-    from covidgui.core.output.overlay import colorize
-
     ramp = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1))
     rgba = colorize(ramp).astype(np.float32)
     alpha = rgba[..., 3:4] / 255.0

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from covidgui.core.inference.preprocess import resize
+from covidgui.core.io.atomic import write_atomic
+
 THUMB = 32
 COMPONENTS = 16
 GATE_SUFFIX = ".gate.npz"
@@ -42,8 +45,6 @@ def gate_path(model_path: str | Path) -> Path:
 
 def thumbnails(inputs: np.ndarray) -> np.ndarray:
     """Prepared inputs (N, S, S) -> flattened (N, 32*32) block-mean thumbnails."""
-    from covidgui.core.inference.preprocess import resize
-
     return np.stack([resize(x, (THUMB, THUMB)).ravel() for x in np.asarray(inputs, dtype=np.float32)])
 
 
@@ -91,8 +92,6 @@ class InputGate:
     def save(self, path: str | Path) -> None:
         """Write the gate alone (atomically). A model's gate is saved with the model instead
         (covidgui.core.models.model_files.save_model), so the two are written and checked as one unit."""
-        from covidgui.core.io.atomic import write_atomic
-
         write_atomic(path, self.to_bytes())
 
     @classmethod

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from covidgui.core.errors import CovidGUIError, ModelError
+from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.preprocess import prepare, resize, to_source_space
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,6 @@ class LungSegmenter:
 
         path: None means the bundled model. Raises ModelError when either is missing or broken.
         """
-        from covidgui.core.inference.keras_env import quiet_tensorflow
-
         path = Path(path) if path is not None else bundled_segmenter_path()
         if not path.is_file():
             raise ModelError(f"The lung model file {path} does not exist.")

@@ -401,6 +401,7 @@ def _first_frame(path: Path, ds) -> np.ndarray:
     """Frame 1's stored values (H, W) or (H, W, 3), decoded by whichever plugin can."""
     from pydicom.pixels import pixel_array
 
+    # Here, not at the top: the plugin imports pydicom, which a PNG-only session never needs.
     from covidgui.core.io.dicom_jpeg12 import register
 
     register()  # the 12-bit JPEG Extended fallback (covidgui.core.io.dicom_jpeg12)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from covidgui.core.errors import ModelError
-from covidgui.core.models.model_files import bundled_model_path
 from covidgui.core.io.atomic import write_atomic
+from covidgui.core.models.model_files import COMPANION_SUFFIXES, bundled_model_path, copy_model_set, remove_model_set, save_model, verified_companions
 from covidgui.core.models.modelcard import ModelCard, card_path, read_card
 
 BUNDLED_ID = "bundled"
@@ -131,8 +131,6 @@ def _new_version(card: ModelCard, name: str, notes: str) -> Path:
 
 def save_version(classifier, name: str, notes: str = "") -> ModelVersion:
     """Store a trained classifier as a new user version (never overwriting one); returns it."""
-    from covidgui.core.models.model_files import save_model
-
     path = save_model(classifier, _new_version(classifier.card, name, notes))
     return ModelVersion(path.stem, path, classifier.card)
 
@@ -144,8 +142,6 @@ def save_version_file(model_path: str | Path, name: str, notes: str = "") -> Mod
     The files are checked against the card first and written as one unit
     (covidgui.core.models.model_files), so the new version is whole or absent.
     """
-    from covidgui.core.models.model_files import copy_model_set, verified_companions
-
     model_path = Path(model_path)
     card = read_card(model_path)
     verified_companions(model_path, card)  # refuse a damaged set before naming a version after it
@@ -157,8 +153,6 @@ def check_free_model_path(out_path: str | Path) -> Path:
     """Refuse a path where writing a model would replace the bundled model (or anything in the
     application's models folder) or a version in the user's models folder; returns the ``.keras``
     path that would be written. ``covidgui train --out`` calls this before training."""
-    from covidgui.core.models.model_files import COMPANION_SUFFIXES
-
     out = Path(out_path)
     out = (out if out.suffix == ".keras" else out.with_suffix(".keras")).resolve()
     # Every file a save writes: the model, its card and its companions.
@@ -210,6 +204,4 @@ def delete_version(version_id: str) -> None:
     version = get_version(version_id)
     if active_id() == version_id:
         write_atomic(data_dir() / _ACTIVE_FILE, json.dumps({"model": BUNDLED_ID}) + "\n")
-    from covidgui.core.models.model_files import remove_model_set
-
     remove_model_set(version.path)

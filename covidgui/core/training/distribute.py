@@ -12,6 +12,7 @@ import json
 import os
 
 from covidgui.core.errors import CovidGUIError
+from covidgui.core.inference.keras_env import quiet_tensorflow
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -20,8 +21,6 @@ def make_strategy(name: str | None):
     """The strategy called ``name`` (None or "default" -> None, i.e. Keras' default device)."""
     if name in (None, "", "default"):
         return None
-    from covidgui.core.inference.keras_env import quiet_tensorflow
-
     quiet_tensorflow()
     import tensorflow as tf
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from covidgui.core.io.images import load_xray
-from covidgui.core.inference.lungs import LungSegmenter, dice
 from covidgui.core.inference.keras_env import quiet_tensorflow
+from covidgui.core.inference.lungs import LungSegmenter, dice
 from covidgui.core.inference.preprocess import prepare, resize
+from covidgui.core.io.atomic import write_atomic, write_with
+from covidgui.core.io.images import load_xray
 
 
 @dataclass
@@ -228,8 +229,6 @@ def save_segmenter(segmenter: LungSegmenter, out_path: str | Path) -> Path:
     import json
 
     import keras
-
-    from covidgui.core.io.atomic import write_atomic, write_with
 
     out_path = Path(out_path).with_suffix(".keras")
     # Keras picks the format from the name, so the temporary file must end in .keras.

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgress
 from covidgui import DISCLAIMER
 # The words and colours of a result are core's: one place for the panel, the Batch table, the CLI,
 # the CSV and the report (LABEL_COLOURS and percent stay importable from here, for older callers).
-from covidgui.core.output.presentation import (ATTENTION_HELP, LABEL_COLOURS, LUNGS_ONLY_HELP, NEUTRAL_COLOUR,
-                                               NO_RESULT_COLOUR, percent, present)
+from covidgui.core.output.presentation import (ATTENTION_HELP, CAUTION_COLOUR, LABEL_COLOURS, LUNGS_ONLY_HELP,
+                                               NEUTRAL_COLOUR, NO_RESULT_COLOUR, percent, present)
 from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
 __all__ = ["LABEL_COLOURS", "HeadlineLabel", "ResultPanel", "percent"]
@@ -210,7 +210,7 @@ class ResultPanel(QWidget):
         self.lung_warning = QLabel("")
         self.lung_warning.setObjectName("lungWarning")
         self.lung_warning.setWordWrap(True)
-        self.lung_warning.setStyleSheet("color: #ef6c00; font-weight: bold;")
+        self.lung_warning.setStyleSheet(f"color: {CAUTION_COLOUR}; font-weight: bold;")
         self.lung_warning.setVisible(False)
         self.lung_check = QCheckBox("Show lung outline")
         self.lung_check.setChecked(True)

@@ -27,7 +27,7 @@ LABEL_COLOURS = {
 NEUTRAL_COLOUR = "#424242"  # a label without a colour of its own (a class of a retrained model), "No image"
 NO_RESULT_COLOUR = "#6d4c41"  # the panel's "No result" (the file could not be read)
 FAILED_COLOUR = "#b71c1c"  # a Batch row that failed, and the counts of failures
-CAUTION_COLOUR = "#bf360c"  # a number that carries a caution (low attention on lungs) in the Batch table
+CAUTION_COLOUR = "#bf360c"  # a caution about the result: the panel's, and a number that carries one in the Batch table
 
 # -- words --------------------------------------------------------------------------------------------
 FAILED_LABEL = "Failed"  # the Batch table's label of a file that could not be classified

@@ -294,6 +294,7 @@ def cmd_report(args) -> int:
         print(f"caution: {classifier.input_check_warning}", file=sys.stderr)
     for warning in xray.metadata.get("warnings", []):
         print(f"caution: {warning}", file=sys.stderr)
-    shown = prediction.label if prediction.withheld else f"{prediction.label} ({prediction.confidence:.1%})"
-    print(f"{args.image}: {shown}; report written to {out}")
+    from covidgui.core.output.presentation import present
+
+    print(f"{args.image}: {present(prediction).headline}; report written to {out}")
     return 0

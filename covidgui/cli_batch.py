@@ -17,30 +17,28 @@ def _count(n: int, noun: str) -> str:
 
 
 def format_line(path, prediction) -> str:
-    """One result as a terminal line: label, confidence, each class's probability and, when
-    measured, attention on lungs (with its warning when low), the shortcut check, then the file's cautions.
+    """One result as a terminal line, in the words of every other view
+    (covidgui.core.output.presentation): label, confidence, each class's probability, then the
+    notes (classified anyway, indeterminate), attention on lungs and the lungs-only check when
+    measured, and every caution (the result's, then the file's).
 
     An image the input gate rejected gets no confidence or probabilities unless it was classified
-    anyway, and then the line says so."""
-    from covidgui.core.inference.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
-    from covidgui.core.inference.classifier import NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING
+    anyway."""
+    from covidgui.core.output.presentation import present
 
-    if prediction.withheld:
-        line = f"{path}: {prediction.label}. {NOT_XRAY_MESSAGE} (--classify-anyway shows the model's answer)"
-        return line + "".join(f"; caution: {w}" for w in prediction.warnings)
-    line = (f"{path}: {prediction.label} (confidence {prediction.confidence:.1%}; "
-            + ", ".join(f"{k} {v:.1%}" for k, v in prediction.probabilities.items()) + ")")
-    if prediction.classified_anyway:
-        line += "; classified anyway although the input gate judged this not to be a chest X-ray"
-    if prediction.lung_attention is not None:
-        line += f"; attention on lungs {attention_percent(prediction.lung_attention)}"
-        if low_attention(prediction.lung_attention):
-            line += f". {LOW_ATTENTION_WARNING}"
-    if prediction.lung_only_label is not None:
-        line += f"; lungs only: {prediction.lung_only_label} {prediction.lung_only_confidence:.1%}"
-        if prediction.depends_on_outside_lungs:
-            line += f". {OUTSIDE_LUNGS_WARNING}"
-    return line + "".join(f"; caution: {w}" for w in prediction.warnings)
+    shown = present(prediction)
+    if shown.withheld:
+        line = f"{path}: {shown.label}. {' '.join(shown.notes)} (--classify-anyway shows the model's answer)"
+    else:
+        line = (f"{path}: {shown.label} (confidence {shown.confidence}; " + ", ".join(shown.probability_lines) + ")"
+                + "".join(f"; {_clause(note)}" for note in shown.notes))
+    line += "".join(f"; {_clause(part)}" for part in (shown.attention_line, shown.lungs_only_line) if part)
+    return line + "".join(f"; caution: {w}" for w in shown.cautions + shown.file_warnings)
+
+
+def _clause(sentence: str) -> str:
+    """A sentence as a clause inside the line ("Attention on lungs: 49 %" -> "attention on lungs: 49 %")."""
+    return sentence[:1].lower() + sentence[1:].rstrip(".")
 
 
 def _line(item) -> str:

@@ -111,7 +111,7 @@ def test_a_rejected_image_reports_no_probabilities_unless_classified_anyway(tmp_
     anyway = a_rejected_prediction().classify_anyway()
     text = " ".join(pdf_text(write_report(tmp_path / "a.pdf", pixels, anyway, card, "hip.dcm")).split())
     assert "COVID-19 — 97.8 %" in text and "2.2 %" in text
-    assert "Classified on request although the input gate judged this not to be a chest X-ray" in text
+    assert "Classified anyway: the input gate judged this not to be a chest X-ray" in text
 
 
 def test_report_of_a_png_has_no_dicom_section(tmp_path, chest_png, card):

@@ -18,27 +18,18 @@ from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from covidgui.core.inference.lungs import attention_percent, low_attention
+from covidgui.core.inference.classifier import INDETERMINATE
+from covidgui.core.output.presentation import (ATTENTION_HELP, CAUTION_COLOUR, FAILED_COLOUR, FAILED_LABEL,
+                                               label_colour, present)
 from covidgui.gui.batch_worker import BatchRunner, BatchSummary
-from covidgui.gui.result_panel import LABEL_COLOURS, percent
 
 THUMB_COLUMN, FILE_COLUMN, LABEL_COLUMN, CONFIDENCE_COLUMN, LUNGS_COLUMN, FLAGS_COLUMN, ERROR_COLUMN = range(7)
 HEADERS = ["Image", "File", "Label", "Confidence", "Attention on lungs", "Flags", "Error"]
-HEADER_TIPS = {LUNGS_COLUMN: "Share of the heatmap that falls inside the segmented lung fields "
-                             "(empty without the lung model)"}
-WARNING_COLOUR = "#bf360c"  # deep orange: a caution, not a failure
+HEADER_TIPS = {LUNGS_COLUMN: f"Attention on lungs: {ATTENTION_HELP} (empty without the lung model)"}
 THUMB_DISPLAY = 48
-ERROR_COLOUR = "#b71c1c"
 # The role that sorting uses: numbers sort as numbers, not as "9.5 %" > "10.0 %".
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
-
-
-def _flags_text(item) -> str:
-    """The result's flags, then the file's own cautions (multi-frame, modality, body part, view)."""
-    from covidgui.core.analysis.batch import flags_of  # imported on first use: start-up stays light
-
-    return ", ".join(flags_of(item.prediction) + list(getattr(item.prediction, "warnings", None) or []))
 
 
 class BatchTableModel(QAbstractTableModel):
@@ -47,6 +38,9 @@ class BatchTableModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.items: list = []
+        # Each row's words (core.output.presentation), made once when it arrives: sorting asks for
+        # a cell's text tens of thousands of times.
+        self._shown: list = []
         self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
 
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -67,23 +61,24 @@ class BatchTableModel(QAbstractTableModel):
             return None
         item, column = self.items[index.row()], index.column()
         p = item.prediction
+        shown = self._shown[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             if column == FILE_COLUMN:
                 return item.path.name
             if column == LABEL_COLUMN:
-                return p.label if p else "Failed"
+                return shown.label if shown else FAILED_LABEL
             if column == CONFIDENCE_COLUMN:  # none for an image the gate withheld: there is no result
-                return percent(p.confidence) if p and not p.not_xray else ""
+                return (shown.confidence or "") if shown else ""
             if column == LUNGS_COLUMN:
-                return attention_percent(p.lung_attention) if p and p.lung_attention is not None else ""
+                return (shown.attention or "") if shown else ""
             if column == FLAGS_COLUMN:
-                return _flags_text(item)
+                return shown.flags_text if shown else ""
             if column == ERROR_COLUMN:
                 return item.error or ""
             return None
         if role == SORT_ROLE:
             if column == CONFIDENCE_COLUMN:
-                return -1.0 if p is None else -0.5 if p.not_xray else p.confidence
+                return -1.0 if p is None else -0.5 if shown.withheld else p.confidence
             if column == LUNGS_COLUMN:
                 return -1.0 if p is None or p.lung_attention is None else p.lung_attention
             if column == THUMB_COLUMN:
@@ -92,10 +87,10 @@ class BatchTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DecorationRole and column == THUMB_COLUMN:
             return self._pixmap(index.row())
         if role == Qt.ItemDataRole.ForegroundRole and column in (LABEL_COLUMN, ERROR_COLUMN):
-            colour = LABEL_COLOURS.get(p.label) if p else ERROR_COLOUR
+            colour = label_colour(p.label, default=None) if p else FAILED_COLOUR  # no colour: the palette's text
             return QBrush(QColor(colour)) if colour else None
-        if role == Qt.ItemDataRole.ForegroundRole and column == LUNGS_COLUMN and p and low_attention(p.lung_attention):
-            return QBrush(QColor(WARNING_COLOUR))
+        if role == Qt.ItemDataRole.ForegroundRole and column == LUNGS_COLUMN and shown and shown.low_attention:
+            return QBrush(QColor(CAUTION_COLOUR))
         if role == Qt.ItemDataRole.ToolTipRole:
             return str(item.path) + (f"\n{item.error}" if item.error else "")
         if role == PATH_ROLE:
@@ -123,11 +118,13 @@ class BatchTableModel(QAbstractTableModel):
         first = len(self.items)
         self.beginInsertRows(QModelIndex(), first, first + len(items) - 1)
         self.items.extend(items)
+        self._shown.extend(None if item.prediction is None else present(item.prediction) for item in items)
         self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
         self.items = []
+        self._shown = []
         self._pixmaps.clear()
         self.endResetModel()
 
@@ -189,7 +186,7 @@ class BatchView(QWidget):
         self.export_button.setToolTip("Save the rows shown (in the order shown) as a CSV file")
         self.export_button.clicked.connect(self.export_dialog)
         self.filter_box = QLineEdit()
-        self.filter_box.setPlaceholderText("Filter by file name or label (e.g. COVID, Indeterminate, Failed)…")
+        self.filter_box.setPlaceholderText(f"Filter by file name or label (e.g. COVID, {INDETERMINATE}, {FAILED_LABEL})…")
         self.filter_box.setClearButtonEnabled(True)
         self.summary_label = QLabel("")
         self.summary_label.setObjectName("batchSummary")
@@ -364,14 +361,14 @@ class BatchView(QWidget):
             classified = s.done - s.failed
             parts.append(f"{classified:,} classified")
         if s.failed:
-            parts.append(f"<span style='color:{ERROR_COLOUR}'>{s.failed:,} could not be read</span>")
+            parts.append(f"<span style='color:{FAILED_COLOUR}'>{s.failed:,} could not be read</span>")
         if s.skipped:
             parts.append(f"{s.skipped:,} non-image files skipped")
         text = " · ".join(parts)
         if s.unreadable:
             shown = "; ".join(f"{folder} ({reason})" for folder, reason in s.unreadable[:3])
             more = f" and {len(s.unreadable) - 3} more" if len(s.unreadable) > 3 else ""
-            text += (f"<br><span style='color:{ERROR_COLOUR}'>{len(s.unreadable)} folder(s) could not be "
+            text += (f"<br><span style='color:{FAILED_COLOUR}'>{len(s.unreadable)} folder(s) could not be "
                      f"opened: {shown}{more}</span>")
         self.summary_label.setText(text)
 

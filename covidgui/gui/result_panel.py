@@ -7,22 +7,13 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgress
                                QVBoxLayout, QWidget)
 
 from covidgui import DISCLAIMER
-from covidgui.core.inference.lungs import LOW_ATTENTION_WARNING, NO_LUNGS_REASON, attention_percent, low_attention
-from covidgui.core.inference.classifier import NOT_XRAY, NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING
+# The words and colours of a result are core's: one place for the panel, the Batch table, the CLI,
+# the CSV and the report (LABEL_COLOURS and percent stay importable from here, for older callers).
+from covidgui.core.output.presentation import (ATTENTION_HELP, CAUTION_COLOUR, LABEL_COLOURS, LUNGS_ONLY_HELP,
+                                               NEUTRAL_COLOUR, NO_RESULT_COLOUR, percent, present)
 from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
-# Colours a clinician reads at a glance; text is always there too, never colour alone.
-LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00",
-                 "Not a chest X-ray": "#6d4c41"}
-
-
-def percent(p: float) -> str:
-    """One decimal; never "100.0 %" or "0.0 %", which would claim a certainty no model has."""
-    if p > 0.999:
-        return "> 99.9 %"
-    if p < 0.001:
-        return "< 0.1 %"
-    return f"{p * 100:.1f} %"
+__all__ = ["LABEL_COLOURS", "HeadlineLabel", "ResultPanel", "percent"]
 
 
 def _bar(value: float) -> QProgressBar:
@@ -76,6 +67,9 @@ class ResultPanel(QWidget):
 
         self.probabilities_box = QFrame()
         self.probabilities_layout = QFormLayout(self.probabilities_box)
+        # A long class name ("Pneumonia (not COVID-19): 62.2 %") takes the row and its bar goes below,
+        # rather than the name being clipped in a narrow panel.
+        self.probabilities_layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
 
         self.message = QLabel("")
         self.message.setObjectName("message")
@@ -139,7 +133,7 @@ class ResultPanel(QWidget):
         layout.addWidget(disclaimer)
         self.clear("Drop a chest X-ray onto the window, or use File > Open (Ctrl+O).")
 
-    def _set_label(self, text: str, colour: str = "#424242") -> None:
+    def _set_label(self, text: str, colour: str = NEUTRAL_COLOUR) -> None:
         self.label.setText(text)
         self.label.setStyleSheet(f"color: {colour};")
 
@@ -169,15 +163,15 @@ class ResultPanel(QWidget):
         self.message.setText(text)
 
     def show_prediction(self, prediction, file_name: str, has_heatmap: bool = False) -> None:
-        """prediction: a core.model.Prediction. An image the gate rejected shows only the message
-        and a "Classify anyway" button."""
-        if prediction.label == NOT_XRAY:
+        """prediction: a core.model.Prediction, shown in the words of core.output.presentation. An
+        image the gate rejected shows only the message and a "Classify anyway" button."""
+        shown = present(prediction)
+        if shown.withheld:
             self.clear()
             self._shown = (prediction, file_name, has_heatmap)
             self.file_label.setText(file_name)
-            self._set_label(NOT_XRAY, LABEL_COLOURS[NOT_XRAY])
-            self.message.setText(NOT_XRAY_MESSAGE + (f" ({NO_LUNGS_REASON}.)"
-                                                     if prediction.lungs_plausible is False else ""))
+            self._set_label(shown.label, shown.colour)
+            self.message.setText("\n".join(shown.notes))
             self.anyway_button.setVisible(True)
             self._show_numbers(False)  # no class probabilities for an image the model should not judge
             self.overlay_check.setEnabled(False)
@@ -189,21 +183,18 @@ class ResultPanel(QWidget):
         self._show_numbers(True)
         self._shown = (prediction, file_name, has_heatmap)
         self.file_label.setText(file_name)
-        self._set_label(prediction.label, LABEL_COLOURS.get(prediction.label, "#424242"))
-        # The headline already says "Indeterminate"; a short lead keeps the line inside the panel.
-        lead = "Highest" if prediction.indeterminate else "Confidence"
-        self.confidence_text.setText(f"{lead}: {percent(prediction.confidence)}")
+        self._set_label(shown.label, shown.colour)
+        self.confidence_text.setText(shown.confidence_line)
         self.confidence_bar.setValue(round(prediction.confidence * 1000))
         self._clear_probabilities()
-        for name, p in prediction.probabilities.items():
-            self.probabilities_layout.addRow(f"{name}: {percent(p)}", _bar(p))
+        for line in shown.probabilities:
+            self.probabilities_layout.addRow(line.text, _bar(line.value))
         self.overlay_check.setEnabled(has_heatmap)
         self.opacity_slider.setEnabled(has_heatmap)
         self.overlay_toggled.emit(has_heatmap and self.overlay_check.isChecked())
         self.legend.setVisible(has_heatmap)
-        self._show_lung_fields(prediction)
-        self.message.setText("Indeterminate: the model is not confident either way; "
-                             "the probabilities are shown for reference." if prediction.indeterminate else "")
+        self._show_lung_fields(prediction, shown)
+        self.message.setText("\n".join(shown.notes))
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
 
@@ -215,34 +206,27 @@ class ResultPanel(QWidget):
         """Attention on lungs, its warning, and the lung-outline toggle (off when no lung model)."""
         self.lung_attention_text = QLabel("")
         self.lung_attention_text.setObjectName("lungAttention")
-        self.lung_attention_text.setToolTip("Attention on lungs: share of the heatmap inside the segmented lung "
-                                            "fields. Lungs only: the answer when everything outside the lung "
-                                            "fields is blanked (a check for shortcuts outside the lungs).")
+        self.lung_attention_text.setToolTip(f"Attention on lungs: {ATTENTION_HELP}. Lungs only: {LUNGS_ONLY_HELP}.")
         self.lung_warning = QLabel("")
         self.lung_warning.setObjectName("lungWarning")
         self.lung_warning.setWordWrap(True)
-        self.lung_warning.setStyleSheet("color: #ef6c00; font-weight: bold;")
+        self.lung_warning.setStyleSheet(f"color: {CAUTION_COLOUR}; font-weight: bold;")
         self.lung_warning.setVisible(False)
         self.lung_check = QCheckBox("Show lung outline")
         self.lung_check.setChecked(True)
         self.lung_check.setEnabled(False)
         self.lung_check.toggled.connect(self.lung_outline_toggled)
 
-    def _show_lung_fields(self, prediction) -> None:
-        """Attention on lungs (with its warning) and the outline toggle for ``prediction`` (None: off)."""
-        attention = getattr(prediction, "lung_attention", None)
-        withheld = getattr(prediction, "withheld", False)  # the lung-only answer is a class answer too
-        lung_only = None if withheld else getattr(prediction, "lung_only_label", None)
-        has_mask = getattr(prediction, "lung_mask", None) is not None
-        lines = ([] if attention is None else [f"Attention on lungs: {attention_percent(attention)}"]) + (
-            [] if lung_only is None else
-            [f"Lungs only (outside blanked): {lung_only} {prediction.lung_only_confidence * 100:.0f} %"])
+    def _show_lung_fields(self, prediction, shown=None) -> None:
+        """Attention on lungs, the lungs-only check and their cautions, and the outline toggle, for
+        ``prediction`` (None: all off); ``shown`` is its presentation."""
+        lines = [] if shown is None else [line for line in (shown.attention_line, shown.lungs_only_line) if line]
         self.lung_attention_text.setText("\n".join(lines))
         self.lung_attention_text.setVisible(bool(lines))
-        warnings = (([LOW_ATTENTION_WARNING] if low_attention(attention) else [])
-                    + ([OUTSIDE_LUNGS_WARNING] if lung_only and prediction.depends_on_outside_lungs else []))
-        self.lung_warning.setText("\n".join(warnings))
-        self.lung_warning.setVisible(bool(warnings))
+        cautions = [] if shown is None else list(shown.cautions)
+        self.lung_warning.setText("\n".join(cautions))
+        self.lung_warning.setVisible(bool(cautions))
+        has_mask = getattr(prediction, "lung_mask", None) is not None
         self.lung_check.setEnabled(has_mask)
         self.lung_outline_toggled.emit(has_mask and self.lung_check.isChecked())
 
@@ -252,8 +236,6 @@ class ResultPanel(QWidget):
             anyway = prediction.classify_anyway()
             self.show_prediction(anyway, file_name, has_heatmap)
             self.classified_anyway.emit(anyway)  # so that an exported report says so
-            self.message.setText("Shown on request although the gate judged this not to be a chest X-ray: "
-                                 "the model was not trained on such images.")
 
     def show_input_info(self, warnings: list[str], dicom: dict | None, patient=None) -> None:
         """Cautions about the input (shown above the message) and the DICOM panel (None hides it)."""
@@ -264,7 +246,7 @@ class ResultPanel(QWidget):
     def show_error(self, file_name: str, text: str) -> None:
         self.clear()
         self.file_label.setText(file_name)
-        self._set_label("No result", "#6d4c41")
+        self._set_label("No result", NO_RESULT_COLOUR)
         self.message.setText(text)
         self.message.setProperty("kind", "error")
         self._repolish(self.message)

@@ -24,8 +24,8 @@ import numpy as np
 from covidgui.core.errors import CovidGUIError, ImageLoadError
 from covidgui.core.io.atomic import temp_beside
 from covidgui.core.io.images import is_supported, load_xray, to_uint8
-from covidgui.core.inference.lungs import low_attention
 from covidgui.core.inference.preprocess import resize
+from covidgui.core.output.presentation import csv_header, csv_row
 
 # Files per inference batch, and rows handed to the caller at a time (one GUI signal per chunk).
 # 16 runs the model as fast per image as larger batches on 2 cores and keeps cancel quick.
@@ -233,50 +233,8 @@ def _classify_pending(classifier, pending: list[tuple[int, Path, _Decoded]], lun
 
 
 # -- CSV ---------------------------------------------------------------------------------------------
-def csv_header(card) -> list[str]:
-    """The CSV columns for a model card: one probability column per class, in the card's order."""
-    return (["path", "label", "confidence"]
-            + [f"probability {card.display_name(c)}" for c in card.classes]
-            + ["lung attention", "lung-only label", "lung-only confidence", "depends on outside lungs",
-               "flags", "warnings", "error", "model"])
-
-
-def flags_of(prediction) -> list[str]:
-    """Short notes a clinician should see beside a result ("not a chest X-ray", "indeterminate",
-    "looked mostly outside the lungs")."""
-    if prediction is None:
-        return []
-    return ((["not a chest X-ray"] if prediction.not_xray else [])
-            + (["classified anyway"] if getattr(prediction, "classified_anyway", False) else [])
-            + (["indeterminate"] if prediction.indeterminate else [])
-            + (["looked mostly outside the lungs"] if low_attention(prediction.lung_attention) else [])
-            + (["depends on what lies outside the lungs"]
-               if prediction.depends_on_outside_lungs and not prediction.withheld else []))
-
-
-def csv_row(item: BatchItem, card) -> list[str]:
-    """One CSV row (strings) for a result; probabilities, confidence and lung attention as 0..1
-    with 4 decimals (lung attention empty without the lung model or when the heatmap is empty; the
-    lung-only columns, the shortcut check, empty without the lung model or plausible lungs).
-
-    An image the input gate withheld has no confidence and no class probabilities (as in the table
-    and the window), unless it was classified anyway. ``warnings`` holds the file's cautions
-    (multi-frame, modality, body part, lateral view), separated by ";"."""
-    model = f"{card.name} {card.version}"
-    p = item.prediction
-    if p is None:
-        return [str(item.path), "", ""] + ["" for _ in card.classes] + ["", "", "", "", "", "", item.error or "", model]
-    withheld = getattr(p, "withheld", p.not_xray)
-    probs = ["" if withheld else f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
-    confidence = "" if withheld else f"{p.confidence:.4f}"
-    attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
-    # The shortcut check is a class answer too: withheld with the rest for a rejected image.
-    checked = p.lung_only_label is not None and not withheld
-    lung_only = ([p.lung_only_label, f"{p.lung_only_confidence:.4f}", "yes" if p.depends_on_outside_lungs else "no"]
-                 if checked else ["", "", ""])
-    return ([str(item.path), p.label, confidence] + probs + [attention] + lung_only
-            + [";".join(flags_of(p)), ";".join(getattr(p, "warnings", [])), "", model])
-
+# The columns and cells come from covidgui.core.output.presentation (csv_header, csv_row), as the
+# table, the terminal and the report read their words there; this module only writes them safely.
 
 # A spreadsheet reads a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...),
 # and a file name can start with any of them: such cells get a leading apostrophe, which
@@ -312,7 +270,7 @@ class CsvResults:
 
     def write(self, items: Iterable[BatchItem]) -> None:
         for item in items:
-            self._writer.writerow([neutralise_formula(c) for c in csv_row(item, self.card)])
+            self._writer.writerow([neutralise_formula(c) for c in csv_row(item.path, item.prediction, item.error, self.card)])
             self.rows += 1
 
     def commit(self) -> Path:

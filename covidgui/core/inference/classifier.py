@@ -23,7 +23,6 @@ from covidgui.core.inference.preprocess import Prepared, prepare, resize, to_sou
 
 INDETERMINATE = "Indeterminate"
 NOT_XRAY = "Not a chest X-ray"
-NOT_XRAY_MESSAGE = "This does not look like a chest X-ray; no result shown."
 # Shown wherever a model without an input gate classifies (window, classify, report).
 NO_INPUT_CHECK_WARNING = ("No input check: this model has no input gate, so it labels any picture (a photograph, "
                           "a document) COVID-19 or Normal. Use it on frontal chest X-rays only.")
@@ -34,9 +33,8 @@ EMBEDDING_LAYER = "embedding"
 # The shortcut check: the image is classified again with everything outside the lungs blanked.
 # When its label differs, or the probability of the shown class falls by more than this, the
 # result "depends on what lies outside the lungs".
+# (Its words, and every other word of a result, are in covidgui.core.output.presentation.)
 OUTSIDE_LUNGS_SHIFT = 0.25
-OUTSIDE_LUNGS_WARNING = ("This result depends on what lies outside the lungs: with only the lung fields "
-                         "visible the model answers differently. Treat it with caution.")
 
 
 @dataclass

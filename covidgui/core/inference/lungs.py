@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +31,9 @@ from covidgui.core.inference.preprocess import prepare, resize, to_source_space
 log = logging.getLogger(__name__)
 
 BUNDLED_SEGMENTER_NAME = "lung_segmenter.keras"
-# Below this share of heatmap mass inside the lungs the result carries a warning.
+# Below this share of heatmap mass inside the lungs the result carries a warning (its words are in
+# covidgui.core.output.presentation).
 LOW_ATTENTION = 0.5
-LOW_ATTENTION_WARNING = "The model looked mostly outside the lungs; treat this result with caution."
 NO_LUNGS_REASON = "no plausible pair of lung fields was found"
 
 # Plausible lung fields, as shares of the prepared (border-cropped, square) model input. The 275
@@ -156,12 +155,6 @@ def lung_attention(heatmap: np.ndarray, mask: np.ndarray) -> float | None:
     if total <= 0:
         return None
     return float(np.clip(heat[mask].sum() / total, 0.0, 1.0))
-
-
-def attention_percent(attention: float) -> str:
-    """Attention on lungs as shown everywhere ("49 %"): rounded down, so that a share under the
-    warning threshold never reads as 50 %."""
-    return f"{math.floor(attention * 100)} %"
 
 
 def low_attention(attention: float | None, threshold: float = LOW_ATTENTION) -> bool:

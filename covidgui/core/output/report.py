@@ -17,14 +17,12 @@ import numpy as np
 
 from covidgui import DISCLAIMER, __version__
 from covidgui.core.io.atomic import write_with
-from covidgui.core.inference.lungs import LOW_ATTENTION_WARNING, attention_percent, low_attention
 from covidgui.core.output.overlay import compose_overlay, overlay_with_outline
-from covidgui.core.inference.classifier import OUTSIDE_LUNGS_WARNING
+from covidgui.core.output.presentation import ATTENTION_HELP, LUNGS_ONLY_HELP, present
 
 A4_INCHES = (8.27, 11.69)
 # File names often carry the patient's name (SMITH_JOHN_CXR.png): printed only with patient details.
 FILE_NAME_WITHHELD = "image file name withheld"
-LABEL_COLOURS = {"COVID-19": "#c62828", "Normal": "#2e7d32", "Indeterminate": "#ef6c00"}
 
 
 def _flow(fig, x: float, y: float, sections: dict[str, list[str]], wrap: int) -> float:
@@ -50,6 +48,8 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
 
 
 def _percent(value) -> str:
+    """A measured figure (accuracy, sensitivity: counted, so 100.0 % can be true); a result's
+    probabilities are shown with presentation.percent."""
     return "n/a" if value is None else f"{value * 100:.1f} %"
 
 
@@ -75,35 +75,20 @@ def report_text(prediction, card, source_name: str, metadata: dict | None = None
     """The report's text, section by section (what the PDF prints; tests read it too)."""
     metadata = metadata or {}
     when = when or _dt.datetime.now().astimezone()
-    result = [f"Result: {prediction.label}"]
-    if getattr(prediction, "withheld", False):
-        # The numbers would be those of an image the model should not judge: none are printed.
-        from covidgui.core.inference.classifier import NOT_XRAY_MESSAGE
-
-        result.append(NOT_XRAY_MESSAGE.replace("no result shown", "no class probabilities are given"))
-    else:
-        if getattr(prediction, "classified_anyway", False):
-            result.append("Classified on request although the input gate judged this not to be a chest X-ray; "
-                          "the model was not trained on such images.")
-        result.append(f"Confidence: {_percent(prediction.confidence)}"
-                      + (" (indeterminate: the model is not confident either way)" if prediction.indeterminate else ""))
-        result += [f"  {name}: {_percent(p)}" for name, p in prediction.probabilities.items()]
-    attention = prediction.lung_attention
-    if attention is not None:
-        result.append(f"Attention on lungs: {attention_percent(attention)} of the heatmap inside the segmented lung fields")
-    withheld = getattr(prediction, "withheld", False)
-    if getattr(prediction, "lung_only_label", None) is not None and not withheld:
-        result.append(f"Lungs only (everything outside the lung fields blanked): {prediction.lung_only_label} "
-                      f"{_percent(prediction.lung_only_confidence)}")
+    shown = present(prediction)
+    result = [f"Result: {shown.label}"] + list(shown.notes)
+    if not shown.withheld:  # the numbers of an image the model should not judge are not printed
+        result.append(shown.confidence_line)
+        result += [f"  {line}" for line in shown.probability_lines]
+    if shown.attention_line:
+        result.append(f"{shown.attention_line} ({ATTENTION_HELP})")
+    if shown.lungs_only_line:
+        result.append(f"{shown.lungs_only_line} — {LUNGS_ONLY_HELP}")
     sections = {
         "Image": [f"File: {source_name if include_patient else FILE_NAME_WITHHELD}", f"Report created: {when.strftime('%Y-%m-%d %H:%M %Z').strip()}"],
         "Result": result,
     }
-    warnings = list(metadata.get("warnings") or [])
-    if low_attention(attention):
-        warnings.append(LOW_ATTENTION_WARNING)
-    if getattr(prediction, "depends_on_outside_lungs", None) and not withheld:
-        warnings.append(OUTSIDE_LUNGS_WARNING)
+    warnings = list(metadata.get("warnings") or []) + list(shown.cautions)
     if warnings:
         sections["Cautions"] = warnings
     dicom = metadata.get("dicom")
@@ -138,10 +123,8 @@ def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, sou
     fig = Figure(figsize=A4_INCHES)
     fig.text(0.05, 0.972, "CovidGUI — chest X-ray second opinion", fontsize=16, weight="bold", va="top")
     fig.text(0.05, 0.943, DISCLAIMER, fontsize=10, color="#b71c1c", va="top")
-    headline = prediction.label if getattr(prediction, "withheld", False) else \
-        f"{prediction.label} — {_percent(prediction.confidence)}"
-    fig.text(0.05, 0.915, headline, fontsize=15, weight="bold",
-             color=LABEL_COLOURS.get(prediction.label, "#424242"), va="top")
+    shown = present(prediction)
+    fig.text(0.05, 0.915, shown.headline, fontsize=15, weight="bold", color=shown.colour, va="top")
 
     # The image on the left, the short sections beside it, the long ones (cautions, model) below.
     ax = fig.add_axes((0.05, 0.40, 0.52, 0.47))

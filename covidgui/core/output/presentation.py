@@ -1,0 +1,204 @@
+"""What a result says and in which colour: the words, flags, colours and CSV cells every view shows.
+
+The result panel, the Batch table, ``covidgui classify``, the CSV and the PDF report all read a
+result through :func:`present` (and the CSV through :func:`csv_row`), so a sentence or a colour
+changes here and nowhere else. Nothing here knows Qt: a test can check what a clinician will read
+without a screen. Pictures of a result (heatmap, lung outline) are drawn by
+:mod:`covidgui.core.output.overlay`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from covidgui.core.inference.classifier import INDETERMINATE, NOT_XRAY
+from covidgui.core.inference.lungs import NO_LUNGS_REASON, low_attention
+
+# -- colours: text is always there too, never colour alone ------------------------------------------
+LABEL_COLOURS = {
+    "COVID-19": "#c62828",                   # red
+    "Normal": "#2e7d32",                     # green
+    "Pneumonia (not COVID-19)": "#6a1b9a",   # purple: abnormal, but not the red of COVID-19
+    INDETERMINATE: "#ef6c00",                # orange
+    NOT_XRAY: "#6d4c41",                     # brown: no class result
+}
+NEUTRAL_COLOUR = "#424242"  # a label without a colour of its own (a class of a retrained model), "No image"
+NO_RESULT_COLOUR = "#6d4c41"  # the panel's "No result" (the file could not be read)
+FAILED_COLOUR = "#b71c1c"  # a Batch row that failed, and the counts of failures
+CAUTION_COLOUR = "#bf360c"  # a caution about the result: the panel's, and a number that carries one in the Batch table
+
+# -- words --------------------------------------------------------------------------------------------
+FAILED_LABEL = "Failed"  # the Batch table's label of a file that could not be classified
+NOT_XRAY_MESSAGE = "This does not look like a chest X-ray; no class probabilities are given."
+CLASSIFIED_ANYWAY_NOTE = ("Classified anyway: the input gate judged this not to be a chest X-ray, and the model "
+                          "was not trained on such images.")
+INDETERMINATE_NOTE = ("Indeterminate: the model is not confident either way; "
+                      "the probabilities are shown for reference.")
+LOW_ATTENTION_WARNING = "The model looked mostly outside the lungs; treat this result with caution."
+OUTSIDE_LUNGS_WARNING = ("This result depends on what lies outside the lungs: with only the lung fields "
+                         "visible the model answers differently. Treat it with caution.")
+ATTENTION_HELP = "share of the heatmap inside the segmented lung fields"
+LUNGS_ONLY_HELP = ("the answer when everything outside the lung fields is blanked "
+                   "(a check for shortcuts outside the lungs)")
+
+# Short words for the Batch table's Flags column and the CSV's "flags" cell.
+FLAG_NOT_XRAY = "not a chest X-ray"
+FLAG_CLASSIFIED_ANYWAY = "classified anyway"
+FLAG_INDETERMINATE = "indeterminate"
+FLAG_LOW_ATTENTION = "looked mostly outside the lungs"
+FLAG_OUTSIDE_LUNGS = "depends on what lies outside the lungs"
+
+
+def percent(p: float) -> str:
+    """A probability 0..1 as shown everywhere: one decimal, and never "100.0 %" or "0.0 %", which
+    would claim a certainty no model has ("> 99.9 %", "< 0.1 %")."""
+    if p > 0.999:
+        return "> 99.9 %"
+    if p < 0.001:
+        return "< 0.1 %"
+    return f"{p * 100:.1f} %"
+
+
+def attention_percent(attention: float) -> str:
+    """Attention on lungs 0..1 as shown everywhere ("49 %"): rounded down, so that a share under the
+    warning threshold never reads as 50 %."""
+    return f"{math.floor(attention * 100)} %"
+
+
+def label_colour(label: str, default: str | None = NEUTRAL_COLOUR) -> str | None:
+    """The hex colour of a label ("#c62828" for COVID-19); ``default`` for a label without one."""
+    return LABEL_COLOURS.get(label, default)
+
+
+@dataclass(frozen=True)
+class ProbabilityLine:
+    """One class's probability: its display name, the value 0..1, and the text ("Normal: 17.0 %")."""
+
+    name: str
+    value: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """Everything a view shows of one result, in words (see :func:`present`).
+
+    label, colour: the headline word(s) and their hex colour.
+    withheld: the input gate rejected the image: no confidence, probabilities, attention or
+        lungs-only answer are shown (they belong to an image the model should not judge).
+    confidence: "83.0 %" (None when withheld); confidence_line: "Confidence: 83.0 %".
+    probabilities: one line per class of the model, in the model card's order (empty when withheld).
+    notes: sentences about the result itself, in display order (not an X-ray; classified anyway;
+        indeterminate).
+    attention: the measurement, "49 %", or None (not measured): the Batch table's column, as the
+        CSV's; attention_line: "Attention on lungs: 49 %" in the result, None also when withheld
+        (and then no caution either: there is no result to doubt).
+    lungs_only_line: "Lungs only (outside blanked): COVID-19 71 %", the shortcut check, or None.
+    cautions: warnings about the result, in display order (low attention, depends on outside lungs).
+    flags: short words for the Batch table and the CSV.
+    file_warnings: short notes about the input file (multi-frame, modality, body part, lateral view).
+    """
+
+    label: str
+    colour: str
+    withheld: bool
+    low_attention: bool
+    confidence: str | None
+    confidence_line: str | None
+    probabilities: tuple[ProbabilityLine, ...]
+    notes: tuple[str, ...]
+    attention: str | None
+    attention_line: str | None
+    lungs_only_line: str | None
+    cautions: tuple[str, ...]
+    flags: tuple[str, ...]
+    file_warnings: tuple[str, ...]
+
+    @property
+    def headline(self) -> str:
+        """The label with its confidence ("COVID-19 — 83.0 %"), or the label alone when withheld."""
+        return self.label if self.confidence is None else f"{self.label} — {self.confidence}"
+
+    @property
+    def probability_lines(self) -> list[str]:
+        return [line.text for line in self.probabilities]
+
+    @property
+    def flags_text(self) -> str:
+        """The Batch table's Flags cell: the result's flags, then the file's own cautions."""
+        return ", ".join(self.flags + self.file_warnings)
+
+
+def present(prediction) -> Presentation:
+    """A core.inference.classifier.Prediction (any number of classes) as the words every view shows."""
+    p = prediction
+    withheld = p.withheld
+    notes: list[str] = []
+    if withheld:
+        notes.append(NOT_XRAY_MESSAGE + (f" {NO_LUNGS_REASON[:1].upper()}{NO_LUNGS_REASON[1:]}."
+                                         if p.lungs_plausible is False else ""))
+    else:
+        if p.classified_anyway:
+            notes.append(CLASSIFIED_ANYWAY_NOTE)
+        if p.indeterminate:
+            notes.append(INDETERMINATE_NOTE)
+    confidence = None if withheld else percent(p.confidence)
+    probabilities = () if withheld else tuple(ProbabilityLine(name, value, f"{name}: {percent(value)}")
+                                              for name, value in p.probabilities.items())
+    attention = None if p.lung_attention is None else attention_percent(p.lung_attention)
+    low = not withheld and low_attention(p.lung_attention)
+    checked = not withheld and p.lung_only_label is not None  # the shortcut check is a class answer too
+    outside = checked and bool(p.depends_on_outside_lungs)
+    lungs_only = (f"Lungs only (outside blanked): {p.lung_only_label} {p.lung_only_confidence * 100:.0f} %"
+                  if checked else None)
+    cautions = ([LOW_ATTENTION_WARNING] if low else []) + ([OUTSIDE_LUNGS_WARNING] if outside else [])
+    flags = (([FLAG_NOT_XRAY] if p.not_xray else [])
+             + ([FLAG_CLASSIFIED_ANYWAY] if p.classified_anyway else [])
+             + ([FLAG_INDETERMINATE] if p.indeterminate else [])
+             + ([FLAG_LOW_ATTENTION] if low else [])
+             + ([FLAG_OUTSIDE_LUNGS] if outside else []))
+    return Presentation(
+        label=p.label, colour=label_colour(p.label), withheld=withheld, low_attention=low,
+        confidence=confidence, confidence_line=None if confidence is None else f"Confidence: {confidence}",
+        probabilities=probabilities, notes=tuple(notes),
+        attention=attention, attention_line=None if attention is None or withheld else f"Attention on lungs: {attention}",
+        lungs_only_line=lungs_only, cautions=tuple(cautions), flags=tuple(flags),
+        file_warnings=tuple(getattr(p, "warnings", None) or ()))
+
+
+# -- CSV cells ------------------------------------------------------------------------------------------
+def csv_header(card) -> list[str]:
+    """The CSV columns for a model card: one probability column per class, in the card's order."""
+    return (["path", "label", "confidence"]
+            + [f"probability {card.display_name(c)}" for c in card.classes]
+            + ["lung attention", "lung-only label", "lung-only confidence", "depends on outside lungs",
+               "flags", "warnings", "error", "model"])
+
+
+def csv_row(path: str | Path, prediction, error: str | None, card) -> list[str]:
+    """One CSV row (strings, the columns of :func:`csv_header`) for a file's result or its error.
+
+    Probabilities, confidence and lung attention as 0..1 with 4 decimals (machine-readable, unlike
+    the views' percentages). Lung attention is empty without the lung model or when the heatmap is
+    empty; the lung-only columns (the shortcut check) are empty without the lung model or plausible
+    lungs. An image the input gate withheld has no confidence, class probabilities or lung-only
+    answer, unless it was classified anyway. ``flags`` and ``warnings`` (the file's cautions:
+    multi-frame, modality, body part, lateral view) are separated by ";". Cells are not yet guarded
+    against spreadsheet formulas: the writer does that.
+    """
+    model = f"{card.name} {card.version}"
+    p = prediction
+    if p is None:
+        return [str(path), "", ""] + ["" for _ in card.classes] + ["", "", "", "", "", "", error or "", model]
+    shown = present(p)
+    withheld = shown.withheld
+    probs = ["" if withheld else f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
+    confidence = "" if withheld else f"{p.confidence:.4f}"
+    attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
+    checked = p.lung_only_label is not None and not withheld
+    lung_only = ([p.lung_only_label, f"{p.lung_only_confidence:.4f}", "yes" if p.depends_on_outside_lungs else "no"]
+                 if checked else ["", "", ""])
+    return ([str(path), p.label, confidence] + probs + [attention] + lung_only
+            + [";".join(shown.flags), ";".join(shown.file_warnings), "", model])

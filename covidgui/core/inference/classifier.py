@@ -15,11 +15,10 @@ import numpy as np
 
 from covidgui.core.errors import ImageLoadError, ModelError
 from covidgui.core.inference.keras_env import quiet_tensorflow
-from covidgui.core.io.images import load_xray
 from covidgui.core.io.xray import XRay
 from covidgui.core.models.model_files import bundled_model_path
 from covidgui.core.models.modelcard import ModelCard, read_card
-from covidgui.core.inference.preprocess import Prepared, prepare, resize, to_source_space
+from covidgui.core.inference.preprocess import Prepared, load_prepared, prepare, resize, to_source_space
 
 INDETERMINATE = "Indeterminate"
 NOT_XRAY = "Not a chest X-ray"
@@ -362,17 +361,20 @@ class Classifier:
             lungs_plausible=lungs_plausible,
         )
 
-    def predict_xray(self, xray: XRay, heatmap: bool = False) -> Prediction:
-        """Classify one decoded image (see :func:`covidgui.core.io.images.load_xray`)."""
-        result = self.predict_pixels(xray.pixels, xray.path, heatmap, xray.metadata.get("colourfulness", 0.0))
+    def predict_xray(self, xray: XRay, heatmap: bool = False, prepared: Prepared | None = None) -> Prediction:
+        """Classify one decoded image (see :func:`covidgui.core.io.images.load_xray`); ``prepared``:
+        its model input when already made (:func:`~covidgui.core.inference.preprocess.load_prepared`)."""
+        result = self.predict_pixels(xray.pixels, xray.path, heatmap, xray.metadata.get("colourfulness", 0.0),
+                                     prepared)
         result.warnings = list(xray.metadata.get("short_warnings", []))
         return result
 
     def predict_pixels(self, pixels: np.ndarray, path: Path | None = None, heatmap: bool = False,
-                       colourfulness: float = 0.0) -> Prediction:
+                       colourfulness: float = 0.0, prepared: Prepared | None = None) -> Prediction:
         """Classify greyscale pixels (H, W) 0..1 as given; ``heatmap`` (H, W) when asked for, and
-        the lung mask (and attention on lungs, with a heatmap) when the segmenter is loaded."""
-        prepared = self.prepare(pixels)
+        the lung mask (and attention on lungs, with a heatmap) when the segmenter is loaded.
+        prepared: ``self.prepare(pixels)`` when the caller has it already."""
+        prepared = prepared if prepared is not None else self.prepare(pixels)
         results, lung_maps, cams = self._predict_inputs(prepared.input[np.newaxis], [colourfulness], [path], heatmap)
         result = results[0]
         cam = cams[0] if heatmap else None
@@ -389,11 +391,15 @@ class Classifier:
     def predict_file(self, path: str | Path, heatmap: bool = False) -> Prediction:
         """Load and classify one file; raises ImageLoadError for a bad file.
 
-        The file is decoded at reduced size (JPEG draft mode), exactly as in training and batches,
-        so one image gets one result whichever path it takes; the heatmap then has the reduced
-        image's shape (same aspect ratio as the source).
+        The file is decoded at reduced size (JPEG draft mode) by
+        :func:`~covidgui.core.inference.preprocess.load_prepared`, exactly as in training and
+        batches, so one image gets one result whichever path it takes; the heatmap then has the
+        reduced image's shape (same aspect ratio as the source). The app's single-image path,
+        with the display image and pictures, is :func:`covidgui.core.analysis.analyse.analyse`;
+        many files go through :func:`covidgui.core.analysis.batch.classify_stream`.
         """
-        return self.predict_xray(load_xray(path, max_side=self.input_size), heatmap)
+        xray, prepared = load_prepared(path, self.input_size)
+        return self.predict_xray(xray, heatmap, prepared)
 
     def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16) -> Iterator[Prediction | ImageLoadError]:
         """Classify many files in batches; yields, in order, a Prediction or the file's ImageLoadError."""
@@ -415,8 +421,8 @@ class Classifier:
 
         for path in map(Path, paths):
             try:
-                xray = load_xray(path, max_side=self.input_size)
-                pending.append((path, (self.prepare(xray.pixels), xray.metadata.get("colourfulness", 0.0),
+                xray, prepared = load_prepared(path, self.input_size)
+                pending.append((path, (prepared, xray.metadata.get("colourfulness", 0.0),
                                        list(xray.metadata.get("short_warnings", [])))))
             except ImageLoadError as exc:
                 pending.append((path, exc))

@@ -7,13 +7,12 @@ is cheap and the GUI can show its window before paying the ~5 s TensorFlow impor
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from covidgui.core.errors import ImageLoadError, ModelError
+from covidgui.core.errors import ModelError
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.io.xray import XRay
 from covidgui.core.models.model_files import bundled_model_path
@@ -400,35 +399,6 @@ class Classifier:
         """
         xray, prepared = load_prepared(path, self.input_size)
         return self.predict_xray(xray, heatmap, prepared)
-
-    def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16) -> Iterator[Prediction | ImageLoadError]:
-        """Classify many files in batches; yields, in order, a Prediction or the file's ImageLoadError."""
-        pending: list[tuple[Path, tuple[Prepared, float, list[str]] | ImageLoadError]] = []
-
-        def flush() -> Iterator[Prediction | ImageLoadError]:
-            good = [(path, item) for path, item in pending if not isinstance(item, ImageLoadError)]
-            results = iter(self.predict_inputs(np.stack([p.input for _, (p, _, _) in good]),
-                                               [c for _, (_, c, _) in good], [path for path, _ in good])
-                           if good else ())
-            for _, item in pending:
-                if isinstance(item, ImageLoadError):
-                    yield item
-                else:
-                    result = next(results)
-                    result.warnings = item[2]
-                    yield result
-            pending.clear()
-
-        for path in map(Path, paths):
-            try:
-                xray, prepared = load_prepared(path, self.input_size)
-                pending.append((path, (prepared, xray.metadata.get("colourfulness", 0.0),
-                                       list(xray.metadata.get("short_warnings", [])))))
-            except ImageLoadError as exc:
-                pending.append((path, exc))
-            if len(pending) >= batch_size:
-                yield from flush()
-        yield from flush()
 
     def gradcam(self, model_input: np.ndarray, class_index: int) -> np.ndarray:
         """Grad-CAM of ``class_index`` for one prepared input (S, S): float32 (S, S), 0..1.

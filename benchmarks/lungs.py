@@ -32,6 +32,7 @@ from covidgui.core.inference.lungs import LOW_ATTENTION, LungSegmenter, dice  # 
 from covidgui.core.inference.classifier import Classifier  # noqa: E402
 from covidgui.core.inference.preprocess import resize  # noqa: E402
 from covidgui.core.scoring.sources import find_sources, locked_split  # noqa: E402
+from covidgui.core.analysis.batch import predict_files  # noqa: E402
 
 
 def describe(values) -> str:
@@ -136,14 +137,14 @@ def main() -> int:
     print(f"gate on real X-rays (Val + held-back adults): {gate_counts(real)}")
     train = args.data / "covid-xray" / "Train"
     train_paths = sorted((train / "Covid").iterdir()) + sorted((train / "Normal").iterdir())
-    train_results = [r for r in classifier.predict_files(train_paths) if not isinstance(r, ImageLoadError)]
+    train_results = [r for r in predict_files(classifier, train_paths) if not isinstance(r, ImageLoadError)]
     print(f"gate on covid-xray/Train ({len(train_results)}; the lung check never saw them): "
           f"{gate_counts(train_results)}")
     lung_rejected = [r.path.name for r in real + train_results if r.lungs_plausible is False]
     print(f"real X-rays the lung check rejects: {lung_rejected}")
     with tempfile.TemporaryDirectory() as tmp:
         non = write_non_xrays(tmp)
-        results = list(classifier.predict_files([p for _, p in non]))
+        results = list(predict_files(classifier, [p for _, p in non]))
         print(f"gate on non-X-rays: {gate_counts(results)}")
         print("non-X-rays accepted by the combined gate: "
               f"{[name for (name, _), r in zip(non, results) if not r.not_xray]}")

@@ -29,6 +29,7 @@ from covidgui.core.scoring.metrics import classification_report, expected_calibr
 from covidgui.core.inference.classifier import Classifier, softmax  # noqa: E402
 from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
 from covidgui.core.scoring.sources import find_sources, locked_split, rows_by_source  # noqa: E402
+from covidgui.core.analysis.batch import predict_files  # noqa: E402
 
 
 def median_ms(fn, runs: int = 30) -> float:
@@ -43,7 +44,7 @@ def median_ms(fn, runs: int = 30) -> float:
 
 
 def predictions(classifier, paths):
-    out = [r for r in classifier.predict_files(paths)]
+    out = [r for r in predict_files(classifier, paths)]
     bad = [r for r in out if isinstance(r, ImageLoadError)]
     if bad:
         raise SystemExit(f"unreadable: {bad}")

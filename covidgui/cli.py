@@ -182,25 +182,26 @@ def _numbered(path: Path, index: int, count: int) -> Path:
 
 def _predict_with_heatmap(classifier, path: Path, out: Path):
     """Classify one file and save its heatmap overlay; returns the Prediction or the ImageLoadError."""
+    from covidgui.core.analysis.analyse import analyse
     from covidgui.core.errors import ImageLoadError
-    from covidgui.core.io.images import load_xray
     from covidgui.core.output.overlay import compose_overlay
     from covidgui.core.output.report import save_png
 
     try:
-        result = classifier.predict_file(path, heatmap=True)
-        pixels = load_xray(path, max_side=classifier.input_size).pixels
-        if result.lung_mask is not None:  # the lung outline on top of the heatmap
-            from PIL import Image
-
-            from covidgui.core.output.overlay import overlay_with_outline
-
-            Image.fromarray(overlay_with_outline(pixels, result.heatmap, result.lung_mask)).save(out)
-        else:
-            save_png(out, compose_overlay(pixels, result.heatmap))
-        return result
+        # One decode; the picture is drawn on the model's own (reduced-size) pixels.
+        result = analyse(classifier, path, display=False)
     except ImageLoadError as exc:
         return exc
+    prediction = result.prediction
+    if prediction.lung_mask is not None:  # the lung outline on top of the heatmap
+        from PIL import Image
+
+        from covidgui.core.output.overlay import overlay_with_outline
+
+        Image.fromarray(overlay_with_outline(result.pixels, prediction.heatmap, prediction.lung_mask)).save(out)
+    else:
+        save_png(out, compose_overlay(result.pixels, prediction.heatmap))
+    return prediction
 
 
 def cmd_train(args) -> int:
@@ -274,25 +275,37 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from covidgui.core.io.images import load_xray
+    from covidgui.core.analysis.analyse import analyse, decode
+    from covidgui.core.errors import CovidGUIError
+    from covidgui.core.models.modelcard import read_card
 
-    xray = load_xray(args.image)  # before the model: a bad file fails in a second, not ten
+    model_path = args.model or _active_model()
+    try:
+        input_size = read_card(model_path).input_size
+    except CovidGUIError:
+        input_size = None  # Classifier.load below says what is wrong with the model
+    # Decoded before the model is loaded (its card gives the input size): a bad file fails in a
+    # second, not ten. The same decode then serves the model and the report's image.
+    decoded = decode(args.image, input_size) if input_size else None
     from covidgui.core.inference.classifier import Classifier
     from covidgui.core.output.report import write_report
 
-    classifier = Classifier.load(args.model or _active_model())
-    # The model's own path (reduced-size decode), so the report agrees with classify and the GUI.
-    prediction = classifier.predict_file(args.image, heatmap=not args.no_heatmap)
+    classifier = Classifier.load(model_path)
+    # The model's own path (reduced-size decode), so the report agrees with classify and the GUI;
+    # the report's image at the stored size, as decoded.
+    result = analyse(classifier, args.image, display_side=None, heatmap=not args.no_heatmap, pictures=False,
+                     decoded=decoded)
+    prediction = result.prediction
     if args.classify_anyway:
         prediction = prediction.classify_anyway()
-    metadata = xray.metadata
+    metadata = result.metadata
     if classifier.input_check_warning:  # among the report's cautions too
         metadata = {**metadata, "warnings": [*metadata.get("warnings", []), classifier.input_check_warning]}
-    out = write_report(args.output, xray.pixels, prediction, classifier.card, args.image.name, metadata,
+    out = write_report(args.output, result.display, prediction, classifier.card, args.image.name, metadata,
                        heatmap=prediction.heatmap, include_patient=args.include_patient_info)
     if classifier.input_check_warning:
         print(f"caution: {classifier.input_check_warning}", file=sys.stderr)
-    for warning in xray.metadata.get("warnings", []):
+    for warning in result.metadata.get("warnings", []):
         print(f"caution: {warning}", file=sys.stderr)
     from covidgui.core.output.presentation import present
 

@@ -33,12 +33,17 @@ def _chest_like(size: int = 256):
 def _classify(folder: Path) -> str:
     from PIL import Image
 
+    from covidgui.core.analysis.analyse import analyse
     from covidgui.core.inference.classifier import INDETERMINATE, Classifier
 
     classifier = Classifier.load()
     path = folder / "self-test.png"
     Image.fromarray(_chest_like()).save(path)
-    prediction = classifier.predict_file(path, heatmap=True).classify_anyway()
+    # The Image tab's own path: one decode, the prediction with its heatmap, the display pictures.
+    analysis = analyse(classifier, path)
+    if analysis.display is None or analysis.prediction.heatmap is None:
+        raise RuntimeError("the analysis gave no display image or no heatmap")
+    prediction = analysis.prediction.classify_anyway()
     # "Indeterminate" is an answer too: the model ran and said it cannot tell.
     names = [classifier.card.display_name(c) for c in classifier.card.classes] + [INDETERMINATE]
     if prediction.label not in names:

@@ -6,42 +6,58 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from covidgui.core.scoring.comparison import roc_curves, score_files
 from covidgui.core.data.dataset import LabelledFiles
-from covidgui.core.errors import DatasetError, ImageLoadError
+from covidgui.core.errors import DatasetError
 from covidgui.core.inference.classifier import Prediction
 from covidgui.core.models.modelcard import ModelCard
 
 
 class TableClassifier:
-    """Answers from a table of file -> probabilities (what a real model's predict_files yields)."""
+    """Answers from a table of file name -> probabilities, through the batch engine (the files are
+    decoded as for a real model; the table stands in for the network)."""
+
+    input_size = 8
 
     def __init__(self, classes, table):
         self.card = ModelCard(name="table", version="1", classes=classes, input_size=8,
                               display_names={"Covid": "COVID-19"})
         self.table = table
 
-    def predict_files(self, paths):
+    def predict_inputs(self, inputs, colourfulness=None, paths=None, lung_attention=False):
+        names = [self.card.display_name(c) for c in self.card.classes]
+        results = []
         for p in paths:
             probs = self.table[Path(p).name]
-            if probs is None:
-                yield ImageLoadError(p, "the file is empty (0 bytes)")
-                continue
-            names = [self.card.display_name(c) for c in self.card.classes]
             label = names[int(np.argmax(probs))]
-            yield Prediction(label=label, class_label=label, class_name="", confidence=max(probs),
-                             probabilities=dict(zip(names, probs)), path=Path(p))
+            results.append(Prediction(label=label, class_label=label, class_name="", confidence=max(probs),
+                                      probabilities=dict(zip(names, probs)), path=Path(p)))
+        return results
 
 
-def test_files_are_matched_to_the_model_classes_by_name_not_position():
+def image_files(folder: Path, table) -> dict[str, Path]:
+    """A small image per table entry (an empty, unreadable file where the entry is None)."""
+    paths = {}
+    for name, probs in table.items():
+        paths[name] = folder / name
+        if probs is None:
+            paths[name].write_bytes(b"")
+        else:
+            Image.fromarray(np.full((16, 16), 128, np.uint8)).save(paths[name], format="PNG")
+    return paths
+
+
+def test_files_are_matched_to_the_model_classes_by_name_not_position(tmp_path):
     # The folder lists Normal first; the model's output order is Covid, Normal.
-    files = LabelledFiles(["normal", "covid"], [Path("n1"), Path("n2"), Path("c1"), Path("bad")], [0, 0, 1, 1])
-    model = TableClassifier(["Covid", "Normal"], {"n1": [0.2, 0.8], "n2": [0.6, 0.4], "c1": [0.9, 0.1], "bad": None})
-    scores = score_files(model, files)
+    table = {"n1": [0.2, 0.8], "n2": [0.6, 0.4], "c1": [0.9, 0.1], "bad": None}
+    paths = image_files(tmp_path, table)
+    files = LabelledFiles(["normal", "covid"], [paths["n1"], paths["n2"], paths["c1"], paths["bad"]], [0, 0, 1, 1])
+    scores = score_files(TableClassifier(["Covid", "Normal"], table), files)
     assert scores.labels.tolist() == [1, 1, 0]
     assert scores.report["confusion_matrix"] == [[1, 0], [1, 1]]
-    assert scores.unreadable == {"bad": "the file is empty (0 bytes)"}
+    assert scores.unreadable == {str(paths["bad"]): "the file is empty (0 bytes)"}
     (name, (fpr, tpr, auc)), = roc_curves(scores).items()
     assert name == "Covid" and auc == pytest.approx(1.0)
     assert fpr[0] == 0 and tpr[-1] == 1
@@ -53,10 +69,11 @@ def test_a_model_for_other_classes_cannot_be_scored():
         score_files(TableClassifier(["Covid", "Normal"], {"a": [1, 0]}), files)
 
 
-def test_three_classes_get_one_curve_each():
-    files = LabelledFiles(["A", "B", "C"], [Path(f"{i}") for i in range(6)], [0, 0, 1, 1, 2, 2])
+def test_three_classes_get_one_curve_each(tmp_path):
     table = {"0": [.8, .1, .1], "1": [.5, .3, .2], "2": [.2, .7, .1], "3": [.4, .5, .1], "4": [.1, .1, .8],
              "5": [.3, .3, .4]}
+    paths = image_files(tmp_path, table)
+    files = LabelledFiles(["A", "B", "C"], [paths[f"{i}"] for i in range(6)], [0, 0, 1, 1, 2, 2])
     curves = roc_curves(score_files(TableClassifier(["A", "B", "C"], table), files))
     assert set(curves) == {"A", "B", "C"}
     assert all(0 <= auc <= 1 for _, _, auc in curves.values())

@@ -8,6 +8,7 @@ import pytest
 from covidgui.core.errors import ModelError
 from covidgui.core.inference.classifier import Classifier, softmax
 from covidgui.core.models.model_files import bundled_model_path
+from covidgui.core.analysis.batch import predict_files
 
 
 def test_bundled_model_is_small_and_has_a_card():
@@ -31,7 +32,7 @@ def test_predictions_on_val_are_probabilities(bundled_classifier, covid_val):
     """Calibrated probabilities of every Val image sum to 1 with the top one as confidence
     (tests/test_model_card_figures.py checks the card's figures against the model)."""
     paths = sorted((covid_val / "Covid").iterdir()) + sorted((covid_val / "Normal").iterdir())
-    for r in bundled_classifier.predict_files(paths):
+    for r in predict_files(bundled_classifier, paths):
         assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
         assert 0.5 <= r.confidence <= 1.0
         assert r.confidence == pytest.approx(max(r.probabilities.values()))
@@ -40,7 +41,7 @@ def test_predictions_on_val_are_probabilities(bundled_classifier, covid_val):
 def test_batch_and_single_predictions_agree(bundled_classifier, chest_png, tmp_path):
     other = tmp_path / "other.png"
     other.write_bytes(chest_png.read_bytes())
-    batch = list(bundled_classifier.predict_files([chest_png, other]))
+    batch = list(predict_files(bundled_classifier, [chest_png, other]))
     single = bundled_classifier.predict_file(chest_png)
     assert batch[0].probabilities == pytest.approx(single.probabilities, abs=1e-5)
 
@@ -50,7 +51,7 @@ def test_bad_files_in_a_batch_are_returned_not_raised(bundled_classifier, chest_
 
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-    results = list(bundled_classifier.predict_files([bad, chest_png]))
+    results = list(predict_files(bundled_classifier, [bad, chest_png]))
     assert isinstance(results[0], ImageLoadError) and results[0].path == bad
     assert results[1].path == chest_png
 

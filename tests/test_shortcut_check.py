@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from covidgui.core.inference.classifier import OUTSIDE_LUNGS_SHIFT, Classifier
+from covidgui.core.analysis.batch import predict_files
 from tests.test_lungs import two_lungs
 
 
@@ -92,7 +93,7 @@ def test_no_check_without_a_lung_model(bundled_classifier):
 
 def test_the_check_runs_on_real_films_in_every_path(bundled_classifier, covid_val):
     files = sorted((covid_val / "Covid").iterdir())[:4]
-    batch = list(bundled_classifier.predict_files(files))
+    batch = list(predict_files(bundled_classifier, files))
     for path, result in zip(files, batch):
         single = bundled_classifier.predict_file(path, heatmap=True)
         assert single.lung_only_label in ("COVID-19", "Normal")

@@ -11,6 +11,7 @@ from covidgui.core.data.dataset import scan_class_folders
 from covidgui.core.errors import DatasetError
 from covidgui.core.training.train import ProgressListener, TrainConfig, train
 from covidgui.core.models.model_files import save_model
+from covidgui.core.analysis.batch import predict_files
 from tests.conftest import chest_like
 
 
@@ -72,8 +73,8 @@ def test_saved_model_loads_back_to_the_same_predictions(tiny_run, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
     loaded = Classifier.load(path)
     images = sorted((root / "val").rglob("*.png"))[:4]
-    before = [r.probabilities for r in result.classifier.predict_files(images)]
-    after = [r.probabilities for r in loaded.predict_files(images)]
+    before = [r.probabilities for r in predict_files(result.classifier, images)]
+    after = [r.probabilities for r in predict_files(loaded, images)]
     for a, b in zip(before, after):
         assert a == pytest.approx(b, abs=1e-5)
     assert loaded.card.metrics["validation"]["n"] == 12

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QImage, QPainter, QPixmap
+from PySide6.QtGui import QImage, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
 ZOOM_STEP = 1.25
@@ -123,15 +123,19 @@ class ImageView(QGraphicsView):
         self._overlay.setPixmap(QPixmap())
 
     def set_overlay(self, rgba: np.ndarray | None) -> None:
-        """An RGBA uint8 (H, W, 4) overlay stretched over the image, or None to remove it."""
+        """An RGBA uint8 (h, w, 4) overlay of any size stretched over the image, or None to remove it.
+
+        The stretch is the item's transform, applied smoothly when painted: a heatmap-resolution
+        overlay costs the GUI thread no full-size scaled copy."""
         if rgba is None:
             self._overlay.setPixmap(QPixmap())
             return
         pixmap = QPixmap.fromImage(rgba_to_qimage(rgba))
         image_size = self._image.pixmap().size()
+        scale = QTransform()
         if pixmap.size() != image_size and not image_size.isEmpty():
-            pixmap = pixmap.scaled(image_size, Qt.AspectRatioMode.IgnoreAspectRatio,
-                                   Qt.TransformationMode.SmoothTransformation)
+            scale = QTransform.fromScale(image_size.width() / pixmap.width(), image_size.height() / pixmap.height())
+        self._overlay.setTransform(scale)
         self._overlay.setPixmap(pixmap)
 
     def set_lung_outline(self, rgba: np.ndarray | None) -> None:

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-log = logging.getLogger(__name__)
+from covidgui.core.analysis.analyse import MAX_DISPLAY_SIDE, analyse
 
-# Display copies never need more than this many pixels per side.
-MAX_DISPLAY_SIDE = 2048
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,11 +29,11 @@ class ClassifiedImage:
     path: Path
     display: np.ndarray  # float32 (H, W) 0..1 greyscale for the viewer (float keeps 16-bit detail for window/level)
     prediction: object  # core.model.Prediction
-    overlay: np.ndarray | None  # uint8 (H, W, 4) heatmap colours, same shape as display
+    overlay: np.ndarray | None  # uint8 (h, w, 4) heatmap colours at the heatmap's size; the viewer stretches it
     # The decoded file's metadata (core.io.xray.XRay.metadata): "warnings", and for DICOM "dicom" and
     # "patient" (a PatientIdentity, whose repr hides the identifiers).
     metadata: dict = field(default_factory=dict)
-    heatmap: np.ndarray | None = None  # float32 (H, W) 0..1 at display size, for reports
+    heatmap: np.ndarray | None = None  # float32 (h, w) 0..1, prediction.heatmap (reports resize it to the image)
     lung_outline: np.ndarray | None = None  # uint8 (H, W, 4) lung outline, same shape as display
     # DICOM: core.dicom.FileLevels and the image in its own units normalised over the stored range
     # (float32 (H, W) 0..1, same shape as display), for window/level beyond the file's window.
@@ -78,48 +77,22 @@ class InferenceWorker(QObject):
     def classify(self, request_id: int, path: str) -> None:
         """Decode, classify and explain one image; emits classified or failed."""
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.io.images import load_xray
 
         if self.classifier is None:
             self.failed.emit(request_id, path, "No model is loaded, so no result can be shown.")
             return
         try:
-            # Full resolution, for the eye and the DICOM panel; DICOM also in its own units.
-            xray = load_xray(path, viewer_values=True)
-            # The model's own path (reduced-size decode), so the GUI, CLI and batch agree.
-            prediction = self.classifier.predict_file(path, heatmap=True)
-            display = _display_size(xray.pixels).astype(np.float32)
-            overlay = heat = None
-            if prediction.heatmap is not None:
-                from covidgui.core.output.overlay import colorize
-                from covidgui.core.inference.preprocess import resize
-
-                heat = np.clip(resize(prediction.heatmap, display.shape), 0.0, 1.0)  # same aspect ratio
-                overlay = colorize(heat)
-            lung_outline = None
-            if prediction.lung_mask is not None:
-                from covidgui.core.output.overlay import outline_rgba
-
-                lung_outline = outline_rgba(prediction.lung_mask, display.shape)
-            levels = xray.metadata.get("file_levels")
-            view_pixels = None
-            if levels is not None and xray.values is not None:
-                view_pixels = levels.normalise(_display_size(xray.values))
-            self.classified.emit(ClassifiedImage(request_id, Path(path), display, prediction, overlay,
-                                                 dict(xray.metadata), heat, lung_outline, levels, view_pixels))
+            # One decode: the model's reduced pixels (as the CLI and batch read them) and the
+            # display copy; DICOM also in its own units for the window/level panel.
+            result = analyse(self.classifier, path, display_side=MAX_DISPLAY_SIDE, viewer_values=True)
+            self.classified.emit(ClassifiedImage(request_id, Path(path), result.display, result.prediction,
+                                                 result.overlay, result.metadata, result.prediction.heatmap,
+                                                 result.lung_outline, result.levels, result.view_pixels))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))
         except Exception as exc:
             log.error("classification failed for %s:\n%s", path, traceback.format_exc())
             self.failed.emit(request_id, path, f"{Path(path).name}: unexpected error ({exc}).")
-
-
-def _display_size(pixels: np.ndarray) -> np.ndarray:
-    from covidgui.core.inference.preprocess import resize
-
-    h, w = pixels.shape
-    scale = MAX_DISPLAY_SIDE / max(h, w)
-    return pixels if scale >= 1 else resize(pixels, (round(h * scale), round(w * scale)))
 
 
 class InferenceThread(QObject):

@@ -23,8 +23,8 @@ import numpy as np
 
 from covidgui.core.errors import CovidGUIError, ImageLoadError
 from covidgui.core.io.atomic import temp_beside
-from covidgui.core.io.images import is_supported, load_xray, to_uint8
-from covidgui.core.inference.preprocess import resize
+from covidgui.core.io.images import is_supported, to_uint8
+from covidgui.core.inference.preprocess import load_prepared, resize
 from covidgui.core.output.presentation import csv_header, csv_row
 
 # Files per inference batch, and rows handed to the caller at a time (one GUI signal per chunk).
@@ -145,9 +145,9 @@ def make_thumbnail(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray
 def _decode(classifier, path: Path, thumbnails: bool) -> _Decoded:
     """Runs on a pool thread: file -> model input (S, S). Never raises: a failure becomes an error."""
     try:
-        xray = load_xray(path, max_side=classifier.input_size)
+        xray, prepared = load_prepared(path, classifier.input_size)
         thumb = make_thumbnail(xray.pixels) if thumbnails else None
-        return _Decoded(classifier.prepare(xray.pixels).input, None, thumb, xray.metadata.get("colourfulness", 0.0),
+        return _Decoded(prepared.input, None, thumb, xray.metadata.get("colourfulness", 0.0),
                         list(xray.metadata.get("short_warnings", [])))
     except ImageLoadError as exc:
         return _Decoded(None, exc.reason, None)
@@ -230,6 +230,19 @@ def _classify_pending(classifier, pending: list[tuple[int, Path, _Decoded]], lun
                 prediction.warnings = decoded.warnings
             items.append(BatchItem(index, path, prediction=prediction, thumbnail=decoded.thumbnail))
     return items
+
+
+def predict_files(classifier, paths: Sequence[str | Path], *, lung_attention: bool = False,
+                  **options) -> Iterator[object]:
+    """The labelled loops' view of :func:`classify_stream` (evaluation, model comparison, tests):
+    yields, in order, each file's Prediction or an ImageLoadError with the reason it failed.
+
+    lung_attention: off by default, as scoring needs only the probabilities (the Grad-CAM costs a
+        batch about 2 %); options: passed to :func:`classify_stream` (batch_size, workers, ...).
+    """
+    for items in classify_stream(classifier, paths, lung_attention=lung_attention, **options):
+        for item in items:
+            yield item.prediction if item.ok else ImageLoadError(item.path, item.error)
 
 
 # -- CSV ---------------------------------------------------------------------------------------------

@@ -7,19 +7,17 @@ is cheap and the GUI can show its window before paying the ~5 s TensorFlow impor
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from covidgui.core.errors import ImageLoadError, ModelError
+from covidgui.core.errors import ModelError
 from covidgui.core.inference.keras_env import quiet_tensorflow
-from covidgui.core.io.images import load_xray
 from covidgui.core.io.xray import XRay
 from covidgui.core.models.model_files import bundled_model_path
 from covidgui.core.models.modelcard import ModelCard, read_card
-from covidgui.core.inference.preprocess import Prepared, prepare, resize, to_source_space
+from covidgui.core.inference.preprocess import Prepared, load_prepared, prepare, resize, to_source_space
 
 INDETERMINATE = "Indeterminate"
 NOT_XRAY = "Not a chest X-ray"
@@ -360,17 +358,20 @@ class Classifier:
             lungs_plausible=lungs_plausible,
         )
 
-    def predict_xray(self, xray: XRay, heatmap: bool = False) -> Prediction:
-        """Classify one decoded image (see :func:`covidgui.core.io.images.load_xray`)."""
-        result = self.predict_pixels(xray.pixels, xray.path, heatmap, xray.metadata.get("colourfulness", 0.0))
+    def predict_xray(self, xray: XRay, heatmap: bool = False, prepared: Prepared | None = None) -> Prediction:
+        """Classify one decoded image (see :func:`covidgui.core.io.images.load_xray`); ``prepared``:
+        its model input when already made (:func:`~covidgui.core.inference.preprocess.load_prepared`)."""
+        result = self.predict_pixels(xray.pixels, xray.path, heatmap, xray.metadata.get("colourfulness", 0.0),
+                                     prepared)
         result.warnings = list(xray.metadata.get("short_warnings", []))
         return result
 
     def predict_pixels(self, pixels: np.ndarray, path: Path | None = None, heatmap: bool = False,
-                       colourfulness: float = 0.0) -> Prediction:
+                       colourfulness: float = 0.0, prepared: Prepared | None = None) -> Prediction:
         """Classify greyscale pixels (H, W) 0..1 as given; ``heatmap`` (H, W) when asked for, and
-        the lung mask (and attention on lungs, with a heatmap) when the segmenter is loaded."""
-        prepared = self.prepare(pixels)
+        the lung mask (and attention on lungs, with a heatmap) when the segmenter is loaded.
+        prepared: ``self.prepare(pixels)`` when the caller has it already."""
+        prepared = prepared if prepared is not None else self.prepare(pixels)
         results, lung_maps, cams = self._predict_inputs(prepared.input[np.newaxis], [colourfulness], [path], heatmap)
         result = results[0]
         cam = cams[0] if heatmap else None
@@ -387,40 +388,15 @@ class Classifier:
     def predict_file(self, path: str | Path, heatmap: bool = False) -> Prediction:
         """Load and classify one file; raises ImageLoadError for a bad file.
 
-        The file is decoded at reduced size (JPEG draft mode), exactly as in training and batches,
-        so one image gets one result whichever path it takes; the heatmap then has the reduced
-        image's shape (same aspect ratio as the source).
+        The file is decoded at reduced size (JPEG draft mode) by
+        :func:`~covidgui.core.inference.preprocess.load_prepared`, exactly as in training and
+        batches, so one image gets one result whichever path it takes; the heatmap then has the
+        reduced image's shape (same aspect ratio as the source). The app's single-image path,
+        with the display image and pictures, is :func:`covidgui.core.analysis.analyse.analyse`;
+        many files go through :func:`covidgui.core.analysis.batch.classify_stream`.
         """
-        return self.predict_xray(load_xray(path, max_side=self.input_size), heatmap)
-
-    def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16) -> Iterator[Prediction | ImageLoadError]:
-        """Classify many files in batches; yields, in order, a Prediction or the file's ImageLoadError."""
-        pending: list[tuple[Path, tuple[Prepared, float, list[str]] | ImageLoadError]] = []
-
-        def flush() -> Iterator[Prediction | ImageLoadError]:
-            good = [(path, item) for path, item in pending if not isinstance(item, ImageLoadError)]
-            results = iter(self.predict_inputs(np.stack([p.input for _, (p, _, _) in good]),
-                                               [c for _, (_, c, _) in good], [path for path, _ in good])
-                           if good else ())
-            for _, item in pending:
-                if isinstance(item, ImageLoadError):
-                    yield item
-                else:
-                    result = next(results)
-                    result.warnings = item[2]
-                    yield result
-            pending.clear()
-
-        for path in map(Path, paths):
-            try:
-                xray = load_xray(path, max_side=self.input_size)
-                pending.append((path, (self.prepare(xray.pixels), xray.metadata.get("colourfulness", 0.0),
-                                       list(xray.metadata.get("short_warnings", [])))))
-            except ImageLoadError as exc:
-                pending.append((path, exc))
-            if len(pending) >= batch_size:
-                yield from flush()
-        yield from flush()
+        xray, prepared = load_prepared(path, self.input_size)
+        return self.predict_xray(xray, heatmap, prepared)
 
     def gradcam(self, model_input: np.ndarray, class_index: int) -> np.ndarray:
         """Grad-CAM of ``class_index`` for one prepared input (S, S): float32 (S, S), 0..1.

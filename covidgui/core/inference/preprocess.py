@@ -9,10 +9,14 @@ and contrast differences between hospitals and publications carry no signal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from covidgui.core.io.images import load_xray
+from covidgui.core.io.xray import XRay
 
 # A border row or column is "uniform" when its standard deviation is below this (pixels 0..1).
 _BORDER_STD = 0.02
@@ -27,10 +31,13 @@ class Prepared:
 
     input: float32 (size, size), values 0..1, histogram-equalised.
     crop_box: (left, top, right, bottom) in source pixels: the region that was resized to ``input``.
+    resized: float32 (size, size) 0..1, the cropped and resized pixels before equalisation
+        (``input`` is their :func:`equalize_histogram`); training augments these.
     """
 
     input: np.ndarray
     crop_box: tuple[int, int, int, int]
+    resized: np.ndarray | None = field(default=None, repr=False)
 
 
 def border_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
@@ -86,7 +93,22 @@ def crop_and_resize(pixels: np.ndarray, size: int) -> tuple[np.ndarray, tuple[in
 def prepare(pixels: np.ndarray, size: int) -> Prepared:
     """Decoded greyscale pixels (H, W) 0..1 -> model input (size, size) 0..1 and its crop box."""
     small, crop_box = crop_and_resize(pixels, size)
-    return Prepared(input=equalize_histogram(small), crop_box=crop_box)
+    return Prepared(input=equalize_histogram(small), crop_box=crop_box, resized=small)
+
+
+def load_prepared(path: str | Path, size: int, *, reduced: bool = True, viewer_values: bool = False,
+                  keep_full: bool = False) -> tuple[XRay, Prepared]:
+    """The one "file -> model input" every path takes (single image, batch, training, lung training).
+
+    reduced: decode at reduced size for a model input of ``size`` (JPEG draft mode, box reduce;
+        see :func:`covidgui.core.io.images.load_xray`), as inference does; False keeps the stored
+        size (lung training compares with masks drawn at that size).
+    viewer_values, keep_full: passed to ``load_xray`` (the viewer's DICOM values, the full-size pixels).
+    Returns the decoded XRay (its ``pixels`` are what ``Prepared.crop_box`` refers to) and
+    :func:`prepare` of them. Raises ImageLoadError for a file a user could give that does not load.
+    """
+    xray = load_xray(path, max_side=size if reduced else None, viewer_values=viewer_values, keep_full=keep_full)
+    return xray, prepare(xray.pixels, size)
 
 
 def to_source_space(map_: np.ndarray, crop_box: tuple[int, int, int, int], source_shape: tuple[int, int]) -> np.ndarray:

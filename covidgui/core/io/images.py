@@ -8,6 +8,7 @@ user can cause raises :class:`~covidgui.core.errors.ImageLoadError` with a plain
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ def is_supported(path: str | Path) -> bool:
     return Path(path).suffix.lower() in RASTER_EXTENSIONS or is_dicom_file(path)
 
 
-def load_xray(path: str | Path, max_side: int | None = None, viewer_values: bool = False) -> XRay:
+def load_xray(path: str | Path, max_side: int | None = None, viewer_values: bool = False,
+              keep_full: bool = False) -> XRay:
     """Read an X-ray image file into greyscale pixels 0..1.
 
     path: a PNG, JPEG, TIFF or BMP file (8- or 16-bit; modes 1/L/LA/P/RGB/RGBA/CMYK/I;16/I/F), or a
@@ -46,6 +48,11 @@ def load_xray(path: str | Path, max_side: int | None = None, viewer_values: bool
         least ``2 * max_side``, which is what the antialiased resize of preprocessing does first anyway.
     viewer_values: for a DICOM file, also keep its values in file units (``XRay.values``) for the
         viewer's window/level.
+    keep_full: also keep the greyscale at the stored size (``XRay.full_pixels``) for display, from
+        the same decode: PNG, TIFF, BMP and DICOM are decoded once and only then reduced for the
+        model. A JPEG's reduced-scale (DCT) decode cannot be derived from its full decode, so the
+        model's pixels stay bit-identical to every other path only by decoding it a second time,
+        at reduced scale, which costs a fraction of the full decode.
     Returns an :class:`XRay`; EXIF orientation is applied; the first frame of multi-page files.
     Raises ImageLoadError for a missing, empty, truncated, oversized or non-image file.
     """
@@ -62,13 +69,18 @@ def load_xray(path: str | Path, max_side: int | None = None, viewer_values: bool
         raise ImageLoadError(path, "the file is empty (0 bytes)")
 
     if is_dicom_file(path):
-        return load_dicom(path, viewer_values)
+        xray = load_dicom(path, viewer_values)  # never reduced: its pixels are the full ones
+        return replace(xray, full_pixels=xray.pixels) if keep_full else xray
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat both as errors.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                return _decode(path, im, max_side)
+                if keep_full and max_side and im.format == "JPEG":
+                    with Image.open(path) as reduced:  # see keep_full above
+                        full = _decode(path, im, None).pixels
+                        return replace(_decode(path, reduced, max_side), full_pixels=full)
+                return _decode(path, im, max_side, keep_full)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -82,7 +94,7 @@ def load_xray(path: str | Path, max_side: int | None = None, viewer_values: bool
         raise ImageLoadError(path, f"the image data is truncated or corrupt ({exc})") from exc
 
 
-def _decode(path: Path, im: Image.Image, max_side: int | None) -> XRay:
+def _decode(path: Path, im: Image.Image, max_side: int | None, keep_full: bool = False) -> XRay:
     width, height = im.size
     if width * height > MAX_PIXELS:
         raise ImageLoadError(
@@ -99,6 +111,7 @@ def _decode(path: Path, im: Image.Image, max_side: int | None) -> XRay:
     exif_orientation = im.getexif().get(0x0112, 1)
     im.load()
     im = ImageOps.exif_transpose(im)
+    full = im
     if max_side and fmt != "JPEG" and im.mode in _REDUCIBLE_MODES:
         # Shrinking the integer image before the float conversion and preprocessing makes a
         # 2000-px PNG several times cheaper; the model input stays nearly the same (see docstring).
@@ -106,6 +119,9 @@ def _decode(path: Path, im: Image.Image, max_side: int | None) -> XRay:
         if factor >= 2:
             im = im.reduce(factor)
     pixels, bit_depth, colourfulness = _to_grey(im)
+    full_pixels = None
+    if keep_full:
+        full_pixels = pixels if full is im else _to_grey(full)[0]
     return XRay(
         path=path,
         pixels=pixels,
@@ -114,6 +130,7 @@ def _decode(path: Path, im: Image.Image, max_side: int | None) -> XRay:
         bit_depth=bit_depth,
         source_size=(width, height),
         metadata={"exif_orientation": int(exif_orientation), "colourfulness": colourfulness},
+        full_pixels=full_pixels,
     )
 
 

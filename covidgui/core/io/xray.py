@@ -21,6 +21,9 @@ class XRay:
     values: DICOM only, when asked for (``load_xray(..., viewer_values=True)``): float32 (H, W),
         the stored values after the Modality LUT, in the file's units, unclipped (see
         ``metadata["file_levels"]``); None otherwise.
+    full_pixels: when asked for (``load_xray(..., keep_full=True)``): float32 (H', W') 0..1, the
+        same greyscale at the stored size, from the same decode (``pixels`` itself when nothing was
+        reduced); None otherwise. What a viewer shows while the model reads the reduced ``pixels``.
     """
 
     path: Path
@@ -31,3 +34,4 @@ class XRay:
     source_size: tuple[int, int]
     metadata: dict = field(default_factory=dict)
     values: np.ndarray | None = field(default=None, repr=False)
+    full_pixels: np.ndarray | None = field(default=None, repr=False)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from covidgui.core.analysis.batch import predict_files
 from covidgui.core.data.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.scoring.metrics import classification_report
@@ -34,7 +35,8 @@ class Scores:
 
 
 def score_files(classifier, files: LabelledFiles) -> Scores:
-    """Classify every file and report against its label.
+    """Classify every file (through the one batch engine,
+    :func:`covidgui.core.analysis.batch.classify_stream`) and report against its label.
 
     The files' class names are matched to the classifier's case-insensitively; raises DatasetError
     when they differ (a model for other classes cannot be scored on this data).
@@ -46,7 +48,7 @@ def score_files(classifier, files: LabelledFiles) -> Scores:
                            f"not {', '.join(files.classes)}, so it cannot be scored on this data.")
     mapping = [lower.index(c.lower()) for c in files.classes]
     labels, probs, unreadable = [], [], {}
-    for label, result in zip(files.labels, classifier.predict_files(files.paths)):
+    for label, result in zip(files.labels, predict_files(classifier, files.paths)):
         if isinstance(result, ImageLoadError):
             unreadable[str(result.path)] = result.reason
             continue

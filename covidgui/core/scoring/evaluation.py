@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from covidgui.core.analysis.batch import predict_files
 from covidgui.core.data.dataset import LabelledFiles, scan_class_folders
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.scoring.metrics import classification_report
@@ -36,11 +37,12 @@ class LabelledPredictions:
 
 
 def predict_labelled(classifier: Classifier, files: LabelledFiles) -> LabelledPredictions:
-    """Classify every file once, through the batched path every user of the model takes."""
+    """Classify every file once, through the one batch engine every user of the model takes
+    (:func:`covidgui.core.analysis.batch.classify_stream`)."""
     card = classifier.card
     to_card = [card.classes.index(name) for name in files.classes]  # the files' class order -> the card's
     labels, probs, results, groups, unreadable = [], [], [], [], {}
-    for label, group, result in zip(files.labels, files.group_names(), classifier.predict_files(files.paths)):
+    for label, group, result in zip(files.labels, files.group_names(), predict_files(classifier, files.paths)):
         if isinstance(result, ImageLoadError):
             unreadable[str(result.path)] = result.reason
             continue

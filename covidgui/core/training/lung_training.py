@@ -17,7 +17,7 @@ import numpy as np
 
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.lungs import LungSegmenter, dice
-from covidgui.core.inference.preprocess import prepare, resize
+from covidgui.core.inference.preprocess import load_prepared, resize
 from covidgui.core.io.atomic import write_atomic, write_with
 from covidgui.core.io.images import load_xray
 
@@ -54,11 +54,11 @@ def read_mask(path: Path) -> np.ndarray:
 
 def prepare_pair(image_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(model input (S, S) 0..1, soft lung target (S, S) 0..1) for one image and its mask."""
-    pixels = load_xray(image_path).pixels
+    # Inference's decode and preprocessing, at the stored size: the mask was drawn at that size.
+    xray, prepared = load_prepared(image_path, size, reduced=False)
     truth = read_mask(mask_path(image_path))
-    if truth.shape != pixels.shape:
-        raise ValueError(f"{image_path.name}: mask {truth.shape} and image {pixels.shape} differ in size")
-    prepared = prepare(pixels, size)
+    if truth.shape != xray.pixels.shape:
+        raise ValueError(f"{image_path.name}: mask {truth.shape} and image {xray.pixels.shape} differ in size")
     left, top, right, bottom = prepared.crop_box
     target = resize(truth[top:bottom, left:right].astype(np.float32), (size, size))
     return prepared.input, np.clip(target, 0.0, 1.0)

@@ -27,14 +27,13 @@ from covidgui.core.data.dataset import LabelledFiles
 from covidgui.core.training.distribute import make_fit_work
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.inference.gate import fit_gate, thumbnails
-from covidgui.core.io.images import load_xray
 from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT, training_mask
 from covidgui.core.inference.lungs import LUNG_MARGIN, blank_outside
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, softmax
 from covidgui.core.models.modelcard import ModelCard
-from covidgui.core.inference.preprocess import crop_and_resize, equalize_histogram
+from covidgui.core.inference.preprocess import equalize_histogram, load_prepared
 
 # Keep the decoded training set in memory when it fits in this many bytes; stream it otherwise.
 CACHE_LIMIT_BYTES = 1_500_000_000
@@ -239,11 +238,12 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             if cache and index in self._cache:
                 return self._cache[index]
             try:
-                xray = load_xray(paths[index], max_side=size)
+                # Inference's own decode and preprocessing; augmentation later starts from the
+                # resized pixels before equalisation (see _input).
+                xray, prepared = load_prepared(paths[index], size)
                 self.colourfulness[index] = xray.metadata.get("colourfulness", 0.0)
-                small = crop_and_resize(xray.pixels, size)[0]
-                mask = training_mask(lungs, equalize_histogram(small)) if lungs is not None else None
-                item = (small, mask)
+                mask = training_mask(lungs, prepared.input) if lungs is not None else None
+                item = (prepared.resized, mask)
             except ImageLoadError as exc:
                 with self._lock:
                     self.unreadable[str(paths[index])] = exc.reason

@@ -206,6 +206,7 @@ class ResultPanel(QWidget):
         """Attention on lungs, its warning, and the lung-outline toggle (off when no lung model)."""
         self.lung_attention_text = QLabel("")
         self.lung_attention_text.setObjectName("lungAttention")
+        self.lung_attention_text.setWordWrap(True)  # "Lungs only …: COVID-19 81 %" must not clip in a narrow panel
         self.lung_attention_text.setToolTip(f"Attention on lungs: {ATTENTION_HELP}. Lungs only: {LUNGS_ONLY_HELP}.")
         self.lung_warning = QLabel("")
         self.lung_warning.setObjectName("lungWarning")

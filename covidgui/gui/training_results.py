@@ -52,7 +52,7 @@ class ResultsView(QWidget):
         self.keep_label.setText("")
 
     def show_outcome(self, outcome) -> None:
-        """A core.training.run.TrainingOutcome: charts, the metrics table, and that it is not saved."""
+        """A core.training.progress.TrainingOutcome: charts, the metrics table, and that it is not saved."""
         self.evaluation.show_results(outcome.new_scores, outcome.new_curves, outcome.active_scores,
                                      outcome.active_curves, outcome.active_note)
         self._fill_metrics(outcome)

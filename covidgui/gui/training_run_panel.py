@@ -16,7 +16,7 @@ def duration(seconds: float) -> str:
 
 
 class RunPanel(QGroupBox):
-    """Group 4 of the tab. Shows a run's phase and batch events (core.training.run.RunEvent) and
+    """Group 4 of the tab. Shows a run's phase and batch events (core.training.progress.RunEvent) and
     how it ended; the tab decides what the buttons do."""
 
     def __init__(self, parent=None):
@@ -71,7 +71,7 @@ class RunPanel(QGroupBox):
         self.progress_label.setText(text)
 
     def show_finished(self, outcome) -> None:
-        """A core.training.run.TrainingOutcome: epochs run, time, validation accuracy."""
+        """A core.training.progress.TrainingOutcome: epochs run, time, validation accuracy."""
         epochs_run = len(outcome.history.get("loss", []))
         report = outcome.new_scores.report
         self.show_ended(f"Finished: {epochs_run} epochs in {duration(outcome.seconds)}. "

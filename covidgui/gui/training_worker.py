@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 class TrainingWorker(QObject):
     summary_progress = Signal(int, int)  # files checked, files to check
     summary_ready = Signal(int, object)  # request id, core.datasummary.DatasetSummary
-    progress = Signal(object)  # core.training.run.RunEvent
-    finished = Signal(object)  # core.training.run.TrainingOutcome
+    progress = Signal(object)  # core.training.progress.RunEvent
+    finished = Signal(object)  # core.training.progress.TrainingOutcome
     cancelled = Signal()
     failed = Signal(str)
     saved = Signal(object)  # core.registry.ModelVersion

@@ -11,7 +11,7 @@ job with ``python -m covidgui.core.training.job JOB_DIR`` (:func:`main`, stdin/s
 
 JOB_DIR/job.json (written by :func:`write_job`) names the files, labels, settings and the active
 model. The child reports JSON events: the run's progress (``phase``, ``batch``, ``epoch``: a
-:class:`~covidgui.core.training.run.RunEvent` as :meth:`~covidgui.core.training.run.RunEvent.to_dict`
+:class:`~covidgui.core.training.progress.RunEvent` as :meth:`~covidgui.core.training.progress.RunEvent.to_dict`
 writes it), then how it ended (``cancelled``, ``failed``, ``finished``); ``stop`` asks it to stop
 after the current batch.
 When it finishes it leaves JOB_DIR/trained.keras (+ gate and card, written as one unit) and

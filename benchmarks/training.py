@@ -90,8 +90,14 @@ def bench_gui(data: Path, epochs: int, args_verbose: bool = False, in_thread: bo
         clock.restart()
 
     worker = tab.jobs.worker
-    worker.epoch_done.connect(lambda *a: events.append((time.perf_counter() - t0, f"epoch {a[0] + 1} ends")))
-    worker.phase.connect(lambda text: events.append((time.perf_counter() - t0, text)))
+
+    def on_progress(event):
+        if event.kind == "epoch":
+            events.append((time.perf_counter() - t0, f"epoch {event.epoch + 1} ends"))
+        elif event.kind == "phase":
+            events.append((time.perf_counter() - t0, event.text))
+
+    worker.progress.connect(on_progress)
     worker.finished.connect(lambda _o: events.append((time.perf_counter() - t0, "finished")))
 
     ticker.timeout.connect(tick)

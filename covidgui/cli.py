@@ -205,26 +205,22 @@ def _predict_with_heatmap(classifier, path: Path, out: Path):
 
 
 def cmd_train(args) -> int:
-    from covidgui.core.training.train import ProgressListener, TrainConfig, train
-    from covidgui.core.models.model_files import save_model
-
-    class PrintEpochs(ProgressListener):
-        def on_epoch(self, epoch, epochs, logs):
-            print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()),
-                  file=sys.stderr, flush=True)
-
     from covidgui.core.data.datasummary import summarize_training_data
-    from covidgui.core.training.distribute import describe, is_chief, make_strategy
     from covidgui.core.errors import DatasetError
-
     from covidgui.core.models.registry import check_free_model_path
+    from covidgui.core.training.distribute import describe, is_chief, make_strategy
+    from covidgui.core.training.run import run_training
+    from covidgui.core.training.train import TrainConfig
+
+    def print_epochs(event):  # the run's progress on the terminal: one line per epoch
+        if event.kind == "epoch":
+            print(event.describe(), file=sys.stderr, flush=True)
 
     check_free_model_path(args.out)  # before an hour of training, not after
     summary = summarize_training_data(args.train_dir, args.val, args.val_split, args.seed)
     print(summary.text(), file=sys.stderr, flush=True)
     if not summary.ok:
         raise DatasetError(" ".join(summary.problems))
-    train_files, val_files = summary.train, summary.val
     strategy = make_strategy(args.strategy)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          augment=not args.no_augment, patience=args.patience, seed=args.seed,
@@ -232,17 +228,16 @@ def cmd_train(args) -> int:
     info = {"command": "covidgui " + " ".join(sys.argv[1:]) if sys.argv[1:] else "covidgui train",
             "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split"),
             "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}
-    result = train(train_files, val_files, config, PrintEpochs(), name=args.name, training_info=info,
-                   strategy=strategy)
-    out = None
-    if is_chief(strategy):  # the other workers of a multi-worker run trained the same weights
-        out = save_model(result.classifier, args.out)
-    else:
+    # The other workers of a multi-worker run trained the same weights: only the chief writes them.
+    chief = is_chief(strategy)
+    outcome = run_training(summary.train, summary.val, config, print_epochs, save_to=args.out if chief else None,
+                           score=False, name=args.name, version="1", training_info=info, strategy=strategy)
+    if not chief:
         print("note: this is not the chief worker; the chief writes the model", file=sys.stderr)
-    report = result.report
-    print(json.dumps({"model": str(out) if out else None, "accuracy": report.get("accuracy"), "n": report.get("n"),
+    report = outcome.report
+    print(json.dumps({"model": outcome.model_path, "accuracy": report.get("accuracy"), "n": report.get("n"),
                       "classes": report.get("classes"), "confusion_matrix": report.get("confusion_matrix"),
-                      "auc": report.get("auc"), "unreadable": result.unreadable}, indent=1))
+                      "auc": report.get("auc"), "unreadable": outcome.unreadable}, indent=1))
     return 0
 
 

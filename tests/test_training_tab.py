@@ -211,7 +211,7 @@ def test_closing_during_training_asks_then_stops_cleanly(qtbot, tiny_folders):
     answer(QMessageBox.StandardButton.Yes)
     win.close()
     assert not win.isVisible()
-    assert tab.jobs.thread.isFinished()
+    assert tab.jobs.thread.is_finished()
     assert user_versions() == [] and registry.active_model_path() == bundled_model_path()
 
 

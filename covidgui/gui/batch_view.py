@@ -344,7 +344,7 @@ class BatchView(QWidget):
 
     def _after_finished(self) -> None:
         if self.runner is not None:
-            self.runner.thread.join()  # it ends right after emitting finished
+            self.runner.join()  # it ends right after emitting finished
         self.runner = None
         if self._queued is not None:
             queued, self._queued = self._queued, None

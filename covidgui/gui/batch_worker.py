@@ -1,6 +1,6 @@
 """The batch job: searches the folders and streams their files through the model on its own thread.
 
-One :class:`BatchJob` per batch, on a thread of its own, so that the single-image worker's thread stays
+One :class:`BatchJob` per batch, on a thread of its own (covidgui.gui.worker), so that the single-image worker's thread stays
 free: a clinician can open one image while a 10,000-file folder is being classified. It reuses the
 classifier that the single-image worker loaded (its forward pass is a tf.function, safe to call
 from several threads) instead of loading a second copy of the model.
@@ -18,6 +18,8 @@ import traceback
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal, Slot
+
+from covidgui.gui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -69,32 +71,30 @@ class BatchJob(QObject):
 
 
 class BatchRunner(QObject):
-    """Runs a BatchJob on its own Python thread; the job's signals reach the GUI thread queued.
-
-    A plain ``threading.Thread`` rather than a QThread: with TensorFlow 2.20 / Keras 3, once a
-    QThread that had run the model ended, the next Grad-CAM on the single-image worker's thread
-    crashed (segmentation fault in the eager call, reproduced every time by
-    tests/test_batch_gui.py); the same sequence with a Python thread runs cleanly. The job needs no
-    event loop, so nothing is lost: it loops, emits, and ends.
-    """
+    """Runs one BatchJob on a :class:`~covidgui.gui.worker.WorkerThread` of its own; the job's
+    signals reach the GUI thread queued."""
 
     def __init__(self, classifier, inputs: list[str], parent=None):
         super().__init__(parent)
         self.job = BatchJob(classifier, inputs)
-        self.thread = threading.Thread(target=self.job.run, name="batch", daemon=True)
+        self.thread: WorkerThread | None = None
 
     def start(self) -> None:
-        self.thread.start()
+        self.thread = WorkerThread("batch")
+        self.thread.submit(self.job.run)
+        self.thread.close()  # the thread is this one batch's: it ends when the job has run
 
     def cancel(self) -> None:
         self.job.cancel_event.set()
 
     def is_running(self) -> bool:
-        return self.thread.is_alive()
+        return self.thread is not None and not self.thread.is_finished()
 
-    def wait(self, seconds: float = 30.0) -> bool:
+    def wait(self, seconds: float | None = 30.0) -> bool:
         """Cancel and block until the thread has ended (for closing the window)."""
         self.cancel()
-        if self.thread.ident is not None:
-            self.thread.join(seconds)
-        return not self.thread.is_alive()
+        return self.join(seconds)
+
+    def join(self, seconds: float | None = None) -> bool:
+        """Block until the thread has ended (it ends right after the job emits finished)."""
+        return self.thread is None or self.thread.join(seconds)

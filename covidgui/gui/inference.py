@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from covidgui.core.analysis.analyse import MAX_DISPLAY_SIDE, analyse
+from covidgui.gui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +96,9 @@ class InferenceWorker(QObject):
 
 
 class InferenceThread(QObject):
-    """Runs the worker's jobs one at a time on a Python thread; the window holds one of these.
-
-    A Python thread, not a QThread: TensorFlow's first operations on a QThread crashed the
-    process in tests. The crashes were later traced to PySide6 6.12.0 taking a reference to None
-    on every processEvents() call (covidgui/gui/qt_compat.py), not to the QThread (TensorFlow
-    tracing on a QThread under app.exec ran cleanly once that was known), but the Python thread
-    is kept: it works and is what the suite has exercised. The worker's signals still reach the
-    window through Qt's queued connections, since the window's slots live on the GUI thread.
-    """
+    """Runs the worker's requests one at a time, in order, on its WorkerThread (covidgui.gui.worker);
+    the window holds one of these. The worker's signals reach the window through Qt's queued
+    connections, since the window's slots live on the GUI thread."""
 
     request_load = Signal(str)
     request_classify = Signal(int, str)
@@ -112,18 +106,18 @@ class InferenceThread(QObject):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.worker = InferenceWorker()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._thread = WorkerThread("inference")
         self.request_load.connect(self._submit_load)
         self.request_classify.connect(self._submit_classify)
 
     @Slot(str)
     def _submit_load(self, path: str) -> None:
-        self._executor.submit(self.worker.load_model, path)
+        self._thread.submit(self.worker.load_model, path)
 
     @Slot(int, str)
     def _submit_classify(self, request_id: int, path: str) -> None:
-        self._executor.submit(self.worker.classify, request_id, path)
+        self._thread.submit(self.worker.classify, request_id, path)
 
     def stop(self) -> None:
         """Drop queued requests and wait for the running one (at most one image or a model load)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._thread.stop()

@@ -1,53 +1,39 @@
-"""The training worker: checks folders, trains, scores and saves on its own QThread.
+"""The training worker: checks folders, runs the training (covidgui.core.training.run) and saves.
 
-The tab talks to it with signals (queued onto the worker's thread) and reads its results only from
-signals. Cancelling is the one exception: the worker is busy inside ``train()`` then, so a queued
-call would wait for the end; :meth:`TrainingWorker.request_stop` only sets a thread-safe flag that
-the training listener polls after every batch.
+Its calls run in order on a :class:`~covidgui.gui.worker.WorkerThread` (:class:`TrainingThread`)
+and it reports only through signals; the tab shows what they carry. Cancelling is the one
+exception: the worker is busy inside the run then, so :meth:`TrainingWorker.request_stop` sets a
+thread-safe flag (and tells the child process) instead of queueing a call.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import fields
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
+
+from covidgui.core.training.progress import RunEvent, TrainingOutcome
+from covidgui.gui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainingOutcome:
-    """What the tab shows when training ends (computed by the training process or thread)."""
-
-    history: dict  # Keras history: loss, accuracy, val_loss, val_accuracy per epoch
-    new_scores: object  # core.comparison.Scores
-    new_curves: dict
-    active_scores: object | None
-    active_curves: dict | None
-    active_note: str  # why the active model could not be compared, when it could not
-    seconds: float
-    model_path: str | None = None  # the trained model in the job folder (process mode)
-    classifier: object | None = None  # the trained classifier (thread mode)
 
 
 class TrainingWorker(QObject):
     summary_progress = Signal(int, int)  # files checked, files to check
     summary_ready = Signal(int, object)  # request id, core.datasummary.DatasetSummary
-    batch_done = Signal(int, int, int, int)  # epoch (0-based), epochs, batch (1-based), batches
-    epoch_done = Signal(int, int, object)  # epoch (0-based), epochs, logs dict
-    phase = Signal(str)  # a short status line ("Reading images…", "Scoring…")
-    finished = Signal(object)  # TrainingOutcome
+    progress = Signal(object)  # core.training.progress.RunEvent
+    finished = Signal(object)  # core.training.progress.TrainingOutcome
     cancelled = Signal()
     failed = Signal(str)
     saved = Signal(object)  # core.registry.ModelVersion
     save_failed = Signal(str)
 
-    # Train in a child process (True) or on this worker's thread (False). The process keeps the
-    # GUI's event loop free of the interpreter lock that tracing and decoding hold; see
+    # Train in a child process (True) or on this worker's thread (False): the same run either way
+    # (covidgui.core.training.run.run_training). The process keeps the GUI's event loop free of
+    # the interpreter lock that tracing and decoding hold; see
     # covidgui.core.training.job and benchmarks/training.py gui --thread for the comparison.
     # Every build trains in the child, the windowed Windows .exe included: it is a multiprocessing
     # (spawn) process talking over pipes, so it needs no console streams, and a frozen app runs it
@@ -86,7 +72,6 @@ class TrainingWorker(QObject):
         timer.daemon = True
         timer.start()
 
-    @Slot(int, str, str, float, int)
     def summarize(self, request_id: int, train_dir: str, val_dir: str, val_share: float, seed: int) -> None:
         from covidgui.core.data.datasummary import summarize_training_data
 
@@ -99,7 +84,6 @@ class TrainingWorker(QObject):
             return
         self.summary_ready.emit(request_id, summary)
 
-    @Slot(object, object, dict)
     def train(self, summary, config, training_info: dict) -> None:
         """Train on a summary's readable files; emits finished, cancelled or failed."""
         self._stop.clear()
@@ -146,13 +130,11 @@ class TrainingWorker(QObject):
                     break
                 except ValueError:
                     continue
-                kind = event.get("event")
-                if kind == "batch":
-                    self.batch_done.emit(event["epoch"], event["epochs"], event["batch"], event["batches"])
-                elif kind == "epoch":
-                    self.epoch_done.emit(event["epoch"], event["epochs"], event["logs"])
-                elif kind == "phase":
-                    self.phase.emit(event["text"])
+                if event.get("event") in RunEvent.KINDS:
+                    try:
+                        self.progress.emit(RunEvent.from_dict(event))
+                    except (KeyError, TypeError, ValueError):
+                        pass
                 else:
                     ended = event
             proc.join()
@@ -176,37 +158,18 @@ class TrainingWorker(QObject):
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 self.failed.emit(f"The training results could not be read: {exc}")
                 return
-            self._outcome = TrainingOutcome(data["history"], data["new_scores"], data["new_curves"],
-                                            data["active_scores"], data["active_curves"], data["active_note"],
-                                            data["seconds"], model_path=data["model_path"])
+            known = {f.name for f in fields(TrainingOutcome)} - {"classifier"}
+            self._outcome = TrainingOutcome(**{k: v for k, v in data.items() if k in known})
             self.finished.emit(self._outcome)
 
     def _train_in_thread(self, summary, config, training_info: dict) -> None:
         from covidgui.core.errors import CovidGUIError
-        from covidgui.core.training.train import ProgressListener, train
+        from covidgui.core.models.registry import active_model_path
+        from covidgui.core.training.run import run_training
 
-        worker = self
-
-        class Listener(ProgressListener):
-            def on_batch(self, epoch, batch, batches):
-                worker.batch_done.emit(epoch, config.epochs, batch, batches)
-
-            def on_epoch(self, epoch, epochs, logs):
-                worker.epoch_done.emit(epoch, epochs, dict(logs))
-
-            def should_stop(self):
-                return worker._stop.is_set()
-
-        started = time.perf_counter()
         try:
-            self.phase.emit("Reading images…")
-            result = train(summary.train, summary.val, config, Listener(), name="retrained",
-                           version="0", training_info=training_info)
-            if result.cancelled or self._stop.is_set():
-                self.cancelled.emit()
-                return
-            self.phase.emit("Scoring the new and the active model on the validation images…")
-            outcome = self._score(result, summary.val, time.perf_counter() - started)
+            outcome = run_training(summary.train, summary.val, config, self.progress.emit, self._stop,
+                                   compare_with=active_model_path(), training_info=training_info)
         except CovidGUIError as exc:
             self.failed.emit(str(exc))
             return
@@ -214,26 +177,11 @@ class TrainingWorker(QObject):
             log.error("training failed:\n%s", traceback.format_exc())
             self.failed.emit(f"Training stopped with an unexpected error: {exc}")
             return
+        if outcome is None:
+            self.cancelled.emit()
+            return
         self._outcome = outcome
         self.finished.emit(outcome)
-
-    def _score(self, result, val_files, seconds: float) -> TrainingOutcome:
-        from covidgui.core.scoring.comparison import roc_curves, score_files
-        from covidgui.core.errors import CovidGUIError
-        from covidgui.core.inference.classifier import Classifier
-        from covidgui.core.models.registry import active_model_path
-
-        new_scores = score_files(result.classifier, val_files)
-        active_scores = active_curves = None
-        note = ""
-        try:
-            active = Classifier.load(active_model_path())
-            active_scores = score_files(active, val_files)
-            active_curves = roc_curves(active_scores)
-        except CovidGUIError as exc:
-            note = f"The active model cannot be compared: {exc}"
-        return TrainingOutcome(result.history, new_scores, roc_curves(new_scores), active_scores, active_curves,
-                               note, seconds, classifier=result.classifier)
 
     def remove_job_folder(self) -> None:
         import shutil
@@ -242,7 +190,6 @@ class TrainingWorker(QObject):
             shutil.rmtree(self._job_dir, ignore_errors=True)
             self._job_dir = None
 
-    @Slot(str, str)
     def save(self, name: str, notes: str) -> None:
         """Store the last trained model as a new version; emits saved or save_failed."""
         from covidgui.core.errors import CovidGUIError
@@ -265,28 +212,26 @@ class TrainingWorker(QObject):
 
 
 class TrainingThread(QObject):
-    """Owns the worker's thread; the Training tab holds one of these."""
-
-    request_summary = Signal(int, str, str, float, int)
-    request_train = Signal(object, object, dict)
-    request_save = Signal(str, str)
+    """The Training tab's worker and the WorkerThread that runs its calls, in order."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("training")
         self.worker = TrainingWorker()
-        self.worker.moveToThread(self.thread)
-        self.request_summary.connect(self.worker.summarize)
-        self.request_train.connect(self.worker.train)
-        self.request_save.connect(self.worker.save)
-        self.thread.start()
+        self.thread = WorkerThread("training")
+
+    def summarize(self, request_id: int, train_dir: str, val_dir: str, val_share: float, seed: int) -> None:
+        self.thread.submit(self.worker.summarize, request_id, train_dir, val_dir, val_share, seed)
+
+    def train(self, summary, config, training_info: dict) -> None:
+        self.thread.submit(self.worker.train, summary, config, training_info)
+
+    def save(self, name: str, notes: str) -> None:
+        self.thread.submit(self.worker.save, name, notes)
 
     def stop(self, timeout_ms: int = 30_000) -> bool:
         """Stop any training and end the thread; True when it ended within ``timeout_ms``."""
         self.worker.request_stop()
-        self.thread.quit()
-        ended = self.thread.wait(timeout_ms)
+        ended = self.thread.stop(timeout_ms / 1000)
         if ended:
             self.worker.remove_job_folder()
         return ended

@@ -10,8 +10,10 @@ console streams, so the windowed Windows .exe trains in a child too; a terminal 
 job with ``python -m covidgui.core.training.job JOB_DIR`` (:func:`main`, stdin/stdout).
 
 JOB_DIR/job.json (written by :func:`write_job`) names the files, labels, settings and the active
-model. The child reports JSON events (``batch``, ``epoch``, ``phase``, ``cancelled``, ``failed``,
-``finished``); ``stop`` asks it to stop after the current batch.
+model. The child reports JSON events: the run's progress (``phase``, ``batch``, ``epoch``: a
+:class:`~covidgui.core.training.progress.RunEvent` as :meth:`~covidgui.core.training.progress.RunEvent.to_dict`
+writes it), then how it ended (``cancelled``, ``failed``, ``finished``); ``stop`` asks it to stop
+after the current batch.
 When it finishes it leaves JOB_DIR/trained.keras (+ gate and card, written as one unit) and
 JOB_DIR/outcome.json + outcome.npz (the scores of the new and the active model on the validation
 files). The outcome is plain data, JSON and arrays read with ``allow_pickle=False``: nothing that
@@ -26,7 +28,6 @@ import json
 import os
 import sys
 import threading
-import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
@@ -62,49 +63,22 @@ def _files(data: dict) -> LabelledFiles:
 
 
 def run(job_dir: Path, emit, stop: threading.Event) -> None:
-    """Train, save to ``job_dir`` and score; ``emit(dict)`` reports progress."""
-    from covidgui.core.scoring.comparison import roc_curves, score_files
-    from covidgui.core.errors import CovidGUIError
-    from covidgui.core.inference.classifier import Classifier
-    from covidgui.core.training.train import ProgressListener, TrainConfig, train
-    from covidgui.core.models.model_files import save_model
+    """The run ``job_dir/job.json`` describes (:func:`covidgui.core.training.run.run_training`),
+    its model saved to ``job_dir``; ``emit(dict)`` gets each RunEvent as JSON data, then
+    ``cancelled`` or ``finished``."""
+    # Here, not at the top: the child lowers its priority and redirects its output
+    # (_prepare_child_output) before it loads scikit-learn and the training code.
+    from covidgui.core.training.run import run_training
+    from covidgui.core.training.train import TrainConfig
 
     job = json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
-    config = TrainConfig(**job["config"])
-    val_files = _files(job["val"])
-
-    class Listener(ProgressListener):
-        def on_batch(self, epoch, batch, batches):
-            emit({"event": "batch", "epoch": epoch, "epochs": config.epochs, "batch": batch, "batches": batches})
-
-        def on_epoch(self, epoch, epochs, logs):
-            emit({"event": "epoch", "epoch": epoch, "epochs": epochs, "logs": logs})
-
-        def should_stop(self):
-            return stop.is_set()
-
-    started = time.perf_counter()
-    emit({"event": "phase", "text": "Reading images…"})
-    result = train(_files(job["train"]), val_files, config, Listener(), name="retrained", version="0",
-                   training_info=job["training_info"])
-    if result.cancelled or stop.is_set():
+    outcome = run_training(_files(job["train"]), _files(job["val"]), TrainConfig(**job["config"]),
+                           lambda event: emit(event.to_dict()), stop, save_to=job_dir / MODEL_FILE,
+                           compare_with=job["active_model"], training_info=job["training_info"])
+    if outcome is None:
         emit({"event": "cancelled"})
         return
-    emit({"event": "phase", "text": "Scoring the new and the active model on the validation images…"})
-    model_path = save_model(result.classifier, job_dir / MODEL_FILE)
-    new_scores = score_files(result.classifier, val_files)
-    active_scores = active_curves = None
-    note = ""
-    try:
-        active_scores = score_files(Classifier.load(job["active_model"]), val_files)
-        active_curves = roc_curves(active_scores)
-    except CovidGUIError as exc:
-        note = f"The active model cannot be compared: {exc}"
-    outcome = {"model_path": str(model_path), "history": result.history, "unreadable": result.unreadable,
-               "new_scores": new_scores, "new_curves": roc_curves(new_scores), "active_scores": active_scores,
-               "active_curves": active_curves, "active_note": note,
-               "seconds": time.perf_counter() - started}
-    write_outcome(job_dir, outcome)
+    write_outcome(job_dir, outcome.plain_fields())
     emit({"event": "finished", "outcome": str(job_dir / OUTCOME_FILE)})
 
 

@@ -1,0 +1,208 @@
+"""The Training tab's setup form: the labelled folders, what the data check found in them, the settings."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import fields
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
+                               QRadioButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT
+from covidgui.core.training.train import TrainConfig
+
+_DEFAULTS = TrainConfig()
+
+
+class FolderPicker(QWidget):
+    """A path field with a Browse… button."""
+
+    changed = Signal(str)
+
+    def __init__(self, caption: str, parent=None):
+        super().__init__(parent)
+        self.caption = caption
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("a folder with one subfolder per class")
+        self.edit.editingFinished.connect(lambda: self.changed.emit(self.path()))
+        self.button = QPushButton("Browse…")
+        self.button.clicked.connect(self.browse)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(self.button)
+
+    def path(self) -> str:
+        return self.edit.text().strip()
+
+    def set_path(self, path: str) -> None:
+        self.edit.setText(str(path))
+        self.changed.emit(self.path())
+
+    def browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, self.caption, self.path())
+        if path:
+            self.set_path(path)
+
+
+class SetupForm(QWidget):
+    """Groups 1-3 of the tab: Data, Check, Settings. Emits ``inputs_changed`` when what the data
+    check depends on (folders, validation choice, seed) changes.
+
+    lung_model: whether the lung model is installed (lung guidance needs it).
+    """
+
+    inputs_changed = Signal()
+
+    def __init__(self, lung_model: bool, parent=None):
+        super().__init__(parent)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self._data_group())
+        column.addWidget(self._check_group())
+        column.addWidget(self._settings_group(lung_model))
+
+    # -- layout ---------------------------------------------------------------------------------
+    def _data_group(self) -> QGroupBox:
+        data = QGroupBox("1. Data")
+        form = QFormLayout(data)
+        self.train_picker = FolderPicker("Training folder (one subfolder per class)")
+        self.train_picker.setToolTip("Each subfolder is a class, named as it should be shown (e.g. Covid, Normal).")
+        form.addRow("Training folder", self.train_picker)
+        self.val_share_radio = QRadioButton("Validation: hold back a share of the training images")
+        self.val_folder_radio = QRadioButton("Validation: a separate folder")
+        self.val_share_radio.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.val_share_radio)
+        group.addButton(self.val_folder_radio)
+        self.val_share_spin = QSpinBox(suffix=" %", minimum=5, maximum=50, value=20)
+        self.val_share_spin.setToolTip("This share of each class is set aside (stratified, using the random "
+                                       "seed below) to measure the model; it is never trained on.")
+        self.val_picker = FolderPicker("Validation folder (same class subfolders)")
+        self.val_picker.setToolTip("Images the model never trains on, laid out like the training folder.")
+        form.addRow(self.val_share_radio)
+        form.addRow("Share", self.val_share_spin)
+        form.addRow(self.val_folder_radio)
+        form.addRow("Folder", self.val_picker)
+        for signal in (self.train_picker.changed, self.val_picker.changed, self.val_share_radio.toggled,
+                       self.val_share_spin.valueChanged):
+            signal.connect(self.inputs_changed)
+        return data
+
+    def _check_group(self) -> QGroupBox:
+        summary = QGroupBox("2. Check")
+        layout = QVBoxLayout(summary)
+        self.summary_status = QLabel("Choose a training folder to see what it holds.")
+        self.summary_status.setWordWrap(True)
+        self.counts_table = QTableWidget(0, 3)
+        self.counts_table.setHorizontalHeaderLabels(["Class", "Training", "Validation"])
+        self.counts_table.verticalHeader().setVisible(False)
+        self.counts_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.counts_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.counts_table.setMaximumHeight(130)
+        self.summary_messages = QLabel()
+        self.summary_messages.setWordWrap(True)
+        self.summary_messages.setTextFormat(Qt.TextFormat.RichText)
+        self.unreadable_list = QPlainTextEdit(readOnly=True)
+        self.unreadable_list.setMaximumHeight(90)
+        self.unreadable_list.setVisible(False)
+        for w in (self.summary_status, self.counts_table, self.summary_messages, self.unreadable_list):
+            layout.addWidget(w)
+        return summary
+
+    def _settings_group(self, lung_model: bool) -> QGroupBox:
+        settings = QGroupBox("3. Settings")
+        form = QFormLayout(settings)
+        self.epochs_spin = QSpinBox(minimum=1, maximum=500, value=_DEFAULTS.epochs)
+        self.epochs_spin.setToolTip("How many times training goes through every training image. "
+                                    "Early stopping may end it sooner.")
+        self.batch_spin = QSpinBox(minimum=1, maximum=256, value=_DEFAULTS.batch_size)
+        self.batch_spin.setToolTip("Images per training step. Larger batches use more memory.")
+        self.lr_spin = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
+                                      value=_DEFAULTS.learning_rate)
+        self.lr_spin.setToolTip("Size of each weight update at the start (it then decreases). "
+                                "Too high makes the loss jump around; too low learns slowly.")
+        self.augment_check = QCheckBox("on")
+        self.augment_check.setChecked(_DEFAULTS.augment)
+        self.augment_check.setToolTip("Random small rotations, zooms and shifts: the model sees "
+                                      "slightly changed copies of each image, so it learns the disease rather "
+                                      "than the exact pictures. Recommended.")
+        self.lung_check = QCheckBox("keep the model's evidence on the lung fields")
+        self.lung_check.setChecked(lung_model and _DEFAULTS.lung_guidance > 0)
+        self.lung_check.setEnabled(lung_model)
+        self.lung_check.setToolTip(
+            "Penalises evidence the model finds outside the lungs (outlined by the bundled lung model), so "
+            "it cannot learn shortcuts such as the patient's age, markers or positioning. Recommended."
+            if lung_model else "Needs the lung model (models/lung_segmenter.keras), which is not installed.")
+        self.patience_spin = QSpinBox(minimum=0, maximum=500, value=_DEFAULTS.patience)
+        self.patience_spin.setSpecialValueText("off")
+        self.patience_spin.setToolTip("Stop when the validation loss has not improved for this many epochs, "
+                                      "and keep the best epoch's model (0 = off: train every epoch).")
+        self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=_DEFAULTS.seed)
+        self.seed_spin.setToolTip("Fixes the random choices (validation split, augmentation, initial weights), "
+                                  "so the same settings give the same model.")
+        self.seed_spin.valueChanged.connect(self.inputs_changed)
+        for label, widget in (("Epochs", self.epochs_spin), ("Batch size", self.batch_spin),
+                              ("Learning rate", self.lr_spin), ("Augmentation", self.augment_check),
+                              ("Lung guidance", self.lung_check), ("Early-stopping patience", self.patience_spin),
+                              ("Random seed", self.seed_spin)):
+            form.addRow(label, widget)
+        return settings
+
+    # -- state ----------------------------------------------------------------------------------
+    def inputs(self) -> tuple:
+        """What the data check depends on: (training folder, validation folder or "", share, seed)."""
+        use_folder = self.val_folder_radio.isChecked()
+        return (self.train_picker.path(), self.val_picker.path() if use_folder else "",
+                self.val_share_spin.value() / 100, self.seed_spin.value())
+
+    def config(self, fixed: dict) -> TrainConfig:
+        """The settings as a TrainConfig; ``fixed`` overrides fields this form has no control for."""
+        values = {f.name: getattr(_DEFAULTS, f.name) for f in fields(TrainConfig)}
+        values.update(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
+                      learning_rate=self.lr_spin.value(), augment=self.augment_check.isChecked(),
+                      patience=self.patience_spin.value(), seed=self.seed_spin.value(),
+                      lung_guidance=LUNG_GUIDANCE_WEIGHT if self.lung_check.isChecked() else 0.0)
+        values.update(fixed)
+        return TrainConfig(**values)
+
+    def set_editable(self, editable: bool, lung_model: bool) -> None:
+        """Lock every control while a run trains; the validation controls follow their choice."""
+        folder = self.val_folder_radio.isChecked()
+        self.val_picker.setEnabled(folder and editable)
+        self.val_share_spin.setEnabled(not folder and editable)
+        for w in (self.train_picker, self.val_share_radio, self.val_folder_radio, self.epochs_spin,
+                  self.batch_spin, self.lr_spin, self.augment_check, self.patience_spin, self.seed_spin):
+            w.setEnabled(editable)
+        self.lung_check.setEnabled(editable and lung_model)
+
+    # -- the data check -------------------------------------------------------------------------
+    def show_checking(self, done: int | None = None, total: int | None = None) -> None:
+        if done is None:
+            self.summary_status.setText("Checking the images…")
+            self.summary_messages.setText("")
+        else:
+            self.summary_status.setText(f"Checking the images… {done}/{total}")
+
+    def show_summary(self, summary) -> None:
+        """Show a core.data.datasummary.DatasetSummary: counts per class, problems, warnings."""
+        self.counts_table.setRowCount(len(summary.classes))
+        for row, name in enumerate(summary.classes):
+            for col, text in enumerate((name, str(summary.train_counts.get(name, 0)),
+                                        str(summary.val_counts.get(name, 0)) if summary.val_counts else "–")):
+                item = QTableWidgetItem(text)
+                if col:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.counts_table.setItem(row, col, item)
+        total = sum(summary.train_counts.values())
+        self.summary_status.setText(f"{total} training images in {len(summary.classes)} classes; "
+                                    f"validation: {summary.validation_source}." if summary.classes else "")
+        text = "".join(f"<p style='color:#b00020'><b>Cannot train:</b> {html.escape(p)}</p>" for p in summary.problems)
+        text += "".join(f"<p style='color:#8a5a00'><b>Warning:</b> {html.escape(w)}</p>" for w in summary.warnings)
+        if summary.ok and not summary.warnings:
+            text = "<p style='color:#1b6e20'>Ready to train.</p>"
+        self.summary_messages.setText(text)
+        self.unreadable_list.setPlainText("\n".join(f"{p}: {r}" for p, r in summary.unreadable.items()))
+        self.unreadable_list.setVisible(bool(summary.unreadable))

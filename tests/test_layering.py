@@ -25,6 +25,18 @@ def test_import_contracts_are_kept():
     assert "0 broken" in out.stdout
 
 
+def test_every_core_module_says_its_job_in_one_line():
+    """A newcomer finds where a behaviour lives from the folder names and these first lines."""
+    import ast
+
+    core = Path(covidgui.core.__file__).parent
+    for source in core.rglob("*.py"):
+        doc = ast.get_docstring(ast.parse(source.read_text()))
+        assert doc, f"{source.relative_to(core)} has no docstring"
+        first = doc.split("\n\n")[0]
+        assert "\n" not in first and first.endswith((".", "?", '"')), (source.relative_to(core), first)
+
+
 def test_core_sources_do_not_import_qt():
     core = Path(covidgui.core.__file__).parent
     for source in core.rglob("*.py"):

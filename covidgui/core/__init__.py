@@ -1,4 +1,6 @@
-"""Everything CovidGUI computes, with no Qt import, ever, in rooms by job (lowest first):
+"""Everything CovidGUI computes, with no Qt import, ever.
+
+Its rooms by job, lowest first:
 
 - ``io``: reading and writing files (X-ray images, DICOM, atomic writes, the log file);
 - ``models``: a model on disk (its card, its companion files, the user's versions);

@@ -1,5 +1,7 @@
-"""The PDF report of one result: image with heatmap and lung outline, label, probabilities,
-attention on lungs, model, disclaimer.
+"""The PDF report of one result.
+
+It shows the image with heatmap and lung outline, the label, probabilities, attention on lungs,
+the model and the disclaimer.
 
 matplotlib's object API (a ``Figure`` printed through the PDF backend), never pyplot's global
 state, so it is safe from any thread and needs no display. Patient identifiers appear only when

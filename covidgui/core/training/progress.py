@@ -1,6 +1,7 @@
-"""The one progress protocol of a training run: :class:`RunEvent` (what is happening) and
-:class:`TrainingOutcome` (what a finished run leaves). Plain data, light to import (the window
-shows them); :func:`covidgui.core.training.run.run_training` makes them.
+"""The one progress protocol of a training run: what is happening, and what a finished run leaves.
+
+:class:`RunEvent` and :class:`TrainingOutcome` are plain data, light to import (the window shows
+them); :func:`covidgui.core.training.run.run_training` makes them.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from covidgui.core.output.presentation import present
+
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
@@ -24,8 +26,6 @@ def format_line(path, prediction) -> str:
 
     An image the input gate rejected gets no confidence or probabilities unless it was classified
     anyway."""
-    from covidgui.core.output.presentation import present
-
     shown = present(prediction)
     if shown.withheld:
         line = f"{path}: {shown.label}. {' '.join(shown.notes)} (--classify-anyway shows the model's answer)"
@@ -57,6 +57,7 @@ def classify_command(inputs: list[Path], model: Path | None, json_lines: bool = 
     """
     from tqdm import tqdm
 
+    # Here, not at the top: like every command's, this one's modules load only when it runs (cli.py).
     from covidgui.core.analysis.batch import CsvResults, classify_stream, find_images
     from covidgui.core.errors import CovidGUIError
     from covidgui.core.inference.classifier import Classifier

@@ -15,6 +15,8 @@ import time
 import traceback
 from pathlib import Path
 
+from covidgui import __version__
+
 WINDOW_TIMEOUT_S = 120
 
 
@@ -33,6 +35,7 @@ def _chest_like(size: int = 256):
 def _classify(folder: Path) -> str:
     from PIL import Image
 
+    # The self-test's imports are its checks: each part must import in this installation, in order.
     from covidgui.core.analysis.analyse import analyse
     from covidgui.core.inference.classifier import INDETERMINATE, Classifier
 
@@ -85,7 +88,6 @@ def _window() -> str:
 
 
 def run() -> int:
-    from covidgui import __version__
 
     print(f"CovidGUI {__version__} self-test ({'bundle' if getattr(sys, 'frozen', False) else 'Python'} "
           f"{sys.version.split()[0]}, {sys.platform})", flush=True)

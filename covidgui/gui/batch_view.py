@@ -18,10 +18,12 @@ from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
+from covidgui.core.analysis.batch import write_csv
+from covidgui.core.errors import CovidGUIError
 from covidgui.core.inference.classifier import INDETERMINATE
+from covidgui.gui.batch_worker import BatchRunner, BatchSummary
 from covidgui.core.output.presentation import (ATTENTION_HELP, CAUTION_COLOUR, FAILED_COLOUR, FAILED_LABEL,
                                                label_colour, present)
-from covidgui.gui.batch_worker import BatchRunner, BatchSummary
 
 THUMB_COLUMN, FILE_COLUMN, LABEL_COLUMN, CONFIDENCE_COLUMN, LUNGS_COLUMN, FLAGS_COLUMN, ERROR_COLUMN = range(7)
 HEADERS = ["Image", "File", "Label", "Confidence", "Attention on lungs", "Flags", "Error"]
@@ -380,13 +382,9 @@ class BatchView(QWidget):
 
     def export_csv(self, path: str | Path) -> Path:
         """Write the rows shown to ``path`` (atomically). Raises CovidGUIError when it cannot."""
-        from covidgui.core.analysis.batch import write_csv
-
         return write_csv(path, self.visible_items(), self.card)
 
     def export_dialog(self) -> None:
-        from covidgui.core.errors import CovidGUIError
-
         path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", "covidgui-results.csv",
                                               "CSV files (*.csv)")
         if not path:

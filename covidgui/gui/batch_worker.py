@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from covidgui.core.analysis.batch import classify_stream, find_images
 from covidgui.gui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ class BatchJob(QObject):
 
     @Slot()
     def run(self) -> None:
-        from covidgui.core.analysis.batch import classify_stream, find_images
-
         summary = BatchSummary()
         try:
             scan = find_images(self.inputs)

@@ -16,6 +16,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from covidgui.core.analysis.analyse import MAX_DISPLAY_SIDE, analyse
+from covidgui.core.errors import CovidGUIError
+from covidgui.core.inference.classifier import Classifier
 from covidgui.gui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,6 @@ class InferenceWorker(QObject):
     @Slot(str)
     def load_model(self, path: str) -> None:
         """Load the model at ``path`` ('' = the bundled one). Emits model_loaded or model_failed."""
-        from covidgui.core.errors import CovidGUIError
-        from covidgui.core.inference.classifier import Classifier
-
         try:
             self.classifier = Classifier.load(path or None)
             # A first forward pass traces the graph now, not when the user drops the first image.
@@ -76,8 +75,6 @@ class InferenceWorker(QObject):
     @Slot(int, str)
     def classify(self, request_id: int, path: str) -> None:
         """Decode, classify and explain one image; emits classified or failed."""
-        from covidgui.core.errors import CovidGUIError
-
         if self.classifier is None:
             self.failed.emit(request_id, path, "No model is loaded, so no result can be shown.")
             return

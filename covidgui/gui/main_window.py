@@ -9,11 +9,15 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter,
                                QStackedWidget, QTabWidget)
 
+from covidgui.core.models.registry import active_model_path
 from covidgui.gui.batch_view import BatchView
+from covidgui.gui.export_dialog import ask_report_destination
 from covidgui.gui.image_view import ImageView
 from covidgui.gui.inference import ClassifiedImage, InferenceThread
+from covidgui.gui.models_dialog import ModelsDialog
 from covidgui.gui.resources import about_html, app_icon
 from covidgui.gui.result_panel import ResultPanel
+from covidgui.gui.settings import restore_window, save_window
 from covidgui.gui.viewer_panel import ViewerPanel
 
 IMAGE_FILTER = "X-ray images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.dcm *.dicom);;All files (*)"
@@ -89,8 +93,6 @@ class MainWindow(QMainWindow):
         self._add_batch_tab()  # tabs in the order of use: Image, Batch, Training
         self._add_training_tab()
         self.statusBar().showMessage("Starting…")
-        from covidgui.gui.settings import restore_window
-
         self.settings = restore_window(self)  # geometry, heatmap opacity (covidgui.gui.settings)
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -237,8 +239,6 @@ class MainWindow(QMainWindow):
 
     # -- export ---------------------------------------------------------------------------------
     def export_report_dialog(self) -> None:
-        from covidgui.gui.export_dialog import ask_report_destination
-
         if self.last_result is None:
             return
         patient = self.last_result.metadata.get("patient")
@@ -248,6 +248,7 @@ class MainWindow(QMainWindow):
 
     def export_report(self, out_path: str | Path, include_patient: bool = False) -> Path | None:
         """Write the PDF report of the current result; returns its path (None when it failed)."""
+        # Here, not at the top: the report imports matplotlib's PDF backend, which start-up need not pay.
         from covidgui.core.output.report import write_report
 
         result = self.last_result
@@ -308,6 +309,7 @@ class MainWindow(QMainWindow):
     def open_training_tab(self):
         """Show the Training tab (building it on first use); returns it."""
         if self.training_tab is None:
+            # Here, not at the top: the tab brings matplotlib and scikit-learn; built on first use.
             from covidgui.gui.training_tab import TrainingTab
 
             index = self.tabs.indexOf(self._training_placeholder)
@@ -323,8 +325,6 @@ class MainWindow(QMainWindow):
 
     def show_models(self):
         """The Models list: switch to or delete a user version (non-blocking dialog; returned)."""
-        from covidgui.gui.models_dialog import ModelsDialog
-
         self.models_dialog = ModelsDialog(self)
         self.models_dialog.model_activated.connect(self.use_model)
         self.models_dialog.open()
@@ -401,14 +401,10 @@ class MainWindow(QMainWindow):
             self.training_tab.stop_and_wait()
         self.batch_view.shutdown()
         self.inference.stop()
-        from covidgui.gui.settings import save_window
-
         save_window(self, self.settings)
         super().closeEvent(event)
 
 
 def _active_model_path() -> str:
-    from covidgui.core.models.registry import active_model_path
-
     return str(active_model_path())
 

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from covidgui.core.inference.lungs import bundled_segmenter_path
+from covidgui.core.models.registry import set_active
 from covidgui.core.training.progress import RunEvent, TrainingOutcome
 from covidgui.core.training.train import TrainConfig
 from covidgui.gui.training_results import ResultsView, SaveModelDialog
@@ -245,8 +246,6 @@ class TrainingTab(QWidget):
         self._activate(self.saved_version)
 
     def _activate(self, version) -> None:
-        from covidgui.core.models.registry import set_active
-
         set_active(version.id)
         self.keep_label.setText(f"“{version.card.name}” v{version.card.version} is now the active model.")
         self.model_activated.emit(str(version.path))

@@ -15,6 +15,9 @@ from dataclasses import fields
 
 from PySide6.QtCore import QObject, Signal
 
+from covidgui.core.data.datasummary import summarize_training_data
+from covidgui.core.errors import CovidGUIError
+from covidgui.core.models.registry import active_model_path, save_version, save_version_file
 from covidgui.core.training.progress import RunEvent, TrainingOutcome
 from covidgui.gui.worker import WorkerThread
 
@@ -73,8 +76,6 @@ class TrainingWorker(QObject):
         timer.start()
 
     def summarize(self, request_id: int, train_dir: str, val_dir: str, val_share: float, seed: int) -> None:
-        from covidgui.core.data.datasummary import summarize_training_data
-
         try:
             summary = summarize_training_data(train_dir, val_dir or None, val_share, seed,
                                               progress=self.summary_progress.emit)
@@ -99,7 +100,7 @@ class TrainingWorker(QObject):
         import tempfile
         from pathlib import Path
 
-        from covidgui.core.models.registry import active_model_path
+        # Here, not at the top: training code imports scikit-learn; only a started training pays for it.
         from covidgui.core.training.job import process_main, read_outcome, write_job
 
         self.remove_job_folder()
@@ -163,8 +164,7 @@ class TrainingWorker(QObject):
             self.finished.emit(self._outcome)
 
     def _train_in_thread(self, summary, config, training_info: dict) -> None:
-        from covidgui.core.errors import CovidGUIError
-        from covidgui.core.models.registry import active_model_path
+        # Here, not at the top: as above (scikit-learn, Keras), only when a training runs.
         from covidgui.core.training.run import run_training
 
         try:
@@ -192,9 +192,6 @@ class TrainingWorker(QObject):
 
     def save(self, name: str, notes: str) -> None:
         """Store the last trained model as a new version; emits saved or save_failed."""
-        from covidgui.core.errors import CovidGUIError
-        from covidgui.core.models.registry import save_version, save_version_file
-
         outcome = self._outcome
         if outcome is None:
             self.save_failed.emit("There is no trained model to save.")

@@ -14,8 +14,11 @@ import numpy as np
 
 from covidgui.core.errors import ModelError
 from covidgui.core.inference.keras_env import quiet_tensorflow
+from covidgui.core.inference.gate import InputGate, gate_path
+from covidgui.core.inference.lungs import (allowed_region, blank_outside, check_lungs, load_bundled_segmenter,
+                                           lung_attention, mask_to_source)
 from covidgui.core.io.xray import XRay
-from covidgui.core.models.model_files import bundled_model_path
+from covidgui.core.models.model_files import bundled_model_path, verified_companions
 from covidgui.core.models.modelcard import ModelCard, read_card
 from covidgui.core.inference.preprocess import Prepared, load_prepared, prepare, resize, to_source_space
 
@@ -180,9 +183,6 @@ class Classifier:
         lungs: also load the bundled lung segmenter when it is present (lung features off if not).
         Raises ModelError when the file or its card is missing or does not load.
         """
-        from covidgui.core.inference.gate import InputGate, gate_path
-        from covidgui.core.models.model_files import verified_companions
-
         path = Path(path) if path is not None else bundled_model_path()
         if not path.is_file():
             raise ModelError(f"The model file {path} does not exist.")
@@ -211,8 +211,6 @@ class Classifier:
                                  f"(it models {gate.feature_mean.shape[0]} features, the model has {features}).")
         segmenter = None
         if lungs:
-            from covidgui.core.inference.lungs import load_bundled_segmenter
-
             segmenter = load_bundled_segmenter()
         return cls(keras_model, card, path, gate, segmenter)
 
@@ -266,8 +264,6 @@ class Classifier:
         n = len(inputs)
         lung_maps, plausible, blanked, chosen = None, [None] * n, None, []
         if self.lungs is not None:
-            from covidgui.core.inference.lungs import check_lungs
-
             lung_maps = self.lungs.probabilities(inputs)
             plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
             blanked, chosen = self._lungs_only(inputs, lung_maps)
@@ -295,8 +291,6 @@ class Classifier:
     def _lungs_only(self, inputs, lung_maps) -> tuple[np.ndarray, list[int]]:
         """(the inputs (N, S, S) with everything outside each one's lung fields blanked, the indices
         of the inputs that had plausible lungs; the others are returned unchanged)."""
-        from covidgui.core.inference.lungs import allowed_region, blank_outside
-
         inputs = np.array(inputs, dtype=np.float32)
         chosen = []
         for i, lung_map in enumerate(lung_maps):
@@ -324,8 +318,6 @@ class Classifier:
         """Attention on lungs, measured on the model input (what the model saw): the Grad-CAM
         (S, S) against the lung probability map resized to it and thresholded. The single view
         and the batch both measure here, so one image gets one figure whichever path it takes."""
-        from covidgui.core.inference.lungs import lung_attention
-
         return lung_attention(cam, resize(lung_map, cam.shape) > self.lungs.threshold)
 
     def prediction_from(self, probs: np.ndarray, gate_score: float | None = None,
@@ -378,8 +370,6 @@ class Classifier:
         if cam is not None:
             result.heatmap = to_source_space(cam, prepared.crop_box, pixels.shape)
         if lung_maps is not None:
-            from covidgui.core.inference.lungs import mask_to_source
-
             result.lung_mask = mask_to_source(lung_maps[0], prepared.crop_box, pixels.shape, self.lungs.threshold)
             if cam is not None:
                 result.lung_attention = self._lung_attention(cam, lung_maps[0])

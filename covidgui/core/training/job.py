@@ -35,6 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from covidgui.core.data.dataset import LabelledFiles
+from covidgui.core.errors import CovidGUIError
+from covidgui.core.io.atomic import write_atomic
+from covidgui.core.io.logs import redact_output
 
 JOB_FILE = "job.json"
 MODEL_FILE = "trained.keras"
@@ -92,8 +95,6 @@ def _plain(value):
 def write_outcome(job_dir: Path, outcome: dict) -> None:
     """Write a run's outcome as OUTCOME_FILE (JSON) + OUTCOME_ARRAYS (.npz), the JSON last (it is
     what the parent reads first): Scores become their fields, each ROC curve its arrays."""
-    from covidgui.core.io.atomic import write_atomic
-
     arrays: dict[str, np.ndarray] = {}
     plain = {k: v for k, v in outcome.items() if not k.endswith(("_scores", "_curves"))}
     for which in ("new", "active"):
@@ -118,6 +119,8 @@ def write_outcome(job_dir: Path, outcome: dict) -> None:
 def read_outcome(job_dir: Path) -> dict:
     """The outcome :func:`write_outcome` wrote, with Scores and ROC curves rebuilt. Reads only
     JSON and plain arrays (``allow_pickle=False``); raises ValueError for anything else."""
+    # Here, not at the top: scoring imports scikit-learn (about a second), which the window, reading
+    # an outcome through this module, should not pay while it starts.
     from covidgui.core.scoring.comparison import Scores
 
     plain = json.loads((job_dir / OUTCOME_FILE).read_text(encoding="utf-8"))
@@ -140,8 +143,6 @@ def _prepare_child_output() -> None:
     """Lower priority, native-crash stacks and redaction for the child's fds 1 and 2 (stderr.log)."""
     import faulthandler
 
-    from covidgui.core.io.logs import redact_output
-
     if hasattr(os, "nice"):
         # Below the GUI's priority: on a 2-core machine TensorFlow's threads would otherwise take
         # the CPU time the window needs to redraw (training still gets every idle cycle).
@@ -157,8 +158,6 @@ def _prepare_child_output() -> None:
 def _serve(job_dir: Path, emit, wait_for_stop) -> int:
     """Run the job; ``wait_for_stop(stop)`` (on its own thread) sets ``stop`` when asked to stop
     or when the parent goes away. Returns the exit code."""
-    from covidgui.core.errors import CovidGUIError
-
     stop = threading.Event()
     threading.Thread(target=wait_for_stop, args=(stop,), daemon=True).start()
     try:

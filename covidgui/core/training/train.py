@@ -28,7 +28,7 @@ from covidgui.core.training.distribute import make_fit_work
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.inference.gate import fit_gate, thumbnails
 from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT, training_mask
-from covidgui.core.inference.lungs import LUNG_MARGIN, blank_outside
+from covidgui.core.inference.lungs import LUNG_MARGIN, blank_outside, load_bundled_segmenter
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, softmax
@@ -589,8 +589,6 @@ def _guidance_segmenter(config: TrainConfig):
 
 
 def _bundled_segmenter():
-    from covidgui.core.inference.lungs import load_bundled_segmenter
-
     return load_bundled_segmenter()
 
 

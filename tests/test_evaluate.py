@@ -45,11 +45,26 @@ def test_evaluate_text_output(tmp_path):
     assert "confusion matrix" in out.stdout and "sensitivity" in out.stdout
 
 
-def test_evaluate_reports_a_missing_class_folder(tmp_path):
+def test_evaluate_measures_what_a_folder_with_some_of_the_classes_allows(tmp_path):
+    # Only COVID-19 films: the COVID-19 row is measured; Normal's sensitivity cannot be, and says so.
     (tmp_path / "Covid").mkdir()
+    for i in range(3):
+        Image.fromarray(chest_like(128, seed=i)).save(tmp_path / "Covid" / f"{i}.png")
+    out = run_cli("evaluate", tmp_path, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["n"] == 3 and report["missing_classes"] == ["Normal"]
+    assert np.array(report["confusion_matrix"]).sum(axis=1).tolist() == [3, 0]
+    assert report["per_class"]["Normal"]["sensitivity"] is None and report["auc"] is None
+    text = run_cli("evaluate", tmp_path)
+    assert "Normal: no images of this class in the folder" in text.stdout
+
+
+def test_evaluate_reports_a_folder_with_none_of_the_classes(tmp_path):
+    (tmp_path / "Pneumonia").mkdir()
     out = run_cli("evaluate", tmp_path)
     assert out.returncode == 2
-    assert "no subfolder for class Normal" in out.stderr
+    assert "no subfolder for class Covid, Normal" in out.stderr
 
 
 def test_temperature_scaling_keeps_argmax_and_improves_nll():

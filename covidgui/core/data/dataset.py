@@ -62,11 +62,15 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
-def scan_class_folders(root: str | Path, classes: list[str] | None = None) -> LabelledFiles:
+def scan_class_folders(root: str | Path, classes: list[str] | None = None,
+                       allow_missing: bool = False) -> LabelledFiles:
     """Files of a folder laid out one subfolder per class.
 
     classes: when given (a model's classes), subfolders are matched to them case-insensitively and
         labels follow that order; otherwise the classes are the subfolder names, sorted.
+    allow_missing: with ``classes``, a class without a subfolder has no files instead of being an
+        error (evaluating a three-class model on a folder of COVID-19 and normal films); at least
+        one class must match.
     Each file's group (source) is its class folder's subfolder it lies in, or the class itself.
     Raises DatasetError for a missing folder, no class subfolders, or an unmatched class.
     """
@@ -82,21 +86,30 @@ def scan_class_folders(root: str | Path, classes: list[str] | None = None) -> La
     else:
         by_lower = {p.name.lower(): p for p in subfolders}
         missing = [c for c in classes if c.lower() not in by_lower]
+        if allow_missing and len(missing) < len(classes):
+            classes_found = [c for c in classes if c not in missing]
+            files = LabelledFiles(list(classes))
+            for name in classes_found:
+                _add_class_folder(files, classes.index(name), name, by_lower[name.lower()])
+            return files
         if missing:
             raise DatasetError(f"{root} has no subfolder for class {', '.join(missing)} "
                                f"(found: {', '.join(p.name for p in subfolders)}).")
         folder_for = {c: by_lower[c.lower()] for c in classes}
     files = LabelledFiles(list(classes))
     for label, name in enumerate(classes):
-        folder = folder_for[name]
-        found = image_files(folder)
-        files.paths.extend(found)
-        files.labels.extend([label] * len(found))
-        # A subfolder of a class folder (Covid/hospital-a/...) is a source of its own, so training
-        # can weigh the sources of a class equally; files directly in the class folder are one source.
-        files.groups.extend(f"{name}/{p.relative_to(folder).parts[0]}" if len(p.relative_to(folder).parts) > 1
-                            else name for p in found)
+        _add_class_folder(files, label, name, folder_for[name])
     return files
+
+
+def _add_class_folder(files: LabelledFiles, label: int, name: str, folder: Path) -> None:
+    found = image_files(folder)
+    files.paths.extend(found)
+    files.labels.extend([label] * len(found))
+    # A subfolder of a class folder (Covid/hospital-a/...) is a source of its own, so training
+    # can weigh the sources of a class equally; files directly in the class folder are one source.
+    files.groups.extend(f"{name}/{p.relative_to(folder).parts[0]}" if len(p.relative_to(folder).parts) > 1
+                        else name for p in found)
 
 
 def split_off(files: LabelledFiles, n_or_share: float, seed: int) -> tuple[LabelledFiles, LabelledFiles]:

@@ -67,7 +67,9 @@ def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
     """
     classifier = classifier or Classifier.load(model_path)
     card = classifier.card
-    files = scan_class_folders(data_dir, card.classes)
+    # A folder may hold only some of the model's classes (COVID-19 and normal films for a
+    # three-class model): the figures of the classes present are measured, the others say n/a.
+    files = scan_class_folders(data_dir, card.classes, allow_missing=True)
     if len(files) == 0:
         raise DatasetError(f"{data_dir} holds no images in its class subfolders.")
     predicted = predict_labelled(classifier, files)
@@ -76,7 +78,8 @@ def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
     report = classification_report(predicted.labels, predicted.probabilities, card.classes, card.positive_class)
     report.update(indeterminate=sum(int(r.indeterminate) for r in predicted.results),
                   rejected=sum(int(r.not_xray) for r in predicted.results), unreadable=predicted.unreadable,
-                  model=f"{card.name} v{card.version}")
+                  model=f"{card.name} v{card.version}",
+                  missing_classes=[c for i, c in enumerate(card.classes) if i not in set(files.labels)])
     return report
 
 
@@ -97,7 +100,10 @@ def format_report(report: dict) -> str:
             return "n/a" if value is None else f"{value:.1%} (95% CI {lo:.1%}-{hi:.1%})"
         lines.append(f"{name}: sensitivity {fmt('sensitivity')}, specificity {fmt('specificity')}")
     auc = report.get("auc")
-    lines.append(f"ROC AUC ({report['positive_class']}): " + ("n/a" if auc is None else f"{auc:.3f}"))
+    lines.append(f"ROC AUC ({report['positive_class']} against the rest): " + ("n/a" if auc is None else f"{auc:.3f}"))
+    for name in report.get("missing_classes", []):
+        lines.append(f"{name}: no images of this class in the folder, so its sensitivity is not measured "
+                     f"(its specificity is: images of the other classes not called {name}).")
     lines.append(f"indeterminate: {report['indeterminate']}, rejected: {report['rejected']}, "
                  f"unreadable: {len(report['unreadable'])}")
     lines.extend(f"  {path}: {reason}" for path, reason in report["unreadable"].items())

@@ -38,7 +38,8 @@ def classification_report(labels, probs, classes: list[str], positive: str | Non
     """Everything the evaluate command and model card report, as plain JSON-ready types.
 
     labels: (N,) true class indices; probs: (N, C) probabilities; positive: the class whose
-    sensitivity/specificity and AUC are headline figures (default: the first class).
+    sensitivity/specificity and AUC (that class against all others) are headline figures (default:
+    the first class).
     """
     labels = np.asarray(labels, dtype=int)
     probs = np.asarray(probs, dtype=float)
@@ -63,11 +64,10 @@ def classification_report(labels, probs, classes: list[str], positive: str | Non
     positive = positive or classes[0]
     pos = classes.index(positive)
     auc = None
-    if len(set(labels.tolist())) > 1:
-        if len(classes) == 2:
-            auc = float(roc_auc_score(labels == pos, probs[:, pos]))
-        else:
-            auc = float(roc_auc_score(labels, probs, multi_class="ovr", labels=list(range(len(classes)))))
+    # The positive class against all others, for any number of classes (so the figure means what
+    # its label says, and a folder without some classes still has one when both sides are present).
+    if 0 < int((labels == pos).sum()) < n:
+        auc = float(roc_auc_score(labels == pos, probs[:, pos]))
     correct = int((predicted == labels).sum())
     return {
         "n": n,

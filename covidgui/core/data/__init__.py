@@ -1,1 +1,1 @@
-"""Labelled images: class folders, their summary, the reference sources and the locked split."""
+"""Labelled images: class folders as clinicians keep them, their summary before training, the reference split."""

@@ -1,1 +1,1 @@
-"""Measuring a model: metrics, calibration, evaluation on labelled folders and by source."""
+"""Measuring a model: metrics, calibration, evaluation of labelled folders, and by source (the locked test split, leave-one-source-out)."""

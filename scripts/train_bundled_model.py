@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     if args.loso:
         loso = json.loads(args.loso.read_text())
         # Per-image probabilities stay in the benchmark's file; the card keeps the counts.
-        card.leave_one_source_out = [{k: v for k, v in row.items() if k != "positive_probabilities"}
+        card.leave_one_source_out = [{k: v for k, v in row.items()
+                                      if k not in ("positive_probabilities", "probabilities", "classes")}
                                      for row in loso["rows"]]
         card.test["loso_schedule"] = (f"{loso['per_source']} training images per source, "
                                       f"{loso['recipe']['epochs']} epochs, seed {loso['recipe']['seed']}")

@@ -31,7 +31,7 @@ from covidgui.core.metrics import expected_calibration_error
 CLASSES = ["Covid", "Normal", "Pneumonia"]
 # What the app shows for each class of a model trained on these sources.
 DISPLAY_NAMES = {"Covid": "COVID-19", "Normal": "Normal", "Pneumonia": "Pneumonia (not COVID-19)"}
-# The classes that are not "Normal": an "abnormal" call is a call of one of them.
+# The class that is no finding: a call of any other class is an "abnormal" call.
 NORMAL_CLASS = "Normal"
 
 # name -> (class, folders below the data root). covid-xray holds two sources: its COVID-19 images

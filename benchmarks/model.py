@@ -28,7 +28,7 @@ from covidgui.core.errors import ImageLoadError  # noqa: E402
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error  # noqa: E402
 from covidgui.core.inference.classifier import Classifier, softmax  # noqa: E402
 from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
-from covidgui.core.scoring.sources import find_sources, locked_split, rows_by_source  # noqa: E402
+from covidgui.core.scoring.sources import find_sources, format_table, locked_split, rows_by_source  # noqa: E402
 from covidgui.core.analysis.batch import predict_files  # noqa: E402
 
 
@@ -62,22 +62,36 @@ def main() -> int:
           f"{card.architecture['flops_per_image'] / 1e9:.3f} GFLOP per image, "
           f"file {classifier.path.stat().st_size / 1e6:.2f} MB; trained in {card.training.get('seconds')} s")
 
-    # The locked test split (covidgui.core.scoring.sources): used for nothing but these figures.
-    split = locked_split(find_sources(args.data))
+    # The locked test split (covidgui.core.scoring.sources): used for nothing but these figures; the
+    # sources of the model's classes only (a two-class model is not tested on pneumonia films).
+    split = locked_split(find_sources(args.data, classes=card.classes), card.classes)
     predicted = predict_labelled(classifier, split.test)
     if predicted.unreadable:
         raise SystemExit(f"unreadable: {predicted.unreadable}")
     print("locked test split, per source (correct = the source's class was called; gate and band ignored):")
-    for row in rows_by_source(predicted, card):
+    rows = rows_by_source(predicted, card)
+    for row in rows:
         flags = row["outside_lungs_flag"]
-        print(f"  {row['source']:<22} {row['class']:<7} {row['correct']:>4}/{row['n']:<4} "
-              f"({row['correct'] / row['n']:.1%}); ECE {row['ece']:.3f}; rejected {row['rejected']}, "
-              f"indeterminate {row['indeterminate']}; outside-lungs check fired on {flags['right']} right "
-              f"and {flags['wrong']} wrong calls")
+        called = ", ".join(f"{c} {k}" for c, k in row["called"].items())
+        abnormal = (f"; called abnormal {row['abnormal']}/{row['n']} ({row['abnormal'] / row['n']:.1%})"
+                    if len(card.classes) > 2 and "abnormal" in row else "")
+        print(f"  {row['source']:<22} {row['class']:<9} {row['correct']:>4}/{row['n']:<4} "
+              f"({row['correct'] / row['n']:.1%}){abnormal}; called: {called}; ECE {row['ece']:.3f}; "
+              f"rejected {row['rejected']}, indeterminate {row['indeterminate']}; outside-lungs check fired on "
+              f"{flags['right']} right and {flags['wrong']} wrong calls")
+    print(format_table(rows))
     all_results, all_labels, all_probs = predicted.results, predicted.labels, predicted.probabilities
     report = classification_report(all_labels, all_probs, card.classes, "Covid")
     print(f"locked test, all sources: {report['correct']}/{report['n']}, sensitivity {report['sensitivity']:.3f}, "
-          f"specificity {report['specificity']:.3f}, AUC {report['auc']:.3f}")
+          f"specificity {report['specificity']:.3f}, AUC {report['auc']:.3f}"
+          + (" (COVID-19 against the rest; AUC one-vs-rest)" if len(card.classes) > 2 else ""))
+    if len(card.classes) > 2:
+        print("confusion matrix (rows true, columns called): " + ", ".join(card.classes))
+        for name, cm_row in zip(card.classes, report["confusion_matrix"]):
+            print(f"  {name:<10} " + " ".join(f"{v:>5}" for v in cm_row))
+        for name, stats in report["per_class"].items():
+            print(f"  {name}: sensitivity {stats['sensitivity']:.3f}, specificity {stats['specificity']:.3f} "
+                  f"(n {stats['support']})")
     raw_logits = np.log(np.clip(all_probs, 1e-12, 1)) * card.temperature  # logits up to a constant
     print(f"ECE on the locked test ({len(all_results)} images): "
           f"before calibration {expected_calibration_error(softmax(raw_logits), all_labels):.3f}, "

@@ -5,7 +5,8 @@
 For each source of ../shared/data (covidgui.core.scoring.sources.SOURCE_FOLDERS) train on all the others
 (at most --per-source images of each, from the train part of the locked split; calibration on
 their calibration part) and test on every image of the left-out source outside the locked test
-split. Prints a table (source, class, n, correct, %, ECE) and the worst source. This is the figure
+split. Prints a table (source, class, n, correct, %, with three classes the share called abnormal
+and the confusion row, ECE) and the worst source. --classes Covid Normal keeps the two-class table. This is the figure
 that predicts a hospital the model has never seen; compare recipes with the same schedule and seed.
 """
 
@@ -21,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidgui.core.scoring.sources import (choose_threshold, find_sources, share_right_at,  # noqa: E402
-                                   format_table, leave_one_source_out, with_threshold)
+from covidgui.core.scoring.sources import (DISPLAY_NAMES, choose_threshold, find_sources,  # noqa: E402
+                                           format_table, leave_one_source_out, share_right_at, with_threshold)
 from covidgui.core.training.train import TrainConfig, add_recipe_arguments, recipe_from, train  # noqa: E402
 
 
@@ -31,6 +32,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--per-source", type=int, default=200)
     parser.add_argument("--only", nargs="*", help="leave out only these sources (default: each in turn)")
+    parser.add_argument("--classes", nargs="*", help="only the sources of these classes (default: all)")
     parser.add_argument("--json", type=Path, help="write the rows and the recipe here (after every fold)")
     add_recipe_arguments(parser, TrainConfig(epochs=12, patience=0))
     args = parser.parse_args(argv)
@@ -38,9 +40,9 @@ def main(argv=None) -> int:
 
     def train_fn(train_files, calibration_files):
         return train(train_files, calibration_files, config, name="loso", version="0",
-                     display_names={"Covid": "COVID-19", "Normal": "Normal"}, positive_class="Covid").classifier
+                     display_names=DISPLAY_NAMES, positive_class="Covid").classifier
 
-    sources = find_sources(args.data)
+    sources = find_sources(args.data, classes=args.classes)
     held_out = [s for s in sources if not args.only or s.name in args.only]
     record = {"recipe": asdict(config), "per_source": args.per_source, "command": " ".join(sys.argv), "rows": []}
     started = time.perf_counter()

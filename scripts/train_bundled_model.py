@@ -1,13 +1,16 @@
 """Train the bundled classifier (models/covid_classifier.keras) from ../shared/data.
 
-    python scripts/train_bundled_model.py [--data ../shared/data] [--loso LOSO.json] [recipe options]
+    python scripts/train_bundled_model.py [--data ../shared/data] [--loso LOSO.json] [--out DIR|FILE.keras]
+                                          [recipe options]
 
-Data: every source of covidgui.core.scoring.sources.SOURCE_FOLDERS (six collections, one class each), split
+Data: every source of covidgui.core.scoring.sources.SOURCE_FOLDERS (eight collections, one class each:
+COVID-19, Normal, Pneumonia), split
 by covidgui.core.scoring.sources.locked_split: the train part trains, the calibration part fits the
 temperature, the input gate and the indeterminate band, and the locked test part is used for
 nothing but the figures in the model card (per source). --loso names the leave-one-source-out
 table of the same recipe (``python benchmarks/sources.py ... --json LOSO.json``), which the card
-carries as the figure that predicts an unseen hospital.
+carries as the figure that predicts an unseen hospital. --out writes elsewhere than models/ (a
+folder gets covid_classifier.keras and its card and gate), to compare a candidate before shipping it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ sys.path.insert(0, str(REPO))
 
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error  # noqa: E402
 from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
-from covidgui.core.scoring.sources import CLASSES, find_sources, locked_split, rows_by_source  # noqa: E402
+from covidgui.core.scoring.sources import (CLASSES, DISPLAY_NAMES, NORMAL_CLASS, find_sources,  # noqa: E402
+                                           locked_split, rows_by_source)
 from covidgui.core.training.train import (ProgressListener, TrainConfig, add_recipe_arguments,  # noqa: E402
-                                    recipe_from, save_model, train)
+                                    recipe_from, train)
+from covidgui.core.models.model_files import save_model  # noqa: E402
 
-VERSION = "2.0.0"
+VERSION = "3.0.0"
 # The shipped recipe: what the leave-one-source-out tables rewarded (see the model card's notes).
 RECIPE = TrainConfig(epochs=30, patience=0, source_balance=True, acquisition_augment=True, amplitude_mix=0.5,
                      lung_guidance=1.0)
@@ -42,11 +47,14 @@ class PrintProgress(ProgressListener):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=REPO / "models" / "covid_classifier.keras")
+    parser.add_argument("--out", type=Path, default=REPO / "models" / "covid_classifier.keras",
+                        help="the .keras file to write, or a folder to write covid_classifier.keras into")
     parser.add_argument("--loso", type=Path, help="benchmarks/sources.py --json output of this recipe")
     add_recipe_arguments(parser, RECIPE)
     args = parser.parse_args(argv)
     config = recipe_from(args)
+    out = args.out if args.out.suffix == ".keras" else args.out / "covid_classifier.keras"
+    out.parent.mkdir(parents=True, exist_ok=True)
 
     sources = find_sources(args.data)
     split = locked_split(sources, CLASSES)
@@ -64,7 +72,7 @@ def main(argv=None) -> int:
     }
     started = time.perf_counter()
     result = train(split.train, split.calibration, config, PrintProgress(), name="covid-cnn", version=VERSION,
-                   display_names={"Covid": "COVID-19", "Normal": "Normal"}, positive_class="Covid",
+                   display_names=DISPLAY_NAMES, positive_class="Covid",
                    training_info=info)
     seconds = time.perf_counter() - started
     classifier = result.classifier
@@ -79,24 +87,34 @@ def main(argv=None) -> int:
     card.test = {"per_source": rows, "n": overall["n"], "correct": overall["correct"],
                  "sensitivity": overall["sensitivity"], "specificity": overall["specificity"],
                  "auc": overall["auc"], "ece": expected_calibration_error(predicted.probabilities, predicted.labels),
-                 "confusion_matrix": overall["confusion_matrix"]}
+                 "confusion_matrix": overall["confusion_matrix"], "classes": overall["classes"],
+                 # Each class's own sensitivity and specificity (with two classes: the headline two).
+                 "per_class": {c: {k: v[k] for k in ("sensitivity", "specificity", "support")}
+                               for c, v in overall["per_class"].items()}}
+    if NORMAL_CLASS in card.classes and len(card.classes) > 2:
+        # Any class but Normal is a finding: how often a film of each abnormal class was called abnormal.
+        top, normal = predicted.probabilities.argmax(axis=1), card.classes.index(NORMAL_CLASS)
+        card.test["called_abnormal"] = {c: round(float((top[predicted.labels == i] != normal).mean()), 4)
+                                        for i, c in enumerate(card.classes)
+                                        if i != normal and (predicted.labels == i).any()}
     if args.loso:
         loso = json.loads(args.loso.read_text())
         # Per-image probabilities stay in the benchmark's file; the card keeps the counts.
-        card.leave_one_source_out = [{k: v for k, v in row.items() if k != "positive_probabilities"}
+        card.leave_one_source_out = [{k: v for k, v in row.items()
+                                      if k not in ("positive_probabilities", "probabilities", "classes")}
                                      for row in loso["rows"]]
         card.test["loso_schedule"] = (f"{loso['per_source']} training images per source, "
                                       f"{loso['recipe']['epochs']} epochs, seed {loso['recipe']['seed']}")
         card.test["loso_command"] = loso.get("command")
     card.notes = NOTES
-    path = save_model(classifier, args.out)
+    path = save_model(classifier, out)
     print(json.dumps({"test": {k: v for k, v in card.test.items() if k != "per_source"},
                       "per_source": rows}, indent=1))
     print(f"saved {path} after {seconds:.0f} s; unreadable: {result.unreadable or 'none'}")
     return 0
 
 
-NOTES = ("Trained on six sources, each holding one class only, so a model can learn where an image comes "
+NOTES = ("Trained on eight sources, each holding one class only, so a model can learn where an image comes "
          "from instead of what it shows. The locked test figures come from images of the same sources "
          "and are optimistic for a new hospital; the leave-one-source-out figures (each source tested by "
          "a model that never saw it) predict an unseen hospital better. Research use only.")

@@ -77,7 +77,7 @@ def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_pa
         """A stand-in classifier: calls everything COVID-19."""
 
         class card:
-            classes = ["Covid", "Normal"]
+            classes = ["Covid", "Normal", "Pneumonia"]
             positive_class = "Covid"
 
             @staticmethod
@@ -89,7 +89,8 @@ def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_pa
         def predict_inputs(self, inputs, colourfulness=None, paths=None, lung_attention=False):
             from covidgui.core.inference.classifier import Prediction
 
-            return [Prediction("COVID-19", "COVID-19", "Covid", 0.9, {"COVID-19": 0.9, "Normal": 0.1}, path=path)
+            return [Prediction("COVID-19", "COVID-19", "Covid", 0.8,
+                               {"COVID-19": 0.8, "Normal": 0.1, "Pneumonia": 0.1}, path=path)
                     for path in paths]
 
     def train_fn(train, calibration):
@@ -107,6 +108,7 @@ def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_pa
         expected_n = sum(1 for p in source.paths if sources.split_role(source.name, p) != "test")
         assert row["n"] == expected_n
         assert row["correct"] == (expected_n if source.class_name == "Covid" else 0)
+        assert row["abnormal"] == expected_n and row["called"]["Covid"] == expected_n
     table = sources.format_table(rows)
     assert "worst: " in table and "covid-xray-children" in table
 
@@ -173,7 +175,8 @@ def test_the_indeterminate_band_widens_when_confident_results_are_often_wrong():
                     reason=f"shared data not found at {SHARED_DATA / 'multisource'} (set COVIDGUI_SHARED_DATA)")
 def test_the_real_sources_and_their_locked_test_split():
     found = sources.find_sources(SHARED_DATA)
-    assert len(found) == 6
+    assert len(found) == 8
+    assert len(sources.find_sources(SHARED_DATA, classes=["Covid", "Normal"])) == 6
     split = sources.locked_split(found)
     for source in found:
         n_test = split.test.groups.count(source.name)

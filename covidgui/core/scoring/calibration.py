@@ -32,13 +32,15 @@ def fit_indeterminate_band(probs: np.ndarray, labels: np.ndarray, target_accurac
     ``high`` is the smallest confidence (at least ``minimum``, at most 0.95, in steps of 0.05) above
     which the results of the calibration split are right at least ``target_accuracy`` of the time;
     results below it are shown as "Indeterminate". ``low`` mirrors it (1 - high), as the two-class
-    band always has.
+    band always has, but is never above 1/C (rounded down): with C classes the top probability can
+    be as low as 1/C, and every top probability below ``high`` must fall inside the band.
     """
     probs = np.asarray(probs, dtype=np.float64)
     right = probs.argmax(axis=1) == np.asarray(labels)
     confidence = probs.max(axis=1)
+    lowest_top = np.floor(100.0 / probs.shape[1]) / 100.0
     for high in np.arange(minimum, 0.951, 0.05):
         above = confidence >= high
         if not above.any() or right[above].mean() >= target_accuracy:
-            return round(1.0 - float(high), 2), round(float(high), 2)
+            return round(min(1.0 - float(high), lowest_top), 2), round(float(high), 2)
     return 0.05, 0.95

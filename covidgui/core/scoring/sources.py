@@ -27,10 +27,17 @@ from covidgui.core.errors import DatasetError
 from covidgui.core.scoring.evaluation import predict_labelled
 from covidgui.core.scoring.metrics import expected_calibration_error
 
-CLASSES = ["Covid", "Normal"]
+# The order a folder-trained model gets (sorted class folder names, as scan_class_folders does).
+CLASSES = ["Covid", "Normal", "Pneumonia"]
+# What the app shows for each class of a model trained on these sources.
+DISPLAY_NAMES = {"Covid": "COVID-19", "Normal": "Normal", "Pneumonia": "Pneumonia (not COVID-19)"}
+# The class that is no finding: a call of any other class is an "abnormal" call.
+NORMAL_CLASS = "Normal"
 
 # name -> (class, folders below the data root). covid-xray holds two sources: its COVID-19 images
-# (adults, many cropped from publications) and its normals (children of one hospital).
+# (adults, many cropped from publications) and its normals (children of one hospital). nih-cxr14
+# comes from the same hospital as rsna-radiographydb's normals (source does not predict class
+# between those two); its report-mined labels are noisy (about half show no opacity).
 SOURCE_FOLDERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "covid-xray-covid": ("Covid", ("covid-xray/Train/Covid", "covid-xray/Val/Covid")),
     "covid-xray-children": ("Normal", ("covid-xray/Train/Normal", "covid-xray/Val/Normal")),
@@ -38,6 +45,8 @@ SOURCE_FOLDERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "bimcv-radiographydb": ("Covid", ("multisource/bimcv-radiographydb/Covid",)),
     "covid-cxnet": ("Covid", ("multisource/covid-cxnet/Covid",)),
     "rsna-radiographydb": ("Normal", ("multisource/rsna-radiographydb/Normal",)),
+    "nih-cxr14": ("Pneumonia", ("pneumonia/nih-cxr14/Pneumonia",)),
+    "cohen-web": ("Pneumonia", ("pneumonia/cohen-web/Pneumonia",)),
 }
 
 # Shares of every source kept for the final figures only, and for calibration (temperature, gate,
@@ -55,15 +64,17 @@ class Source:
     paths: tuple[Path, ...]
 
 
-def find_sources(data_root: str | Path, names: list[str] | None = None) -> list[Source]:
+def find_sources(data_root: str | Path, names: list[str] | None = None,
+                 classes: list[str] | None = None) -> list[Source]:
     """The sources of ``SOURCE_FOLDERS`` present below ``data_root`` (``../shared/data``).
 
-    names: only these sources. Raises DatasetError when none is found.
+    names: only these sources; classes: only the sources of these classes (a two-class model's
+    sources, say). Raises DatasetError when none is found.
     """
     data_root = Path(data_root)
     sources = []
     for name, (class_name, folders) in SOURCE_FOLDERS.items():
-        if names is not None and name not in names:
+        if (names is not None and name not in names) or (classes is not None and class_name not in classes):
             continue
         paths: list[Path] = []
         for folder in folders:
@@ -105,8 +116,11 @@ class LockedSplit:
                                        ("test", self.test))}}
 
 
-def locked_split(sources: list[Source], classes: list[str] = CLASSES) -> LockedSplit:
-    """Split every source by :func:`split_role`; labels index ``classes``."""
+def locked_split(sources: list[Source], classes: list[str] | None = None) -> LockedSplit:
+    """Split every source by :func:`split_role`; labels index ``classes`` (default: the classes of
+    ``CLASSES`` that the sources hold, so two-class sources give a two-class split)."""
+    if classes is None:
+        classes = [c for c in CLASSES if any(s.class_name == c for s in sources)]
     parts = {role: LabelledFiles(list(classes)) for role in ("train", "calibration", "test")}
     for source in sources:
         label = classes.index(source.class_name)
@@ -146,10 +160,13 @@ def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[di
 
     Rows: source, class, n (readable images), correct (top class is the true class, as if
     "classify anyway" were chosen for gated and indeterminate results, so withholding never
-    flatters), ece (calibrated probabilities), rejected (input gate), indeterminate, and
+    flatters), called (the source's confusion-matrix row: class -> images whose top class it is),
+    abnormal (images called anything but Normal; only when the card has a Normal class),
+    ece (calibrated probabilities), rejected (input gate), indeterminate, and
     outside_lungs_flag: how often the shortcut check fired on right and on wrong calls.
     keep_probabilities: also ``positive_probabilities``, each image's calibrated probability of the
-        card's positive class (for studying decision thresholds on sources never trained on).
+        card's positive class, and ``probabilities`` (N, C) in the order of ``classes`` (for
+        studying decision thresholds on sources never trained on).
     """
     groups = np.asarray(predicted.groups)
     right = predicted.right
@@ -160,15 +177,21 @@ def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[di
         results = [predicted.results[i] for i in members]
         fired = np.array([bool(r.depends_on_outside_lungs) for r in results])
         probs, labels = predicted.probabilities[members], predicted.labels[members]
+        top = probs.argmax(axis=1)
         row = {"source": name, "class": card.classes[labels[0]], "n": len(members),
                "correct": int(right[members].sum()),
+               "called": {c: int((top == i).sum()) for i, c in enumerate(card.classes)},
                "ece": round(float(expected_calibration_error(probs, labels)), 4),
                "rejected": sum(int(r.not_xray) for r in results),
                "indeterminate": sum(int(r.indeterminate) for r in results),
                "outside_lungs_flag": {"right": int((fired & right[members]).sum()),
                                       "wrong": int((fired & ~right[members]).sum())}}
+        if NORMAL_CLASS in card.classes:
+            row["abnormal"] = int((top != card.classes.index(NORMAL_CLASS)).sum())
         if keep_probabilities:
             row["positive_probabilities"] = [round(float(p), 4) for p in probs[:, positive]]
+            row["classes"] = list(card.classes)
+            row["probabilities"] = np.round(probs, 4).tolist()
         rows.append(row)
     return rows
 
@@ -189,7 +212,7 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
     on_fold: called with each row as it is done (results survive a long run's interruption).
     held_out: leave out only these sources (default: each in turn).
     """
-    split = locked_split(sources, CLASSES)
+    split = locked_split(sources)
     development = split.train.extend(split.calibration)
     rows = []
     for held in sources:
@@ -207,14 +230,25 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
     return rows
 
 
+def right_at(row: dict, threshold: float, positive_class: str = "Covid") -> np.ndarray:
+    """(N,) whether each image of a row (with ``positive_probabilities``) is called right when the
+    positive class is called at ``threshold`` and otherwise the most probable other class is (with
+    two classes: the other class; rows with ``probabilities`` and ``classes`` for more)."""
+    called_positive = np.asarray(row["positive_probabilities"]) >= threshold
+    if row["class"] == positive_class:
+        return called_positive
+    classes = row.get("classes")
+    if not classes or len(classes) <= 2:
+        return ~called_positive
+    probs = np.array(row["probabilities"], dtype=float).reshape(-1, len(classes))
+    probs[:, classes.index(positive_class)] = -1.0
+    return ~called_positive & (probs.argmax(axis=1) == classes.index(row["class"]))
+
+
 def share_right_at(rows: list[dict], threshold: float, positive_class: str = "Covid") -> float:
     """The mean over sources of the share of right calls when the positive class is called at
-    ``threshold`` (rows with ``positive_probabilities``)."""
-    shares = []
-    for row in rows:
-        called_positive = np.asarray(row["positive_probabilities"]) >= threshold
-        shares.append(called_positive.mean() if row["class"] == positive_class else 1 - called_positive.mean())
-    return float(np.mean(shares))
+    ``threshold`` (rows with ``positive_probabilities``; see :func:`right_at`)."""
+    return float(np.mean([right_at(row, threshold, positive_class).mean() for row in rows]))
 
 
 def choose_threshold(rows: list[dict], positive_class: str = "Covid") -> tuple[float, float]:
@@ -235,23 +269,34 @@ def with_threshold(rows: list[dict], positive_class: str = "Covid") -> list[dict
     """The rows re-counted as a model with a chosen decision threshold would do on each source,
     without that source having a say: for each row the threshold is chosen on the *other* rows
     (:func:`choose_threshold`), so the figure stays one of a source never used for any choice.
-    Each new row has ``correct`` at that threshold and ``threshold``."""
+    Each new row has ``correct`` at that threshold and ``threshold`` (the other counts, ``called``
+    and ``abnormal``, are left out: they were the top class's)."""
     out = []
     for i, row in enumerate(rows):
         threshold, _ = choose_threshold(rows[:i] + rows[i + 1:], positive_class)
-        called_positive = np.asarray(row["positive_probabilities"]) >= threshold
-        right = called_positive if row["class"] == positive_class else ~called_positive
-        out.append({**row, "correct": int(right.sum()), "threshold": threshold})
+        kept = {k: v for k, v in row.items() if k not in ("called", "abnormal")}
+        out.append({**kept, "correct": int(right_at(row, threshold, positive_class).sum()), "threshold": threshold})
     return out
 
 
 def format_table(rows: list[dict]) -> str:
-    """The rows as a text table (source, class, n, correct, %, ECE) with the worst source named."""
-    lines = [f"{'source':<22}{'class':<8}{'n':>6}{'correct':>9}{'%':>8}{'ECE':>7}"]
+    """The rows as a text table (source, class, n, correct, %, abnormal %, the confusion row when
+    the rows have one, ECE) with the worst source named."""
+    called = list(next((r["called"] for r in rows if r.get("called")), {}))
+    has_abnormal = any("abnormal" in r for r in rows) and len(called) > 2
+    header = f"{'source':<22}{'class':<10}{'n':>6}{'correct':>9}{'%':>8}"
+    header += f"{'abnormal':>10}" if has_abnormal else ""
+    header += "".join(f"{'->' + c[:8]:>11}" for c in called) + f"{'ECE':>7}"
+    lines = [header]
     for row in rows:
-        share = row["correct"] / row["n"] if row["n"] else float("nan")
+        n = row["n"]
+        share = row["correct"] / n if n else float("nan")
         ece = "n/a" if row.get("ece") is None else f"{row['ece']:.3f}"
-        lines.append(f"{row['source']:<22}{row['class']:<8}{row['n']:>6}{row['correct']:>9}{share:>8.1%}{ece:>7}")
+        line = f"{row['source']:<22}{row['class']:<10}{n:>6}{row['correct']:>9}{share:>8.1%}"
+        if has_abnormal:
+            line += f"{row['abnormal'] / n:>10.1%}" if "abnormal" in row and n else f"{'':>10}"
+        line += "".join(f"{row['called'][c]:>11}" if row.get("called") else f"{'':>11}" for c in called)
+        lines.append(line + f"{ece:>7}")
     worst = min(rows, key=lambda r: r["correct"] / r["n"] if r["n"] else 1.0)
     mean = np.mean([r["correct"] / r["n"] for r in rows if r["n"]])
     lines.append(f"mean over sources {mean:.1%}; worst: {worst['source']} "

@@ -70,6 +70,16 @@ class TrainConfig:
     amplitude_mix: float = 0.5
     # Channel multiplier of the CNN (1.0: 0.25 M parameters, 0.32 GFLOP at 224 px).
     width: float = 1.0
+    # Label noise. label_smoothing: share of every training label spread evenly over the classes
+    # (Keras CategoricalCrossentropy); a wrong label then costs a bounded loss instead of pulling
+    # the features towards it (Lukasik et al. 2020, "Does label smoothing mitigate label noise?").
+    label_smoothing: float = 0.0
+    # noisy_sources (comma-separated source names, LabelledFiles.groups) weigh noisy_source_weight
+    # times what they would inside their class, the class keeping its total weight
+    # (down_weight_sources): a source whose labels are known to be noisy (report-mined, say) says
+    # less about what its class looks like.
+    noisy_sources: str = ""
+    noisy_source_weight: float = 1.0
 
 
 def add_recipe_arguments(parser, defaults: TrainConfig) -> None:
@@ -193,7 +203,7 @@ def count_flops(model) -> int:
 def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: int, shuffle: bool, seed: int,
                   sample_weight=None, cache: bool | None = None, pool=None,
                   lungs=None, acquisition_augment: bool = False, amplitude_mix: float = 0.0,
-                  lung_mask: bool = False, source_ids=None):
+                  lung_mask: bool = False, source_ids=None, one_hot: int = 0):
     """A ``keras.utils.PyDataset`` yielding (x (B, S, S, 1), y (B,), sample_weight (B,)).
 
     Files that fail to decode get weight 0 (they neither train nor count) and are recorded in
@@ -209,6 +219,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
     lung_mask: every image blanked outside its lung mask, in every batch (a lung-fields-only model).
     source_ids: (N,) int source index of each file, for the source adversary: then ``seq[i]`` gives
         ((x, source (B,)), y, w); ``seq.clean(i)`` always gives x alone.
+    one_hot: when > 0, ``seq[i]`` gives y as (B, one_hot) one-hot rows (for a categorical loss with
+        label smoothing); ``seq.clean(i)`` always gives class indices.
     """
     import keras
 
@@ -292,6 +304,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
 
         def __getitem__(self, i):
             x, y, w = self.batch(i, augmented=acquisition_augment or amplitude_mix > 0)
+            if one_hot:
+                y = np.eye(one_hot, dtype=np.float32)[y]
             if source_ids is None:
                 return x, y, w
             return (x, source_ids[self.batch_indices(i)]), y, w
@@ -331,6 +345,32 @@ def balanced_sample_weight(labels: list[int], groups: list[str] | None, n_classe
             members = in_class & (groups == name)
             weights[members] = len(labels) / (n_classes * len(names) * members.sum())
     return weights
+
+
+def down_weight_sources(weights: np.ndarray, labels: list[int], groups: list[str],
+                        factors: dict[str, float]) -> np.ndarray:
+    """(N,) ``weights`` with the files of the named sources (``groups``) multiplied by their factor,
+    then every class scaled back to its total weight: a noisy source says less about what its
+    class looks like, and the class as a whole weighs what it did. A class whose sources are all
+    named is left as it was (there is nothing cleaner to learn it from)."""
+    weights = np.asarray(weights, dtype=np.float32).copy()
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    factor = np.array([factors.get(str(g), 1.0) for g in groups], dtype=np.float32)
+    for c in np.unique(labels):
+        in_class = labels == c
+        if (factor[in_class] != 1.0).all() or (factor[in_class] == 1.0).all():
+            continue
+        total = weights[in_class].sum()
+        weights[in_class] *= factor[in_class]
+        weights[in_class] *= total / weights[in_class].sum()
+    return weights
+
+
+def noisy_source_factors(config: TrainConfig) -> dict[str, float]:
+    """Source name -> loss factor of the config's noisy sources ({} when off)."""
+    if config.noisy_source_weight == 1.0:
+        return {}
+    return {n.strip(): config.noisy_source_weight for n in config.noisy_sources.split(",") if n.strip()}
 
 
 def check_dataset(train: LabelledFiles, val: LabelledFiles) -> None:
@@ -381,6 +421,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
     weights = balanced_sample_weight(train_files.labels,
                                      train_files.group_names() if config.source_balance else None, n_classes)
+    weights = down_weight_sources(weights, train_files.labels, train_files.group_names(), noisy_source_factors(config))
     lungs = _guidance_segmenter(config)
     # The source adversary needs two sources in some class to have anything to tell apart.
     source_names = sorted(set(train_files.group_names()))
@@ -389,15 +430,17 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
         groups = train_files.group_names()
         source_ids = np.array([source_names.index(g) for g in groups], dtype=np.int32)
         source_classes = [train_files.labels[groups.index(name)] for name in source_names]
+    one_hot = n_classes if config.label_smoothing > 0 else 0
     train_seq = make_sequence(train_files.paths, train_files.labels, size, config.batch_size, True, config.seed,
                               weights, pool=pool, lungs=lungs,
                               acquisition_augment=config.augment and config.acquisition_augment,
                               amplitude_mix=config.amplitude_mix if config.augment else 0.0,
-                              lung_mask=config.lung_mask, source_ids=source_ids)
+                              lung_mask=config.lung_mask, source_ids=source_ids, one_hot=one_hot)
     val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
                             lungs=lungs, lung_mask=config.lung_mask,
                             # fit's validation pass feeds the same two inputs; the adversary's loss there means nothing
-                            source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32))
+                            source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32),
+                            one_hot=one_hot)
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         _warm_unless_stopped(train_seq, listener)
         _warm_unless_stopped(val_seq, listener)
@@ -417,7 +460,9 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
         # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
         # with a few hundred images single checkpoints vary a lot from seed to seed.
         fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          loss=(keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                                     label_smoothing=config.label_smoothing)
+                                if one_hot else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
                           weighted_metrics=["accuracy"])
         make_fit_work(fit_model, strategy)
 

@@ -146,3 +146,46 @@ def test_a_three_class_model_trains_with_label_smoothing_and_a_noisy_source(tmp_
     assert card.indeterminate_band[0] <= 0.33 and card.training["config"]["label_smoothing"] == 0.1
     prediction = result.classifier.predict_file(files.paths[0])
     assert len(prediction.probabilities) == 3 and sum(prediction.probabilities.values()) == pytest.approx(1, abs=1e-5)
+
+
+def test_a_user_trained_three_class_model_shows_three_classes_in_the_window_csv_and_cli(qtbot, tmp_path):
+    """Every view follows the model's classes: the Image tab's three probability rows, the CSV's
+    three probability columns, and classify --json's three probabilities."""
+    import csv
+    import json
+
+    from covidgui.core.analysis.batch import write_csv, classify_stream
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.models.model_files import save_model
+    from covidgui.gui.app import create_app
+    from covidgui.gui.main_window import MainWindow
+    from tests.test_cli import run_cli
+    from tests.test_gui import drop_files, wait_for_result
+
+    make_three_classes(tmp_path / "train")
+    make_three_classes(tmp_path / "val", per_class=4)
+    files, val = scan_class_folders(tmp_path / "train"), scan_class_folders(tmp_path / "val")
+    result = train(files, val, TrainConfig(epochs=1, batch_size=8, input_size=32, patience=0))
+    model_path = save_model(result.classifier, tmp_path / "three.keras")
+    image = files.paths[-1]
+
+    create_app()
+    window = MainWindow(str(model_path))
+    qtbot.addWidget(window)
+    window.show()
+    window.start_loading_model()
+    qtbot.waitUntil(lambda: window.card is not None, timeout=120_000)
+    drop_files(window, image)
+    wait_for_result(qtbot, window)
+    assert window.result_panel.probabilities_layout.rowCount() == 3
+
+    classifier = Classifier.load(model_path)
+    items = [item for chunk in classify_stream(classifier, [image]) for item in chunk]
+    out = write_csv(tmp_path / "r.csv", items, classifier.card)
+    header = next(csv.reader(out.open(encoding="utf-8-sig")))
+    assert [h for h in header if h.startswith("probability ")] == [
+        f"probability {classifier.card.display_name(c)}" for c in ("Covid", "Normal", "Pneumonia")]
+
+    cli = run_cli("classify", image, "--model", model_path, "--json")
+    assert cli.returncode == 0, cli.stderr
+    assert len(json.loads(cli.stdout.strip().splitlines()[0])["probabilities"]) == 3

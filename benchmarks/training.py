@@ -10,14 +10,20 @@ bundled model's (scored the same way, on the same files).
 
 gui: the main window offscreen, its Training tab on the same folders-and-split as a user would
 choose them (covid-xray/Train with the Val folder), a QTimer ticking every 10 ms on the GUI
-thread; prints the longest gap between ticks (and the 99th percentile) while training runs.
+thread; prints the longest gap between ticks (and the 99th percentile) while training runs and the
+model is saved, and where the longest gaps happened: after which training event, how much of the
+gap the GUI thread spent on the CPU (time.thread_time: a gap with little CPU is the process waiting for a core or for
+the interpreter lock, not the GUI thread busy), and what the GUI thread was running (its stack,
+sampled by a watchdog thread every 10 ms while a tick is late).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -80,13 +86,45 @@ def bench_gui(data: Path, epochs: int, args_verbose: bool = False, in_thread: bo
 
     events: list[tuple[float, str]] = []
     t0 = time.perf_counter()
-    long_gaps: list[tuple[float, float]] = []
+    # (when, wall ms, GUI-thread CPU ms, where) for each gap over 50 ms
+    long_gaps: list[tuple[float, float, float, str]] = []
+    last_tick = [time.perf_counter(), time.thread_time()]
+    gui_thread = threading.get_ident()
+    samples: collections.Counter = collections.Counter()  # GUI-thread places seen during the current gap
+    samples_lock = threading.Lock()
+    watching = threading.Event()
+
+    def where(frame) -> str:
+        """The innermost project frames of a stack, else its innermost frame."""
+        places = []
+        while frame is not None and len(places) < 3:
+            path = frame.f_code.co_filename
+            if "covidgui" in path or "benchmarks" in path:
+                places.append(f"{Path(path).name}:{frame.f_lineno} {frame.f_code.co_name}")
+            frame = frame.f_back
+        if places and places[0].split(" ")[-1] == "bench_gui":
+            return "Qt's event loop (Qt's own work, or a slot waiting for the interpreter lock)"
+        return " < ".join(places)
+
+    def watchdog():
+        while not watching.wait(0.01):
+            if time.perf_counter() - last_tick[0] > 0.03:
+                frame = sys._current_frames().get(gui_thread)
+                place = where(frame) if frame is not None else ""
+                with samples_lock:
+                    samples[place or "Qt (no Python frame of the project)"] += 1
 
     def tick():
+        now, cpu = time.perf_counter(), time.thread_time()
         if clock.isValid():
             gaps.append(clock.nsecsElapsed() / 1e6)
+            with samples_lock:
+                seen = samples.most_common(2)
+                samples.clear()
             if gaps[-1] > 50:
-                long_gaps.append((time.perf_counter() - t0, gaps[-1]))
+                place = "; ".join(f"{p} ({n})" for p, n in seen) or "(not sampled)"
+                long_gaps.append((now - t0, gaps[-1], (cpu - last_tick[1]) * 1000, place))
+        last_tick[:] = [now, cpu]
         clock.restart()
 
     worker = tab.jobs.worker
@@ -102,22 +140,50 @@ def bench_gui(data: Path, epochs: int, args_verbose: bool = False, in_thread: bo
 
     ticker.timeout.connect(tick)
     ticker.start()
+    threading.Thread(target=watchdog, name="gap-watchdog", daemon=True).start()
     started = time.perf_counter()
     # Polled on the GUI thread: a lambda connected to the worker's signals would run on its thread.
+    # When training ends: save the model as a user would (the name dialog accepted), then stop.
+    def when_trained():
+        if tab.is_training() or saving:
+            return
+        saving.append(True)
+        events.append((time.perf_counter() - t0, "save asked"))
+        tab.ask_save()
+        tab.save_dialog.accept()
+
+    saving: list = []
+    worker.saved.connect(lambda _v: events.append((time.perf_counter() - t0, "saved")))
     done = QTimer(interval=200)
-    done.timeout.connect(lambda: None if tab.is_training() else app.quit())
+    done.timeout.connect(when_trained)
+    stop = QTimer(interval=200)
+    stop.timeout.connect(lambda: app.quit() if tab.saved_version is not None or (saving and tab.outcome is None) else None)
+    stop.start()
     tab.start()
     done.start()
     app.exec()
+    watching.set()
     seconds = time.perf_counter() - started
     ticker.stop()
     g = np.asarray(gaps)
     print(f"GUI while training in a {'thread' if in_thread else 'child process'} ({epochs} epochs, {seconds:.0f} s, {g.size} ticks of a 10 ms QTimer): "
           f"longest gap {g.max():.0f} ms, 99th percentile {np.percentile(g, 99):.0f} ms, "
           f"median {np.median(g):.1f} ms, gaps over 100 ms: {(g > 100).sum()}")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+
+    def after(when: float) -> str:
+        before = [(w, text) for w, text in events if w <= when]
+        return f"{when - before[-1][0]:.2f} s after '{before[-1][1]}'" if before else "before the first event"
+
+    print("longest gaps (when, wall ms, GUI-thread CPU ms, where the GUI thread was):")
+    for when, wall, cpu, place in sorted(long_gaps, key=lambda x: -x[1])[:5]:
+        print(f"  {wall:4.0f} ms, CPU {cpu:4.0f} ms, {after(when)}: {place}")
+    busy = [x for x in long_gaps if x[2] > 100]
+    print(f"gaps with over 100 ms of GUI-thread CPU: {len(busy)}"
+          + (f", longest {max(x[2] for x in busy):.0f} ms" if busy else ""))
     print(f"final: {tab.progress_label.text()}")
     if args_verbose:
-        for when, text in sorted(events + [(w, f"gap {g:.0f} ms") for w, g in long_gaps]):
+        for when, text in sorted(events + [(w, f"gap {g:.0f} ms (CPU {c:.0f} ms) {p}") for w, g, c, p in long_gaps]):
             print(f"  {when:7.2f} s  {text}")
     window.close()
 

@@ -167,3 +167,22 @@ def test_cli_report_of_a_bad_file_fails_with_its_message(tmp_path):
     assert run.returncode == 2
     assert "holds no image" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "x.pdf").exists()
+
+
+def test_lookup_table_colorize_matches_the_colormap_within_one_step():
+    """colorize's lookup tables give the colormap's colours and the alpha formula within 1/255."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    from covidgui.core.output.overlay import colorize
+
+    heat = np.random.default_rng(3).random((64, 80)).astype(np.float32)
+    heat[0, :6] = [0.0, 1.0, 0.3, 0.30001, 1e-7, 0.999999]
+    floor = 0.3
+    expected = colormaps["jet"](heat)
+    expected[..., 3] = np.clip((heat - floor) / (1.0 - floor), 0.0, 1.0) ** 0.7
+    expected = (expected * 255 + 0.5).astype(np.uint8)
+    got = colorize(heat, "jet", floor)
+    assert got.dtype == np.uint8 and got.shape == (64, 80, 4)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    assert (got[..., 3][heat <= floor] == 0).all()

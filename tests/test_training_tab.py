@@ -130,6 +130,8 @@ def test_train_to_the_end_save_use_and_restart(qtbot, tiny_folders):
     assert {"Accuracy (95 % CI)", "AUC", "Covid: sensitivity", "Normal: specificity", "Covid: precision"} <= set(table)
     assert "%" in table["Covid: sensitivity"][0] and "–" in table["Covid: sensitivity"][0]
     assert "%" in table["Covid: sensitivity"][1]  # the active model's figures beside the new one's
+    # The charts draw on their own thread: the results picture follows the outcome.
+    qtbot.waitUntil(tab.evaluation.showing_results, timeout=60_000)
     assert tab.evaluation.new_ax.get_title().startswith("New model")
     assert tab.evaluation.roc_ax.get_lines()  # ROC curves drawn
     assert user_versions() == []  # nothing is saved until the user asks
@@ -241,3 +243,50 @@ def test_models_dialog_switches_and_deletes_user_versions_only(qtbot, user_data_
     assert dialog.list.count() == 1 and not saved.path.exists()
     assert registry.active_model_path() == bundled_model_path() and win.card.name != "Clinic"
     win.close()
+
+
+def test_charts_draw_off_the_gui_thread_and_show_the_numbers_they_were_given(qtbot):
+    """The learning curves reuse their artists epoch after epoch; the results figure shows the counts."""
+    import numpy as np
+
+    from covidgui.core.scoring.comparison import Scores, roc_curves
+    from covidgui.core.scoring.metrics import classification_report
+    from covidgui.gui.charts import EvaluationCharts, LearningCurves
+
+    curves = LearningCurves()
+    qtbot.addWidget(curves)
+    curves.resize(700, 260)
+    lines_before = list(curves.loss_ax.lines)
+    epochs = [{"loss": 0.9, "val_loss": 1.1, "accuracy": 0.5, "val_accuracy": 0.4},
+              {"loss": 0.6, "val_loss": 0.8, "accuracy": 0.7, "val_accuracy": 0.6},
+              {"loss": 0.3, "val_loss": 0.5, "accuracy": 0.9, "val_accuracy": 0.8}]
+    for logs in epochs:
+        curves.add_epoch(logs)
+    qtbot.waitUntil(lambda: curves.is_current() and curves.epochs_drawn() == 3, timeout=30_000)
+    assert list(curves.loss_ax.lines) == lines_before  # the same two lines, new data
+    for ax, key in ((curves.loss_ax, "loss"), (curves.acc_ax, "accuracy")):
+        train, val = ax.lines
+        assert list(train.get_xdata()) == [1, 2, 3]
+        assert np.allclose(train.get_ydata(), [e[key] for e in epochs])
+        assert np.allclose(val.get_ydata(), [e[f"val_{key}"] for e in epochs])
+        assert ax.get_legend().get_visible()
+    low, high = curves.loss_ax.get_ylim()
+    assert low <= 0.3 and high >= 1.1  # the loss axis follows the data
+    assert not curves.pixmap().isNull()
+    curves.reset()
+    qtbot.waitUntil(lambda: curves.is_current() and curves.epochs_drawn() == 0, timeout=30_000)
+    assert len(curves.loss_ax.lines[0].get_xdata()) == 0
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    probs = np.array([[.9, .1], [.8, .2], [.3, .7], [.2, .8], [.1, .9], [.4, .6], [.7, .3]])
+    report = classification_report(labels, probs, ["Covid", "Normal"], "Covid")
+    scores = Scores("new", ["Covid", "Normal"], "Covid", labels, probs, report)
+    charts = EvaluationCharts()
+    qtbot.addWidget(charts)
+    charts.resize(900, 290)
+    charts.show_results(scores, roc_curves(scores), None, None, "No active model to compare")
+    qtbot.waitUntil(charts.showing_results, timeout=30_000)
+    counts = sorted(int(t.get_text()) for t in charts.new_ax.texts)
+    assert counts == sorted(np.asarray(report["confusion_matrix"]).ravel().tolist())
+    assert charts.new_ax.get_title().startswith("New model")
+    assert charts.roc_ax.get_lines() and not charts.pixmap().isNull()

@@ -9,119 +9,207 @@ import threading
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QPixmap
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel
 
 from covidgui.gui.image_view import rgba_to_qimage
+from covidgui.gui.worker import WorkerThread
 
 NEW_COLOUR = "#1f6fb4"
 ACTIVE_COLOUR = "#888888"
+VALIDATION_COLOUR = "#d9822b"
+
+_thread: WorkerThread | None = None
+_thread_lock = threading.Lock()
 
 
-class LearningCurves(FigureCanvasQTAgg):
-    """Training and validation loss (left) and accuracy (right), one point per epoch."""
-
-    def __init__(self, parent=None):
-        figure = Figure(figsize=(7, 2.6))
-        figure.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.88, wspace=0.18)
-        super().__init__(figure)
-        self.setParent(parent)
-        self.loss_ax, self.acc_ax = figure.subplots(1, 2)
-        self.history: dict[str, list[float]] = {}
-        self.reset()
-
-    def reset(self) -> None:
-        self.history = {"loss": [], "val_loss": [], "accuracy": [], "val_accuracy": []}
-        self._redraw()
-
-    def add_epoch(self, logs: dict[str, float]) -> None:
-        for key in self.history:
-            self.history[key].append(logs.get(key, np.nan))
-        self._redraw()
-
-    def epochs_drawn(self) -> int:
-        return len(self.history["loss"])
-
-    def _redraw(self) -> None:
-        for ax, key, title in ((self.loss_ax, "loss", "Loss (lower is better)"),
-                               (self.acc_ax, "accuracy", "Accuracy (higher is better)")):
-            ax.clear()
-            ax.set_title(title, fontsize=10)
-            ax.set_xlabel("epoch", fontsize=9)
-            ax.tick_params(labelsize=8)
-            ax.grid(alpha=0.3)
-            epochs = np.arange(1, len(self.history[key]) + 1)
-            if len(epochs):
-                ax.plot(epochs, self.history[key], "o-", color=NEW_COLOUR, label="training", ms=3)
-                ax.plot(epochs, self.history[f"val_{key}"], "s--", color="#d9822b", label="validation", ms=3)
-                ax.legend(fontsize=8, loc="best")
-                ax.set_xlim(0.5, max(len(epochs), 2) + 0.5)
-                ax.xaxis.get_major_locator().set_params(integer=True)
-            else:
-                ax.text(0.5, 0.5, "appears after the first epoch", ha="center", va="center",
-                        transform=ax.transAxes, color="#777", fontsize=9)
-            if key == "accuracy":
-                ax.set_ylim(0, 1.02)
-        self.draw_idle()
+def chart_thread() -> WorkerThread:
+    """The one thread every chart draws on (created on first use, lives as long as the app)."""
+    global _thread
+    with _thread_lock:
+        if _thread is None:
+            _thread = WorkerThread("charts")
+        return _thread
 
 
-class EvaluationCharts(QLabel):
-    """Confusion matrices of the new and the active model, and their ROC curves, side by side.
+class RenderedFigure(QLabel):
+    """A matplotlib figure drawn off the GUI thread and shown as a picture.
 
-    Drawn off the GUI thread: this three-panel figure took 340-700 ms to render, which froze the
-    window for that long when training ended (benchmarks/training.py gui). The artists are set up
-    on the GUI thread (cheap), an Agg canvas renders them on a Python thread, and the finished
-    picture comes back through a queued signal. A lock keeps set-up and rendering apart.
+    Drawing a figure took 50-90 ms (learning curves, every epoch) and 300-490 ms (the results) on
+    the GUI thread, which froze the window for that long (benchmarks/training.py gui). Here the
+    GUI thread only says what to draw (:meth:`request`, plain numbers) and, when the picture is
+    ready, wraps it in a pixmap. The figure and its artists belong to the chart thread
+    (:func:`chart_thread`): :meth:`_apply` sets them up from the numbers there, reusing the
+    artists where a subclass can, and the Agg canvas renders them to a QImage there (a QImage may be
+    built off the GUI thread; it is an owned copy). Requests that queue up behind a slow render
+    are skipped: only the newest one, which carries everything to draw, is rendered.
     """
 
-    _rendered = Signal(object)  # uint8 RGBA (H, W, 4)
+    _rendered = Signal(int, object, object)  # request number, QImage, its spec
+    shown = Signal()  # a new picture is on screen
 
-    def __init__(self, parent=None):
+    def __init__(self, figsize: tuple[float, float], parent=None, **figure_options):
         super().__init__(parent)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(1, 1)
-        self.figure = Figure(figsize=(9, 2.9), dpi=100, layout="constrained")
+        self._size_hint = QSize(int(figsize[0] * 100), int(figsize[1] * 100))
+        self.figure = Figure(figsize=figsize, dpi=100, **figure_options)
         FigureCanvasAgg(self.figure)
-        self._lock = threading.Lock()
-        self.new_ax, self.active_ax, self.roc_ax = self.figure.subplots(1, 3)
+        self._spec = None  # what the newest request draws
+        self._requested = 0  # number of the newest request
+        self._shown = 0  # number of the request whose picture is shown
+        self._shown_spec = None
         self._rendered.connect(self._show_rendered)
-        self._resize_timer = QTimer(self, singleShot=True, interval=150, timeout=self.draw_idle)
-        self.clear_results()
+        self._resize_timer = QTimer(self, singleShot=True, interval=150, timeout=self._rerender)
 
-    def draw_idle(self) -> None:
-        """Render the figure at the widget's size on a background thread."""
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name): the figure's size, not the last picture's
+        return self._size_hint
+
+    def request(self, spec) -> None:
+        """Draw ``spec`` (the subclass's plain description of the whole chart) at the widget's size."""
+        self._spec = spec
+        self._requested += 1
         ratio = self.devicePixelRatioF()
-        width, height = max(self.width(), 300), max(self.height(), 120)
+        size = (max(self.width(), 300), max(self.height(), 120), ratio)
+        chart_thread().submit(self._render, self._requested, spec, size)
+
+    def is_current(self) -> bool:
+        """Whether the picture shown is that of the newest request."""
+        return self._shown == self._requested
+
+    def shown_spec(self):
+        """What the picture on screen shows (the spec of its request), None before the first one."""
+        return self._shown_spec
+
+    def _rerender(self) -> None:
+        if self._spec is not None:
+            self.request(self._spec)
+
+    def _render(self, number: int, spec, size) -> None:
+        """On the chart thread."""
+        if number != self._requested:
+            return  # a newer request is queued behind this one
+        width, height, ratio = size
+        self._apply(spec)
         self.figure.set_size_inches(width / 100, height / 100)
         self.figure.set_dpi(100 * ratio)
-        threading.Thread(target=self._render, name="evaluation-chart", daemon=True).start()
-
-    def _render(self) -> None:
-        with self._lock:
-            self.figure.canvas.draw()
-            rgba = np.asarray(self.figure.canvas.buffer_rgba()).copy()
+        self.figure.canvas.draw()
+        image = rgba_to_qimage(np.asarray(self.figure.canvas.buffer_rgba()))  # an owned copy
         try:
-            self._rendered.emit(rgba)
+            self._rendered.emit(number, image, spec)
         except RuntimeError:  # the widget was closed while the picture was rendering: nothing to show
             pass
 
-    @Slot(object)
-    def _show_rendered(self, rgba) -> None:
-        pixmap = QPixmap.fromImage(rgba_to_qimage(rgba))
+    def _apply(self, spec) -> None:
+        """On the chart thread: set the figure's artists up to show ``spec``."""
+        raise NotImplementedError
+
+    @Slot(int, object, object)
+    def _show_rendered(self, number: int, image: QImage, spec) -> None:
+        if number < self._shown:
+            return
+        pixmap = QPixmap.fromImage(image)
         pixmap.setDevicePixelRatio(self.devicePixelRatioF())
         self.setPixmap(pixmap)
+        self._shown = number
+        self._shown_spec = spec
+        self.shown.emit()
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
         self._resize_timer.start()
 
+
+class LearningCurves(RenderedFigure):
+    """Training and validation loss (left) and accuracy (right), one point per epoch.
+
+    Incremental: the four lines, the legends and the placeholder text are made once; an epoch
+    changes the lines' data and the axes' limits.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__((7, 2.6), parent)
+        self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.88, wspace=0.18)
+        self.loss_ax, self.acc_ax = self.figure.subplots(1, 2)
+        self._lines = {}
+        self._placeholders = []
+        self._legends = []
+        for ax, key, title in ((self.loss_ax, "loss", "Loss (lower is better)"),
+                               (self.acc_ax, "accuracy", "Accuracy (higher is better)")):
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("epoch", fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.grid(alpha=0.3)
+            (self._lines[key],) = ax.plot([], [], "o-", color=NEW_COLOUR, label="training", ms=3)
+            (self._lines[f"val_{key}"],) = ax.plot([], [], "s--", color=VALIDATION_COLOUR, label="validation", ms=3)
+            self._legends.append(ax.legend(fontsize=8, loc="best"))
+            self._placeholders.append(ax.text(0.5, 0.5, "appears after the first epoch", ha="center", va="center",
+                                              transform=ax.transAxes, color="#777", fontsize=9))
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.set_xlim(0.5, 2.5)
+        self.acc_ax.set_ylim(0, 1.02)
+        self.history: dict[str, list[float]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.history = {"loss": [], "val_loss": [], "accuracy": [], "val_accuracy": []}
+        self.request({key: [] for key in self.history})
+
+    def add_epoch(self, logs: dict[str, float]) -> None:
+        for key in self.history:
+            self.history[key].append(float(logs.get(key, np.nan)))
+        self.request({key: list(values) for key, values in self.history.items()})
+
+    def epochs_drawn(self) -> int:
+        """Epochs in the picture on screen."""
+        spec = self.shown_spec()
+        return len(spec["loss"]) if spec else 0
+
+    def _apply(self, spec) -> None:
+        n = len(spec["loss"])
+        epochs = np.arange(1, n + 1)
+        for key, line in self._lines.items():
+            line.set_data(epochs, np.asarray(spec[key], dtype=float))
+        for legend, placeholder in zip(self._legends, self._placeholders):
+            legend.set_visible(n > 0)
+            placeholder.set_visible(n == 0)
+        for ax in (self.loss_ax, self.acc_ax):
+            ax.set_xlim(0.5, max(n, 2) + 0.5)
+        if n:
+            self.loss_ax.relim()
+            self.loss_ax.autoscale_view(scalex=False)
+
+
+class EvaluationCharts(RenderedFigure):
+    """Confusion matrices of the new and the active model, and their ROC curves, side by side.
+
+    Drawn once per run, on the chart thread (see :class:`RenderedFigure`).
+    """
+
+    def __init__(self, parent=None):
+        super().__init__((9, 2.9), parent, layout="constrained")
+        self.new_ax, self.active_ax, self.roc_ax = self.figure.subplots(1, 3)
+        self.clear_results()
+
     def clear_results(self) -> None:
-        with self._lock:
+        self.request(None)
+
+    def show_results(self, new_scores, new_curves: dict, active_scores=None, active_curves: dict | None = None,
+                     active_note: str = "") -> None:
+        """new/active_scores: core.comparison.Scores; *_curves: core.comparison.roc_curves output."""
+        self.request((new_scores, new_curves, active_scores, active_curves, active_note))
+
+    def showing_results(self) -> bool:
+        """Whether the picture on screen is a run's results (not the empty placeholder)."""
+        return self.shown_spec() is not None and self.is_current()
+
+    def _apply(self, spec) -> None:
+        if spec is None:
             self._clear_axes()
-        self.draw_idle()
+        else:
+            self._set_up_results(*spec)
 
     def _clear_axes(self) -> None:
         for ax in (self.new_ax, self.active_ax, self.roc_ax):
@@ -129,13 +217,6 @@ class EvaluationCharts(QLabel):
             ax.set_axis_off()
         self.new_ax.text(0.5, 0.5, "Results appear when training ends", ha="center", va="center",
                          transform=self.new_ax.transAxes, color="#777", fontsize=9)
-
-    def show_results(self, new_scores, new_curves: dict, active_scores=None, active_curves: dict | None = None,
-                     active_note: str = "") -> None:
-        """new/active_scores: core.comparison.Scores; *_curves: core.comparison.roc_curves output."""
-        with self._lock:
-            self._set_up_results(new_scores, new_curves, active_scores, active_curves, active_note)
-        self.draw_idle()
 
     def _set_up_results(self, new_scores, new_curves, active_scores, active_curves, active_note) -> None:
         self._confusion(self.new_ax, new_scores.report, f"New model\n{_accuracy(new_scores.report)}", "Blues")

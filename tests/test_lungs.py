@@ -85,6 +85,49 @@ def test_dice_and_outline():
     assert 0 < drawn.mean() < 0.05  # a thin line, not a filled area
 
 
+def _full_frame_outline(mask, shape, colour=(0, 229, 255)):
+    """The outline as drawn before the bounding-box shortcut: the whole frame resized and eroded."""
+    from covidgui.core.inference.preprocess import resize
+
+    big = resize(mask.astype(np.float32), shape) > 0.5 if tuple(shape) != mask.shape else mask
+    rgba = np.zeros(tuple(shape) + (4,), np.uint8)
+    rgba[overlay.outline(big, max(1, round(max(shape) / 250)))] = (*colour, 255)
+    return rgba
+
+
+def real_looking_lungs(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Two lung fields with ragged, uneven borders (a segmenter's mask, not two clean ellipses)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    wobble = ndimage.gaussian_filter(rng.normal(size=(h, w)), 3) * 6
+    left = ((x - 0.3 * w) / (0.14 * w)) ** 2 + ((y - 0.5 * h) / (0.33 * h)) ** 2 + wobble <= 1
+    right = ((x - 0.69 * w) / (0.12 * w)) ** 2 + ((y - 0.47 * h) / (0.31 * h)) ** 2 + wobble <= 1
+    mask = left | right
+    mask[rng.random((h, w)) < 0.002] = True  # stray specks, as a thresholded map leaves them
+    return mask
+
+
+@pytest.mark.parametrize("source, shape", [
+    ((256, 256), (1024, 1024)),    # a 1024-px PNG: mask at the reduced decode, drawn at display size
+    ((512, 384), (2048, 1536)),
+    ((300, 250), (1024, 853)),     # no whole ratio: the box is aligned to whole drawn pixels
+    ((256, 256), (256, 256)),      # same size
+    ((512, 512), (300, 300)),      # shrinking: the whole frame
+])
+def test_outline_in_the_lungs_box_equals_the_full_frame_outline(source, shape):
+    for seed in range(3):
+        mask = real_looking_lungs(*source, seed=seed)
+        assert np.array_equal(outline_rgba(mask, shape), _full_frame_outline(mask, shape))
+    edge = np.zeros(source, bool)  # touching the frame's edges
+    edge[: source[0] // 2, : source[1] // 3] = True
+    edge[-5:, -7:] = True
+    assert np.array_equal(outline_rgba(edge, shape), _full_frame_outline(edge, shape))
+    empty = np.zeros(source, bool)
+    assert np.array_equal(outline_rgba(empty, shape), _full_frame_outline(empty, shape))
+
+
 # -- the bundled segmenter --------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def segmenter():

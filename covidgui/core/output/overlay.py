@@ -6,7 +6,10 @@ on screen and on paper.
 
 from __future__ import annotations
 
+from math import gcd
+
 import numpy as np
+from PIL import Image
 
 from covidgui.core.inference.preprocess import resize
 
@@ -82,14 +85,51 @@ def outline_rgba(mask: np.ndarray, shape: tuple[int, int] | None = None,
 
     mask: bool (h, w); shape: (H, W) to draw at (the display size; the mask is resized smoothly
     first, so the line is crisp at any size). The line is about 0.4 % of the longer side wide.
+
+    Enlarging, only the lungs' bounding box (plus a margin) is resized and eroded: the same picture
+    as the whole frame (the resize reads the same source pixels with the same weights, and the
+    erosion sees an empty ring around the mask where the frame would), in a fraction of the time.
     """
     mask = np.asarray(mask, dtype=bool)
-    if shape is not None and tuple(shape) != mask.shape:
-        mask = resize(mask.astype(np.float32), tuple(shape)) > 0.5
-    edge = outline(mask, thickness=max(1, round(max(mask.shape) / 250)))
-    rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
-    rgba[edge] = (*colour, 255)
-    return rgba
+    out_shape = mask.shape if shape is None else tuple(int(n) for n in shape)
+    thickness = max(1, round(max(out_shape) / 250))
+    pixel = np.array([*colour, 255], dtype=np.uint8).view(np.uint32)[0]
+    rgba = np.zeros(out_shape, dtype=np.uint32)  # one RGBA pixel per element: one store per pixel
+    window = _enlarged_box(mask, out_shape)
+    if window is None:
+        if out_shape != mask.shape:
+            mask = resize(mask.astype(np.float32), out_shape) > 0.5
+        rgba[outline(mask, thickness)] = pixel
+    elif window != ():
+        (r0, r1, o_r0, o_r1), (c0, c1, o_c0, o_c1) = window
+        source = Image.fromarray(mask.astype(np.float32))  # mode "F"; the box reads around it as the frame would
+        part = np.asarray(source.resize((o_c1 - o_c0, o_r1 - o_r0), Image.Resampling.BILINEAR,
+                                        box=(c0, r0, c1, r1), reducing_gap=2.0)) > 0.5
+        rgba[o_r0:o_r1, o_c0:o_c1][outline(part, thickness)] = pixel
+    return rgba.view(np.uint8).reshape(out_shape + (4,))
+
+
+def _enlarged_box(mask: np.ndarray, shape: tuple[int, int]):
+    """Where :func:`outline_rgba` may work on the lungs' box alone: per axis (source start, end,
+    drawn start, end), whose source ends map to whole drawn pixels; () for an empty mask; None to
+    work on the whole frame (not enlarging, or no whole-pixel box smaller than the frame)."""
+    if shape == mask.shape or shape[0] < mask.shape[0] or shape[1] < mask.shape[1]:
+        return None
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return ()
+    spans = []
+    for first, last, n, big in ((rows[0], rows[-1], mask.shape[0], shape[0]),
+                                (cols[0], cols[-1], mask.shape[1], shape[1])):
+        # Enlarging, the bilinear filter reads one source pixel either side: two pixels of margin
+        # keep every drawn pixel outside the box at 0 (off), and an empty ring inside it.
+        step = n // gcd(n, big)  # source starts that land on a whole drawn pixel
+        lo = max(0, first - 2) // step * step
+        hi = min(n, -(-(last + 3) // step) * step)
+        spans.append((lo, hi, lo * big // n, hi * big // n))
+    if spans[0][:2] == (0, mask.shape[0]) and spans[1][:2] == (0, mask.shape[1]):
+        return None
+    return tuple(spans)
 
 
 def overlay_with_outline(pixels: np.ndarray, heatmap: np.ndarray | None, mask: np.ndarray | None,

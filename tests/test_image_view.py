@@ -9,8 +9,8 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from covidgui.gui.app import create_app
-from covidgui.gui.image_view import DEFAULT_LEVELS, ImageView, window_lut
-from covidgui.gui.viewer_panel import ViewerPanel
+from covidgui.gui.image_view import DEFAULT_LEVELS, ImageView, display_buffers, window_lut
+from covidgui.gui.viewer_panel import ViewerPanel, start_levels
 
 
 def ramp16() -> np.ndarray:
@@ -184,6 +184,32 @@ def test_uint8_images_and_overlay_still_work(qtbot, panel):
     assert shown.pixelColor(200, 150).red() > shown.pixelColor(200, 150).blue() + 50
     view.clear()
     assert not view.has_image()
+
+
+@pytest.mark.parametrize("dicom", [False, True])
+@pytest.mark.parametrize("inverted", [False, True])
+def test_buffers_made_off_the_gui_thread_paint_as_the_pixels_do(panel, dicom, inverted):
+    """The worker's DisplayBuffers show exactly what the float pixels show: the same grey values,
+    the same painted picture, and window/level and invert behave the same afterwards."""
+    from covidgui.core.io.dicom import FileLevels
+
+    levels = FileLevels(window=(1500.0, 1000.0), stored_range=(0.0, 4095.0)) if dicom else None
+    pixels = ramp16() if not dicom else levels.normalise(np.tile(np.linspace(0, 4095, 400, dtype=np.float32),
+                                                                 (300, 1)))
+    pictures = []
+    for shown in (pixels, display_buffers(pixels, start_levels(levels))):
+        panel.view.set_inverted(inverted)
+        panel.show_image(shown, levels)
+        first = panel.view.displayed_grey(), panel.view.rendered_image(), panel.view.levels()
+        panel.view.set_levels(0.5, 0.05)
+        panel.view.set_inverted(not inverted)
+        after = panel.view.displayed_grey(), panel.view.rendered_image()
+        panel.view.reset_levels()
+        pictures.append((first, after, panel.view.levels()))
+    (first_a, after_a, reset_a), (first_b, after_b, reset_b) = pictures
+    assert np.array_equal(first_a[0], first_b[0]) and first_a[1] == first_b[1] and first_a[2] == first_b[2]
+    assert np.array_equal(after_a[0], after_b[0]) and after_a[1] == after_b[1]
+    assert reset_a == reset_b
 
 
 def test_report_dialog_offers_patient_identifiers_off_by_default(qtbot, tmp_path):

@@ -11,6 +11,8 @@ touched here. Levels are in the image's display units, 0..1 (0 = black of the de
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap, QTransform
@@ -52,6 +54,37 @@ def window_lut(center: float, width: float, inverted: bool = False) -> np.ndarra
     if inverted:
         out = 1.0 - out
     return (out * 255.0 + 0.5).astype(np.uint8)
+
+
+def quantise(pixels: np.ndarray) -> np.ndarray:
+    """Greyscale (H, W) float 0..1 or uint8 0..255 -> uint16 (H, W), 0..65535: what the lookup table indexes."""
+    pixels = np.asarray(pixels)
+    scale = 65535.0 / 255.0 if pixels.dtype == np.uint8 else 65535.0
+    return (np.clip(pixels.astype(np.float32) * scale, 0, 65535) + 0.5).astype(np.uint16)
+
+
+@dataclass
+class DisplayBuffers:
+    """An image made ready for :meth:`ImageView.set_image` off the GUI thread (plain numpy, no Qt):
+    its 16-bit pixels and its grey values at ``levels``, not inverted."""
+
+    quantised: np.ndarray = field(repr=False)  # uint16 (H, W)
+    levels: tuple[float, float]
+    grey: np.ndarray = field(repr=False)  # uint8 (H, W), window_lut(*levels)[quantised]
+
+
+def display_buffers(pixels: np.ndarray, levels: tuple[float, float] = DEFAULT_LEVELS) -> DisplayBuffers:
+    """The viewer's work for a new image, done where it is called (the inference worker)."""
+    quantised = quantise(pixels)
+    levels = (float(levels[0]), float(levels[1]))
+    return DisplayBuffers(quantised, levels, window_lut(*levels)[quantised])
+
+
+def _grey_pixmap(grey: np.ndarray) -> QPixmap:
+    """uint8 (H, W) -> QPixmap; the QImage wraps ``grey`` (alive for the call) and the pixmap copies it."""
+    grey = np.ascontiguousarray(grey, dtype=np.uint8)
+    h, w = grey.shape
+    return QPixmap.fromImage(QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8))
 
 
 class ImageView(QGraphicsView):
@@ -97,20 +130,25 @@ class ImageView(QGraphicsView):
     def has_image(self) -> bool:
         return not self._image.pixmap().isNull()
 
-    def set_image(self, pixels: np.ndarray, default_levels: tuple[float, float] = DEFAULT_LEVELS) -> None:
-        """Show greyscale pixels (H, W): float 0..1, or uint8 0..255. Removes any overlay.
+    def set_image(self, pixels, default_levels: tuple[float, float] = DEFAULT_LEVELS) -> None:
+        """Show greyscale pixels (H, W): float 0..1, or uint8 0..255, or :class:`DisplayBuffers`
+        (made off the GUI thread). Removes any overlay.
 
         default_levels: the image's own window (center, width) in 0..1 units, where it starts and
             where Reset (R) returns: the full range, or a DICOM file's window (core.dicom.FileLevels).
         The view fits the image; invert is kept (the reader's preference, not the image's).
         """
-        pixels = np.asarray(pixels)
-        scale = 65535.0 / 255.0 if pixels.dtype == np.uint8 else 65535.0
-        self._quantised = (np.clip(pixels.astype(np.float32) * scale, 0, 65535) + 0.5).astype(np.uint16)
         self._default_levels = (float(default_levels[0]), float(default_levels[1]))
         self._center, self._width = self._default_levels
+        ready = None
+        if isinstance(pixels, DisplayBuffers):
+            self._quantised = pixels.quantised
+            if pixels.levels == self._default_levels and not self._inverted:
+                ready = pixels.grey
+        else:
+            self._quantised = quantise(pixels)
         self._overlay.setPixmap(QPixmap())
-        self._repaint_image()
+        self._repaint_image(ready)
         self._lung_outline.setPixmap(QPixmap())
         self.scene().setSceneRect(self._image.boundingRect())
         self._fit_mode = True
@@ -223,10 +261,11 @@ class ImageView(QGraphicsView):
             return None
         return window_lut(self._center, self._width, self._inverted)[self._quantised]
 
-    def _repaint_image(self) -> None:
-        grey = self.displayed_grey()
+    def _repaint_image(self, grey: np.ndarray | None = None) -> None:
+        """Paint the current levels; ``grey``: those grey values already looked up (a new image's)."""
+        grey = self.displayed_grey() if grey is None else grey
         if grey is not None:
-            self._image.setPixmap(QPixmap.fromImage(grey_to_qimage(grey)))
+            self._image.setPixmap(_grey_pixmap(grey))
 
     # -- zoom -----------------------------------------------------------------------------------
     def zoom_factor(self) -> float:

@@ -18,6 +18,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from covidgui.core.analysis.analyse import MAX_DISPLAY_SIDE, analyse
 from covidgui.core.errors import CovidGUIError
 from covidgui.core.inference.classifier import Classifier
+from covidgui.gui.image_view import DisplayBuffers, display_buffers
+from covidgui.gui.viewer_panel import start_levels
 from covidgui.gui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ class ClassifiedImage:
     # (float32 (H, W) 0..1, same shape as display), for window/level beyond the file's window.
     levels: object | None = None
     view_pixels: np.ndarray | None = None
+    # The viewer's 16-bit pixels and first grey values (of view_pixels, else display), made on the
+    # worker so the GUI thread only wraps them in a pixmap; None: the viewer makes them.
+    shown: DisplayBuffers | None = None
 
 
 class InferenceWorker(QObject):
@@ -82,9 +87,11 @@ class InferenceWorker(QObject):
             # One decode: the model's reduced pixels (as the CLI and batch read them) and the
             # display copy; DICOM also in its own units for the window/level panel.
             result = analyse(self.classifier, path, display_side=MAX_DISPLAY_SIDE, viewer_values=True)
+            shown = display_buffers(result.view_pixels if result.view_pixels is not None else result.display,
+                                    start_levels(result.levels))
             self.classified.emit(ClassifiedImage(request_id, Path(path), result.display, result.prediction,
                                                  result.overlay, result.metadata, result.prediction.heatmap,
-                                                 result.lung_outline, result.levels, result.view_pixels))
+                                                 result.lung_outline, result.levels, result.view_pixels, shown))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))
         except Exception as exc:

@@ -205,8 +205,10 @@ class MainWindow(QMainWindow):
     def _on_classified(self, result: ClassifiedImage) -> None:
         if result.request_id != self._request_id:
             return  # the user has dropped another image since
-        self.viewer_panel.show_image(result.view_pixels if result.view_pixels is not None else result.display,
-                                     result.levels)
+        shown = result.shown
+        if shown is None:
+            shown = result.view_pixels if result.view_pixels is not None else result.display
+        self.viewer_panel.show_image(shown, result.levels)
         self.viewer.set_overlay(result.overlay)
         self.viewer.set_lung_outline(result.lung_outline)
         self.image_area.setCurrentWidget(self.viewer_panel)

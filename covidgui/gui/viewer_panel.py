@@ -31,6 +31,12 @@ PRESETS: dict[str, tuple[float, float] | None] = {
 }
 
 
+
+def start_levels(levels=None) -> tuple[float, float]:
+    """The window a new image starts at, in the view's 0..1 units: a DICOM file's own
+    (core.dicom.FileLevels), else the full range."""
+    return levels.to_view(*levels.window) if levels is not None else DEFAULT_LEVELS
+
 class ViewerPanel(QWidget):
     """An :class:`ImageView` (``self.view``) above a bar of display controls."""
 
@@ -98,12 +104,14 @@ class ViewerPanel(QWidget):
 
         pixels: greyscale (H, W) 0..1 as the viewer should paint it at a full-range window: for a
             DICOM file with ``levels``, ``levels.normalise(values)``; otherwise the decoded pixels.
+            Or the same as ``image_view.DisplayBuffers`` made at ``start_levels(levels)`` off the GUI
+            thread (the inference worker does).
         levels: core.dicom.FileLevels, or None for percent units.
         """
         self.levels = levels
         self._auto_levels = None
         self._set_slider_range()
-        start = levels.to_view(*levels.window) if levels is not None else DEFAULT_LEVELS
+        start = start_levels(levels)
         # A new image starts "as loaded", whatever preset the previous one had (otherwise the box
         # would compare the new levels with the old image's preset and say "Custom").
         self.preset_box.setCurrentIndex(0)

@@ -60,7 +60,10 @@ def quantise(pixels: np.ndarray) -> np.ndarray:
     """Greyscale (H, W) float 0..1 or uint8 0..255 -> uint16 (H, W), 0..65535: what the lookup table indexes."""
     pixels = np.asarray(pixels)
     scale = 65535.0 / 255.0 if pixels.dtype == np.uint8 else 65535.0
-    return (np.clip(pixels.astype(np.float32) * scale, 0, 65535) + 0.5).astype(np.uint16)
+    scaled = np.multiply(pixels, np.float32(scale), dtype=np.float32)  # one new array, then in place
+    np.clip(scaled, 0, 65535, out=scaled)
+    scaled += np.float32(0.5)
+    return scaled.astype(np.uint16)
 
 
 @dataclass
@@ -77,14 +80,15 @@ def display_buffers(pixels: np.ndarray, levels: tuple[float, float] = DEFAULT_LE
     """The viewer's work for a new image, done where it is called (the inference worker)."""
     quantised = quantise(pixels)
     levels = (float(levels[0]), float(levels[1]))
-    return DisplayBuffers(quantised, levels, window_lut(*levels)[quantised])
+    return DisplayBuffers(quantised, levels, np.take(window_lut(*levels), quantised))
 
 
-def _grey_pixmap(grey: np.ndarray) -> QPixmap:
-    """uint8 (H, W) -> QPixmap; the QImage wraps ``grey`` (alive for the call) and the pixmap copies it."""
-    grey = np.ascontiguousarray(grey, dtype=np.uint8)
-    h, w = grey.shape
-    return QPixmap.fromImage(QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8))
+def _wrapped_pixmap(pixels: np.ndarray, fmt: QImage.Format) -> QPixmap:
+    """uint8 (H, W) grey or (H, W, 4) RGBA -> QPixmap through a QImage that wraps ``pixels`` (no
+    copy). Qt may keep using the buffer, so the caller keeps ``pixels`` alive and unchanged as long
+    as the pixmap is shown (the view holds it in ``_buffers``)."""
+    h, w = pixels.shape[:2]
+    return QPixmap.fromImage(QImage(pixels.data, w, h, pixels.strides[0], fmt))
 
 
 class ImageView(QGraphicsView):
@@ -120,6 +124,8 @@ class ImageView(QGraphicsView):
         self.setAcceptDrops(False)
 
         self._quantised: np.ndarray | None = None  # uint16 (H, W): pixels 0..1 * 65535
+        # The arrays the shown pixmaps were wrapped from, per item: alive while they are shown.
+        self._buffers: dict[str, np.ndarray | None] = {}
         self._center, self._width = DEFAULT_LEVELS
         self._default_levels = DEFAULT_LEVELS
         self._inverted = False
@@ -159,6 +165,7 @@ class ImageView(QGraphicsView):
         self._quantised = None
         self._image.setPixmap(QPixmap())
         self._overlay.setPixmap(QPixmap())
+        self._buffers.clear()
 
     def set_overlay(self, rgba: np.ndarray | None) -> None:
         """An RGBA uint8 (h, w, 4) overlay of any size stretched over the image, or None to remove it.
@@ -167,8 +174,10 @@ class ImageView(QGraphicsView):
         overlay costs the GUI thread no full-size scaled copy."""
         if rgba is None:
             self._overlay.setPixmap(QPixmap())
+            self._buffers["overlay"] = None
             return
-        pixmap = QPixmap.fromImage(rgba_to_qimage(rgba))
+        rgba = self._buffers["overlay"] = np.ascontiguousarray(rgba, dtype=np.uint8)
+        pixmap = _wrapped_pixmap(rgba, QImage.Format.Format_RGBA8888)
         image_size = self._image.pixmap().size()
         scale = QTransform()
         if pixmap.size() != image_size and not image_size.isEmpty():
@@ -178,7 +187,10 @@ class ImageView(QGraphicsView):
 
     def set_lung_outline(self, rgba: np.ndarray | None) -> None:
         """The lung outline, RGBA uint8 (H, W, 4) the size of the image, or None to remove it."""
-        self._lung_outline.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(rgba_to_qimage(rgba)))
+        if rgba is not None:
+            rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+        self._lung_outline.setPixmap(QPixmap() if rgba is None else _wrapped_pixmap(rgba, QImage.Format.Format_RGBA8888))
+        self._buffers["outline"] = rgba
 
     def set_lung_outline_visible(self, visible: bool) -> None:
         self._lung_outline.setVisible(visible)
@@ -259,13 +271,15 @@ class ImageView(QGraphicsView):
         """The uint8 (H, W) grey values currently painted (after window/level and invert)."""
         if self._quantised is None:
             return None
-        return window_lut(self._center, self._width, self._inverted)[self._quantised]
+        return np.take(window_lut(self._center, self._width, self._inverted), self._quantised)
 
     def _repaint_image(self, grey: np.ndarray | None = None) -> None:
         """Paint the current levels; ``grey``: those grey values already looked up (a new image's)."""
         grey = self.displayed_grey() if grey is None else grey
         if grey is not None:
-            self._image.setPixmap(_grey_pixmap(grey))
+            grey = np.ascontiguousarray(grey, dtype=np.uint8)
+            self._image.setPixmap(_wrapped_pixmap(grey, QImage.Format.Format_Grayscale8))
+            self._buffers["image"] = grey
 
     # -- zoom -----------------------------------------------------------------------------------
     def zoom_factor(self) -> float:

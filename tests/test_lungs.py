@@ -89,10 +89,25 @@ def _full_frame_outline(mask, shape, colour=(0, 229, 255)):
     """The outline as drawn before the bounding-box shortcut: the whole frame resized and eroded."""
     from covidgui.core.inference.preprocess import resize
 
+    from scipy import ndimage
+
     big = resize(mask.astype(np.float32), shape) > 0.5 if tuple(shape) != mask.shape else mask
+    thickness = max(1, round(max(shape) / 250))
     rgba = np.zeros(tuple(shape) + (4,), np.uint8)
-    rgba[overlay.outline(big, max(1, round(max(shape) / 250)))] = (*colour, 255)
+    rgba[big & ~ndimage.binary_erosion(big, iterations=thickness, border_value=0)] = (*colour, 255)
     return rgba
+
+
+@pytest.mark.parametrize("thickness", [1, 2, 4, 7])
+def test_outline_is_the_mask_less_its_scipy_erosion(thickness):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(thickness)
+    masks = [real_looking_lungs(97, 130, seed=thickness), rng.random((60, 70)) < 0.8, np.ones((9, 12), bool),
+             np.zeros((5, 5), bool), rng.random((1, 8)) < 0.5]
+    for mask in masks:
+        expected = mask & ~ndimage.binary_erosion(mask, iterations=thickness, border_value=0)
+        assert np.array_equal(overlay.outline(mask, thickness), expected)
 
 
 def real_looking_lungs(h: int, w: int, seed: int = 0) -> np.ndarray:

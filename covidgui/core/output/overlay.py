@@ -115,9 +115,12 @@ def outline_rgba(mask: np.ndarray, shape: tuple[int, int] | None = None,
         rgba[outline(mask, thickness)] = pixel
     elif window != ():
         (r0, r1, o_r0, o_r1), (c0, c1, o_c0, o_c1) = window
-        source = Image.fromarray(mask.astype(np.float32))  # mode "F"; the box reads around it as the frame would
+        # The source around the box, one pixel wider than the filter reads (or to the frame's edge,
+        # where the frame's resize clips its filter the same way); mode "F", as resize() makes it.
+        top, left = max(0, r0 - 2), max(0, c0 - 2)
+        source = Image.fromarray(mask[top:r1 + 2, left:c1 + 2].astype(np.float32))
         part = np.asarray(source.resize((o_c1 - o_c0, o_r1 - o_r0), Image.Resampling.BILINEAR,
-                                        box=(c0, r0, c1, r1), reducing_gap=2.0)) > 0.5
+                                        box=(c0 - left, r0 - top, c1 - left, r1 - top), reducing_gap=2.0)) > 0.5
         rgba[o_r0:o_r1, o_c0:o_c1][outline(part, thickness)] = pixel
     return rgba.view(np.uint8).reshape(out_shape + (4,))
 
@@ -139,7 +142,7 @@ def _enlarged_box(mask: np.ndarray, shape: tuple[int, int]):
         step = n // gcd(n, big)  # source starts that land on a whole drawn pixel
         lo = max(0, first - 2) // step * step
         hi = min(n, -(-(last + 3) // step) * step)
-        spans.append((lo, hi, lo * big // n, hi * big // n))
+        spans.append((int(lo), int(hi), int(lo * big // n), int(hi * big // n)))
     if spans[0][:2] == (0, mask.shape[0]) and spans[1][:2] == (0, mask.shape[1]):
         return None
     return tuple(spans)

@@ -38,6 +38,15 @@ def test_every_mode_gives_grey_pixels_in_unit_range(tmp_path, mode):
         assert xray.pixels[:, :4].mean() < 0.15 < 0.85 < xray.pixels[:, -4:].mean()
 
 
+def test_eight_bit_grey_is_the_value_over_255(tmp_path):
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    for mode in ("L", "1"):
+        image = Image.fromarray(values).convert(mode)
+        xray = load_xray(_save(tmp_path, image, f"grey_{mode}.png"))
+        expected = np.asarray(image.convert("L")).astype(np.float32) / 255.0
+        assert xray.pixels.dtype == np.float32 and np.array_equal(xray.pixels, expected)
+
+
 def test_sixteen_bit_keeps_precision(tmp_path):
     values = np.arange(0, 65536, 16, dtype=np.uint16).reshape(64, 64)
     xray = load_xray(_save(tmp_path, Image.fromarray(values), "deep.png"))

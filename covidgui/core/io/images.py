@@ -26,6 +26,8 @@ _REDUCIBLE_MODES = frozenset({"L", "RGB", "I", "F", "CMYK"})
 
 # The ITU-R 601 luma weights, the same Pillow uses for RGB -> L, kept in float for 16-bit sources.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# 8-bit grey -> float32 0..1, the very values of ``uint8 array as float32 / 255.0``, by one lookup.
+_GREY8 = np.arange(256, dtype=np.float32) / 255.0
 
 
 def is_supported(path: str | Path) -> bool:
@@ -141,8 +143,10 @@ def _to_grey(im: Image.Image) -> tuple[np.ndarray, int, float]:
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
-    if mode in ("1", "L"):
-        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, 8 if mode == "L" else 1, 0.0
+    if mode == "L":
+        return np.take(_GREY8, np.asarray(im)), 8, 0.0
+    if mode == "1":
+        return np.take(_GREY8, np.asarray(im.convert("L"))), 1, 0.0
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         return np.asarray(im, dtype=np.float32) / 65535.0, 16, 0.0
     if mode == "I":

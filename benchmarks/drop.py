@@ -89,6 +89,7 @@ def main() -> int:
             t0 = time.perf_counter()
             on_worker_thread(worker.classify, -1, str(path))
             direct.append(time.perf_counter() - t0)
+            app.processEvents()  # the window takes (and drops) each result, as in the app
         app.processEvents()
 
         shown = []

@@ -266,7 +266,7 @@ class Classifier:
         if self.lungs is not None:
             lung_maps = self.lungs.probabilities(inputs)
             plausible = [check_lungs(m > self.lungs.threshold).plausible for m in lung_maps]
-            blanked, chosen = self._lungs_only(inputs, lung_maps)
+            blanked, chosen = self._lungs_only(inputs, lung_maps, plausible)
         elif self.masks_lungs:
             raise ModelError("This model decides from the lung fields alone and needs the lung model "
                              "(models/lung_segmenter.keras), which is missing.")
@@ -288,13 +288,14 @@ class Classifier:
             self._check_outside_lungs(probs, blanked, chosen, results)
         return results, lung_maps, cams
 
-    def _lungs_only(self, inputs, lung_maps) -> tuple[np.ndarray, list[int]]:
+    def _lungs_only(self, inputs, lung_maps, plausible) -> tuple[np.ndarray, list[int]]:
         """(the inputs (N, S, S) with everything outside each one's lung fields blanked, the indices
-        of the inputs that had plausible lungs; the others are returned unchanged)."""
+        of the inputs that had plausible lungs; the others are returned unchanged).
+        plausible: each map's lung check (already run: not run twice)."""
         inputs = np.array(inputs, dtype=np.float32)
         chosen = []
-        for i, lung_map in enumerate(lung_maps):
-            region = allowed_region(lung_map, inputs.shape[1:], self.lungs.threshold)
+        for i, (lung_map, ok) in enumerate(zip(lung_maps, plausible)):
+            region = allowed_region(lung_map, inputs.shape[1:], self.lungs.threshold, plausible=ok)
             if region is not None:
                 inputs[i] = blank_outside(inputs[i], region)
                 chosen.append(i)

@@ -228,14 +228,17 @@ LUNG_MARGIN = 0.04
 
 
 def allowed_region(probability: np.ndarray, shape: tuple[int, int], threshold: float = 0.5,
-                   margin: float | None = None) -> np.ndarray | None:
+                   margin: float | None = None, plausible: bool | None = None) -> np.ndarray | None:
     """The lung fields plus ``margin`` (default LUNG_MARGIN) as bool (shape), from the lung
     model's probability map (any size); None when it shows no plausible pair of lungs.
 
+    plausible: ``check_lungs(probability > threshold).plausible`` when the caller has it already.
     Training guides and blanks with it, and the shortcut check at inference blanks with it, so
     "inside the lungs" means the same thing in both."""
     margin = LUNG_MARGIN if margin is None else margin
-    if not check_lungs(probability > threshold).plausible:
+    if plausible is None:
+        plausible = check_lungs(probability > threshold).plausible
+    if not plausible:
         return None
     mask = resize(probability, tuple(shape)) > threshold
     if margin > 0:

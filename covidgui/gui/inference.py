@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from covidgui.core.analysis.analyse import MAX_DISPLAY_SIDE, analyse
+from covidgui.core.analysis.analyse import MAX_DISPLAY_SIDE, Analysis, analyse
 from covidgui.core.errors import CovidGUIError
 from covidgui.core.inference.classifier import Classifier
 from covidgui.gui.image_view import DisplayBuffers, display_buffers
@@ -27,25 +27,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClassifiedImage:
-    """What the window needs to show one result."""
+    """What the window shows of one result: its analysis (core.analysis.analyse.Analysis) and the
+    viewer's 16-bit pixels and first grey values, made on the worker so the GUI thread only wraps
+    them in a pixmap."""
 
     request_id: int
-    path: Path
-    display: np.ndarray  # float32 (H, W) 0..1 greyscale for the viewer (float keeps 16-bit detail for window/level)
-    prediction: object  # core.model.Prediction
-    overlay: np.ndarray | None  # uint8 (h, w, 4) heatmap colours at the heatmap's size; the viewer stretches it
-    # The decoded file's metadata (core.io.xray.XRay.metadata): "warnings", and for DICOM "dicom" and
-    # "patient" (a PatientIdentity, whose repr hides the identifiers).
-    metadata: dict = field(default_factory=dict)
-    heatmap: np.ndarray | None = None  # float32 (h, w) 0..1, prediction.heatmap (reports resize it to the image)
-    lung_outline: np.ndarray | None = None  # uint8 (H, W, 4) lung outline, same shape as display
-    # DICOM: core.dicom.FileLevels and the image in its own units normalised over the stored range
-    # (float32 (H, W) 0..1, same shape as display), for window/level beyond the file's window.
-    levels: object | None = None
-    view_pixels: np.ndarray | None = None
-    # The viewer's 16-bit pixels and first grey values (of view_pixels, else display), made on the
-    # worker so the GUI thread only wraps them in a pixmap; None: the viewer makes them.
-    shown: DisplayBuffers | None = None
+    analysis: Analysis
+    shown: DisplayBuffers
 
 
 class InferenceWorker(QObject):
@@ -89,9 +77,7 @@ class InferenceWorker(QObject):
             result = analyse(self.classifier, path, display_side=MAX_DISPLAY_SIDE, viewer_values=True)
             shown = display_buffers(result.view_pixels if result.view_pixels is not None else result.display,
                                     start_levels(result.levels))
-            self.classified.emit(ClassifiedImage(request_id, Path(path), result.display, result.prediction,
-                                                 result.overlay, result.metadata, result.prediction.heatmap,
-                                                 result.lung_outline, result.levels, result.view_pixels, shown))
+            self.classified.emit(ClassifiedImage(request_id, result, shown))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))
         except Exception as exc:

@@ -9,6 +9,7 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter,
                                QStackedWidget, QTabWidget)
 
+from covidgui.core.analysis.analyse import Analysis
 from covidgui.core.models.registry import active_model_path
 from covidgui.gui.batch_view import BatchView
 from covidgui.gui.export_dialog import ask_report_destination
@@ -51,7 +52,7 @@ class MainWindow(QMainWindow):
 
         self.viewer_panel = ViewerPanel()
         self.viewer: ImageView = self.viewer_panel.view
-        self.last_result: ClassifiedImage | None = None  # what "Export report/image" writes
+        self.last_result: Analysis | None = None  # what "Export report/image" writes
         self.hint = DropHint()
         self.image_area = QStackedWidget()
         self.image_area.addWidget(self.hint)
@@ -205,21 +206,19 @@ class MainWindow(QMainWindow):
     def _on_classified(self, result: ClassifiedImage) -> None:
         if result.request_id != self._request_id:
             return  # the user has dropped another image since
-        shown = result.shown
-        if shown is None:
-            shown = result.view_pixels if result.view_pixels is not None else result.display
-        self.viewer_panel.show_image(shown, result.levels)
-        self.viewer.set_overlay(result.overlay)
-        self.viewer.set_lung_outline(result.lung_outline)
+        analysis = result.analysis
+        self.viewer_panel.show_image(result.shown, analysis.levels)
+        self.viewer.set_overlay(analysis.overlay)
+        self.viewer.set_lung_outline(analysis.lung_outline)
         self.image_area.setCurrentWidget(self.viewer_panel)
         # The panel decides whether the overlay shows (not for an image the gate rejected).
-        self.result_panel.show_prediction(result.prediction, result.path.name, result.overlay is not None)
-        self.result_panel.show_input_info(result.metadata.get("warnings", []), result.metadata.get("dicom"),
-                                          result.metadata.get("patient"))
-        self.last_result = result
+        self.result_panel.show_prediction(analysis.prediction, analysis.path.name, analysis.overlay is not None)
+        self.result_panel.show_input_info(analysis.metadata.get("warnings", []), analysis.metadata.get("dicom"),
+                                          analysis.metadata.get("patient"))
+        self.last_result = analysis
         self.export_report_action.setEnabled(True)
         self.export_image_action.setEnabled(True)
-        self.statusBar().showMessage(f"Ready — {result.path.name}: {result.prediction.label}")
+        self.statusBar().showMessage(f"Ready — {analysis.path.name}: {analysis.prediction.label}")
 
     @Slot(object)
     def _on_classified_anyway(self, prediction) -> None:
@@ -256,7 +255,7 @@ class MainWindow(QMainWindow):
         result = self.last_result
         if result is None or self.card is None:
             return None
-        heat = result.heatmap if self.viewer.overlay_visible() else None
+        heat = result.prediction.heatmap if self.viewer.overlay_visible() else None
         metadata = result.metadata
         no_check = getattr(self.inference.worker.classifier, "input_check_warning", None)
         if no_check:  # the report says it too, among its cautions

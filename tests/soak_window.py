@@ -77,7 +77,7 @@ def main(images_dir: str, batch_dir: str, train_dir: str) -> int:
     def record(result):
         original(result)
         if result.request_id == window._request_id:
-            seen["shown_results"].add(result.path.name)
+            seen["shown_results"].add(result.analysis.path.name)
 
     window.inference.worker.classified.disconnect(window._on_classified)
     window.inference.worker.classified.connect(record)

@@ -197,8 +197,7 @@ def csv_row(path: str | Path, prediction, error: str | None, card) -> list[str]:
     probs = ["" if withheld else f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
     confidence = "" if withheld else f"{p.confidence:.4f}"
     attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
-    checked = p.lung_only_label is not None and not withheld
     lung_only = ([p.lung_only_label, f"{p.lung_only_confidence:.4f}", "yes" if p.depends_on_outside_lungs else "no"]
-                 if checked else ["", "", ""])
+                 if shown.lungs_only_line is not None else ["", "", ""])  # the check as the views show it
     return ([str(path), p.label, confidence] + probs + [attention] + lung_only
             + [";".join(shown.flags), ";".join(shown.file_warnings), "", model])

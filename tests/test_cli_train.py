@@ -117,7 +117,7 @@ def test_multi_worker_strategy_trains_with_two_workers_on_loopback(tmp_path, gui
     # MultiWorkerMirroredStrategy's class is named CollectiveAllReduceStrategy.
     assert card["training"]["distribution"] == {"strategy": "CollectiveAllReduceStrategy", "replicas": 2}
     assert (card["training"]["lung_guidance"] is None) == (guidance == "0")
-    assert sorted(p.name for p in out.parent.iterdir()) == ["mw.gate.npz", "mw.json", "mw.keras"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mw.gate.npz", "mw.json", "mw.keras", "mw.tflite"]
     from covidgui.core.inference.classifier import Classifier
 
     assert Classifier.load(out, lungs=False).gate is not None

@@ -60,7 +60,7 @@ def test_the_bundled_model_saved_as_a_version_still_rejects_a_photograph(tmp_pat
     job = tmp_path / "job"
     job.mkdir()
     bundled = bundled_model_path()
-    for src in (bundled, card_path(bundled), gate_path(bundled)):
+    for src in (bundled, card_path(bundled), gate_path(bundled), model_files.companion_path(bundled, "graph")):
         shutil.copyfile(src, job / src.name.replace("covid_classifier", "trained"))
     version = registry.save_version_file(job / "trained.keras", "copy")
     photo = tmp_path / "portrait.jpg"
@@ -111,7 +111,7 @@ def test_a_crash_between_two_files_never_pairs_a_model_with_a_strangers_gate(tmp
     monkeypatch.undo()
     with pytest.raises(ModelError, match="does not belong"):  # the old model, the new gate: refused
         _load(path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gate.npz", "m.json", "m.keras"]  # no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gate.npz", "m.json", "m.keras", "m.tflite"]  # no temp files
 
 
 def test_a_crash_while_keeping_a_version_leaves_no_version(tmp_path, monkeypatch):

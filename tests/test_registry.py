@@ -8,7 +8,7 @@ import pytest
 
 from covidgui.core.models import registry
 from covidgui.core.errors import ModelError
-from covidgui.core.models.model_files import bundled_model_path
+from covidgui.core.models.model_files import bundled_model_path, companion_path
 from covidgui.core.models.modelcard import ModelCard, card_path
 
 
@@ -50,7 +50,7 @@ def test_save_switch_and_delete_versions(user_data_dir, untrained):
     assert "validation accuracy 90.0% (n=20)" in registry.list_versions()[1].label
     # No temporary files are left behind by the atomic saves.
     assert sorted(p.name for p in registry.models_dir().iterdir()) == sorted(
-        [first.path.name, card_path(first.path).name, second.path.name, card_path(second.path).name])
+        p.name for v in (first, second) for p in (v.path, card_path(v.path), companion_path(v.path, "graph")))
 
     registry.set_active(first.id)
     assert registry.active_model_path() == first.path

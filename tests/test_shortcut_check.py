@@ -23,7 +23,7 @@ class FakeLungs:
 def classifier_reading(region: str, bundled) -> Classifier:
     """The bundled model's card with a stand-in network whose COVID-19 logit is the brightness of
     one region of the input: "outside" the lungs or "inside" them."""
-    classifier = Classifier(bundled.keras_model, bundled.card, lungs=FakeLungs())
+    classifier = Classifier(bundled.graph, bundled.card, lungs=FakeLungs())
     lungs = two_lungs(bundled.input_size, bundled.input_size)
     # "Outside" keeps clear of the margin the check leaves around the lungs.
     where = ~ndimage.binary_dilation(lungs, iterations=20) if region == "outside" else lungs
@@ -85,7 +85,7 @@ def test_a_large_fall_in_confidence_fires_even_without_a_flip(bundled_classifier
 
 
 def test_no_check_without_a_lung_model(bundled_classifier):
-    classifier = Classifier(bundled_classifier.keras_model, bundled_classifier.card, lungs=None)
+    classifier = Classifier(bundled_classifier.graph, bundled_classifier.card, lungs=None)
     result = classifier.predict_inputs(bright_outside_image(classifier.input_size)[np.newaxis])[0]
     assert result.lung_only_label is None and result.depends_on_outside_lungs is None
     assert result.to_dict()["lung_only_confidence"] is None

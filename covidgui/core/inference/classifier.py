@@ -1,12 +1,12 @@
 """Loading a classifier with its model card, and predicting on images.
 
-TensorFlow is imported inside the functions that need it, so that ``import covidgui.core.inference.classifier``
-is cheap and the GUI can show its window before paying the ~5 s TensorFlow import.
+The classifier runs as its exported inference graph (LiteRT, covidgui.core.inference.runtime), so
+loading and running a model imports no TensorFlow; TensorFlow is imported only to export the graph
+of a Keras model that has none yet (one just trained, or one saved before graphs were written).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.gate import InputGate, gate_path
 from covidgui.core.inference.lungs import (allowed_region, blank_outside, check_lungs, load_bundled_segmenter,
                                            lung_attention, mask_to_source)
+from covidgui.core.inference.runtime import Graph, export_graph
 from covidgui.core.io.xray import XRay
 from covidgui.core.models.model_files import bundled_model_path, verified_companions
 from covidgui.core.models.modelcard import ModelCard, read_card
@@ -131,17 +132,52 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _embedding(keras_model):
-    """The pooled features the input gate models, or an empty slice of the logits for a model from
-    elsewhere (no gate features, logits only)."""
+def classifier_graph(keras_model) -> bytes:
+    """The inference graph of a classifier we build (covidgui.core.training.train.build_classifier):
+    x (N, S, S, 1) 0..1 -> ``logits`` (N, C), ``features`` (N, K: the pooled features the input
+    gate models), ``maps`` (N, h, w, K: the final feature maps the pooling reads) and
+    ``cam_weights`` (N, C, K: each class's Grad-CAM channel weights, see :meth:`Classifier.gradcam`).
+
+    The head is pooling -> dropout -> dense, so the gradient of a class score with respect to the
+    feature maps is the same at every pixel and for every image: its dense weights over the map's
+    area. The weights are therefore computed here, exactly, rather than by a gradient tape (whose
+    operations LiteRT cannot run). Raises ModelError for a network without that head.
+    """
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
     try:
-        return keras_model.get_layer(EMBEDDING_LAYER).output
-    except ValueError:
-        return keras_model.output[..., :0]
+        pooling = keras_model.get_layer(EMBEDDING_LAYER)
+    except ValueError as exc:
+        raise ModelError(f"The model {keras_model.name} has no layer named {EMBEDDING_LAYER!r}; "
+                         "CovidGUI cannot run it.") from exc
+    head = keras_model.layers[keras_model.layers.index(pooling) + 1:]
+    dense = head[-1] if head else None
+    if (not isinstance(pooling, keras.layers.GlobalAveragePooling2D) or not isinstance(dense, keras.layers.Dense)
+            or dense.activation is not keras.activations.linear
+            or not all(isinstance(layer, keras.layers.Dropout) for layer in head[:-1])):
+        raise ModelError(f"The model {keras_model.name} does not end in pooling, dropout and a dense layer of "
+                         "logits; CovidGUI cannot explain it.")
+    kernel = np.asarray(dense.kernel, dtype=np.float64)  # (K, C)
+    n_classes = kernel.shape[1]
+    # Score of class c: its logit minus the mean of the others (see Classifier.gradcam).
+    others = (kernel.sum(axis=1, keepdims=True) - kernel) / max(n_classes - 1, 1)
+    h, w = pooling.input.shape[1:3]
+    weights = tf.constant(((kernel - others) / (h * w)).T[np.newaxis], tf.float32)  # (1, C, K)
+    outputs = keras.Model(keras_model.inputs, [keras_model.output, pooling.output, pooling.input])
+
+    def serve(x):
+        logits, features, maps = outputs(x, training=False)
+        return {"logits": logits, "features": features, "maps": maps,
+                "cam_weights": tf.zeros_like(logits[:, :1])[:, :, tf.newaxis] + weights}
+
+    return export_graph(keras_model, serve, tuple(keras_model.input_shape[1:]))
 
 
 class Classifier:
-    """A Keras classifier, its model card and (when present) its input gate. Build with :meth:`load`."""
+    """A classifier's inference graph, its model card and (when present) its input gate and the
+    lung model. Build with :meth:`load`, or from a Keras model just trained."""
 
     # Whether an image without a plausible pair of lung fields is "Not a chest X-ray" (when a lung
     # model is loaded). Off: benchmarks/lungs.py measured that the lung check rejects no non-X-ray
@@ -149,37 +185,43 @@ class Classifier:
     # covid-xray/Train images. It is still run and reported ("lungs_found").
     LUNG_GATE = False
 
-    def __init__(self, keras_model, card: ModelCard, path: Path | None = None, gate=None, lungs=None):
-        import keras
-        import tensorflow as tf
-
-        self.keras_model = keras_model
+    def __init__(self, network, card: ModelCard, path: Path | None = None, gate=None, lungs=None):
+        """network: the model's :class:`~covidgui.core.inference.runtime.Graph`, or a Keras model
+        (its graph is exported here, with TensorFlow)."""
+        self._keras_model = None
+        if not isinstance(network, Graph):
+            self._keras_model = network
+            network = Graph(classifier_graph(network), getattr(network, "name", "model"))
+        self.graph = network
         # The lung segmenter (covidgui.core.inference.lungs.LungSegmenter) or None: lung features off.
         self.lungs = lungs
         self.card = card
         self.path = path
         self.gate = gate
-        size = card.input_size
-        both = keras.Model(keras_model.inputs, [keras_model.output, _embedding(keras_model)])
-        # A traced function with a fixed signature avoids Keras' per-call overhead
-        # (model.predict costs tens of ms even for one small image).
-        self._forward = tf.function(
-            lambda x: both(x, training=False),
-            input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
-            reduce_retracing=True,
-        )
+        outputs = self.graph.output_shapes["logits"][-1]
+        if outputs != len(card.classes):
+            raise ModelError(f"{self.graph.name} has {outputs} outputs but its card names {len(card.classes)} classes.")
         # A model trained on lung fields alone (card preprocessing "lung_mask"): its inputs are
         # blanked outside the lungs before every pass, as in training.
         self.masks_lungs = bool(card.preprocessing.get("lung_mask"))
-        self._explained = None  # the traced pass with Grad-CAM, built on first use (see _explained_pass)
-        self._explained_lock = threading.Lock()  # the single-image and batch threads may both ask first
+
+    @property
+    def keras_model(self):
+        """The Keras model (to save or train further): the one given, else loaded from
+        :attr:`path` (imports TensorFlow)."""
+        if self._keras_model is None:
+            if self.path is None:
+                raise ModelError("This classifier has no Keras model and no file to load it from.")
+            self._keras_model = _load_keras(self.path)
+        return self._keras_model
 
     @classmethod
     def load(cls, path: str | Path | None = None, lungs: bool = True) -> "Classifier":
-        """Load a ``.keras`` model (safe mode: no code from the file), the card beside it and,
-        when there is one, its input gate (``name.gate.npz``).
+        """Load a model (its inference graph ``name.tflite``, or the ``.keras`` in safe mode, no
+        code from the file, when it has none), the card beside it and, when there is one, its
+        input gate (``name.gate.npz``).
 
-        path: the model file; None means the bundled model.
+        path: the ``.keras`` model file; None means the bundled model.
         lungs: also load the bundled lung segmenter when it is present (lung features off if not).
         Raises ModelError when the file or its card is missing or does not load.
         """
@@ -187,32 +229,27 @@ class Classifier:
         if not path.is_file():
             raise ModelError(f"The model file {path} does not exist.")
         card = read_card(path)
-        # The card records the digest of the model and its gate: a missing or foreign gate is refused.
+        # The card records the digest of the model, its graph and its gate: a missing or foreign
+        # companion is refused.
         companions = verified_companions(path, card)
-        quiet_tensorflow()
-        import keras
-
-        try:
-            keras_model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:  # Keras raises many types for a damaged or foreign file
-            raise ModelError(f"The model file {path.name} cannot be loaded: {exc}") from exc
-        out = keras_model.output_shape[-1]
-        if out != len(card.classes):
-            raise ModelError(f"{path.name} has {out} outputs but its card names {len(card.classes)} classes.")
-        gate = None
+        if companions.get("graph") is not None:
+            network = Graph(companions["graph"].read_bytes(), path.name)
+        else:  # saved before graphs were written: made from the network (TensorFlow)
+            network = _load_keras(path)
+        classifier = cls(network, card, path)
         if companions.get("gate") is not None:
             try:
                 gate = InputGate.load(companions["gate"])
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelError(f"The input gate {gate_path(path).name} cannot be read: {exc}") from exc
-            features = int(_embedding(keras_model).shape[-1])
+            features = classifier.graph.output_shapes["features"][-1]
             if gate.feature_mean.shape != (features,):
                 raise ModelError(f"The input gate {gate_path(path).name} does not belong to {path.name} "
                                  f"(it models {gate.feature_mean.shape[0]} features, the model has {features}).")
-        segmenter = None
+            classifier.gate = gate
         if lungs:
-            segmenter = load_bundled_segmenter()
-        return cls(keras_model, card, path, gate, segmenter)
+            classifier.lungs = load_bundled_segmenter()
+        return classifier
 
     @property
     def input_size(self) -> int:
@@ -229,9 +266,7 @@ class Classifier:
 
     def forward(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prepared inputs (N, S, S) 0..1 -> (logits (N, C) float64, pooled features (N, F))."""
-        batch = np.asarray(inputs, dtype=np.float32)[..., np.newaxis]
-        logits, features = self._forward(batch)
-        return np.asarray(logits, dtype=np.float64), np.asarray(features, dtype=np.float64)
+        return self._explain(inputs)[:2]
 
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         """Raw outputs for prepared inputs (N, S, S) 0..1 -> (N, C) float64 logits."""
@@ -408,14 +443,12 @@ class Classifier:
         return self._cams(activations, weights, class_indices, np.shape(inputs)[1:])
 
     def _explain(self, inputs: np.ndarray):
-        """One traced pass over prepared inputs (N, S, S): (logits (N, C) float64, pooled features
-        (N, F) float64, final feature maps (N, h, w, K), Grad-CAM channel weights (N, C, K))."""
-        with self._explained_lock:
-            if self._explained is None:
-                self._explained = self._explained_pass()
-        logits, features, activations, weights = self._explained(np.asarray(inputs, dtype=np.float32)[..., np.newaxis])
-        return (np.asarray(logits, dtype=np.float64), np.asarray(features, dtype=np.float64),
-                np.asarray(activations), np.asarray(weights))
+        """One pass of the graph over prepared inputs (N, S, S): (logits (N, C) float64, pooled
+        features (N, F) float64, final feature maps (N, h, w, K), Grad-CAM channel weights (N, C, K)).
+        The maps and weights cost the pass almost nothing, so every pass returns them."""
+        out = self.graph(np.asarray(inputs, dtype=np.float32)[..., np.newaxis])
+        return (out["logits"].astype(np.float64), out["features"].astype(np.float64), out["maps"],
+                out["cam_weights"])
 
     @staticmethod
     def _cams(activations: np.ndarray, weights: np.ndarray, class_indices, size) -> np.ndarray:
@@ -429,40 +462,13 @@ class Classifier:
             out[i] = np.clip(resize(cam / peak if peak > 0 else cam, tuple(size)), 0.0, 1.0)
         return out
 
-    def _explained_pass(self):
-        """The traced function behind :meth:`_explain`.
 
-        Each class's score is its logit minus the mean of the others; its gradient with respect to
-        the final feature maps, averaged over each map, is that map's weight (Grad-CAM). One tape
-        serves the whole batch: in inference mode the images do not interact, so the gradient of
-        the summed scores holds each image's own. The backward pass runs only from the logits to
-        the feature maps, so this costs little more than the plain forward pass.
-        """
-        import keras
-        import tensorflow as tf
+def _load_keras(path: Path):
+    """A ``.keras`` file, loaded in safe mode (no code from the file); ModelError when it does not load."""
+    quiet_tensorflow()
+    import keras
 
-        model = self.keras_model
-        try:
-            maps = model.get_layer(EMBEDDING_LAYER).input
-        except ValueError:  # a model without the named pooling layer: the named convolution
-            try:
-                maps = model.get_layer(HEATMAP_LAYER).output
-            except ValueError as exc:
-                raise ModelError(f"This model has no layer named {HEATMAP_LAYER!r}; "
-                                 "no heatmap can be made.") from exc
-        three = keras.Model(model.inputs, [model.output, _embedding(model), maps])
-        n_classes = len(self.card.classes)
-        size = self.input_size
-
-        def explained(x):
-            with tf.GradientTape(persistent=True) as tape:
-                logits, features, activations = three(x, training=False)
-                total = tf.reduce_sum(logits, axis=1)
-                scores = [tf.reduce_sum(logits[:, c] - (total - logits[:, c]) / max(n_classes - 1, 1))
-                          for c in range(n_classes)]
-            weights = tf.stack([tf.reduce_mean(tape.gradient(score, activations), axis=(1, 2)) for score in scores],
-                               axis=1)
-            return logits, features, activations, weights
-
-        return tf.function(explained, input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
-                           reduce_retracing=True)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a damaged or foreign file
+        raise ModelError(f"The model file {path.name} cannot be loaded: {exc}") from exc

@@ -1,7 +1,7 @@
 """Lung fields: a small segmentation model, and what the app does with its masks.
 
-- :class:`LungSegmenter` loads ``models/lung_segmenter.keras`` (safe mode) and its JSON card, and
-  turns the *shared* model input (:func:`covidgui.core.inference.preprocess.prepare`: borders cropped,
+- :class:`LungSegmenter` loads ``models/lung_segmenter`` (its inference graph ``.tflite``, see
+  covidgui.core.inference.runtime; or the ``.keras`` in safe mode) and its JSON card, and turns the *shared* model input (:func:`covidgui.core.inference.preprocess.prepare`: borders cropped,
   resized, histogram-equalised, 0..1) into a lung probability map; :meth:`LungSegmenter.segment`
   returns a mask in source-image space.
 - :func:`lung_attention`: the share of a heatmap's mass inside the lungs (0..1), the figure a
@@ -11,7 +11,8 @@
 - :func:`outline_rgba`: the mask's outline as an RGBA overlay for the viewer and reports.
 
 Everything is optional: :func:`load_bundled_segmenter` returns None when the model file is absent,
-and callers then leave the lung features off. TensorFlow is imported only when a model is loaded.
+and callers then leave the lung features off. TensorFlow is imported only to export the graph of a
+Keras model that has none.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import numpy as np
 from covidgui.core.errors import CovidGUIError, ModelError
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.preprocess import prepare, resize, to_source_space
+from covidgui.core.inference.runtime import Graph, export_graph
+from covidgui.core.models.model_files import verified_companions
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +60,25 @@ def bundled_segmenter_path() -> Path:
 
 
 class LungSegmenter:
-    """A Keras model: prepared inputs (N, S, S, 1) 0..1 -> lung probability (N, S, S, 1) 0..1."""
+    """A lung model: prepared inputs (N, S, S) 0..1 -> lung probability (N, S, S) 0..1."""
 
-    def __init__(self, keras_model, card: dict | None = None, path: Path | None = None):
-        import tensorflow as tf
-
-        self.keras_model = keras_model
+    def __init__(self, network, card: dict | None = None, path: Path | None = None):
+        """network: the model's :class:`~covidgui.core.inference.runtime.Graph`, or a Keras model
+        (its graph is exported here, with TensorFlow)."""
+        self.keras_model = None  # kept when given, to save (covidgui.core.training.lung_training)
+        if not isinstance(network, Graph):
+            self.keras_model = network
+            network = Graph(segmenter_graph(network), getattr(network, "name", "lung model"))
+        self.graph = network
         self.card = dict(card or {})
         self.path = path
-        self.input_size = int(keras_model.input_shape[1])
+        self.input_size = int(self.graph.input_shape[0])
         self.threshold = float(self.card.get("threshold", 0.5))
-        size = self.input_size
-        self._forward = tf.function(lambda x: keras_model(x, training=False),
-                                    input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
-                                    reduce_retracing=True)
-        # Trace now, on the thread that loads the model, rather than on the first image.
-        self._forward(tf.zeros((1, size, size, 1)))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "LungSegmenter":
-        """Load a ``.keras`` lung model (safe mode) and the JSON card beside it.
+        """Load a lung model (its graph ``name.tflite`` when its card records one, else the
+        ``.keras`` in safe mode) and the JSON card beside it.
 
         path: None means the bundled model. Raises ModelError when either is missing or broken.
         """
@@ -88,18 +90,23 @@ class LungSegmenter:
             card = json.loads(card_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelError(f"The lung model card {card_file.name} is missing or unreadable: {exc}") from exc
-        quiet_tensorflow()
-        import keras
+        graph_file = verified_companions(path, card).get("graph")
+        if graph_file is not None:
+            network = Graph(graph_file.read_bytes(), path.name)
+        else:
+            quiet_tensorflow()
+            import keras
 
-        try:
-            model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:  # Keras raises many types for a damaged or foreign file
-            raise ModelError(f"The lung model {path.name} cannot be loaded: {exc}") from exc
-        shape = model.input_shape
-        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1 or model.output_shape[1:] != shape[1:]:
-            raise ModelError(f"{path.name} is not a lung segmentation model (input {shape}, output "
-                             f"{model.output_shape}).")
-        return cls(model, card, path)
+            try:
+                network = keras.saving.load_model(path, compile=False, safe_mode=True)
+            except Exception as exc:  # Keras raises many types for a damaged or foreign file
+                raise ModelError(f"The lung model {path.name} cannot be loaded: {exc}") from exc
+        segmenter = cls(network, card, path)
+        shape, out = (segmenter.input_size, segmenter.input_size, 1), segmenter.graph.output_shapes
+        if segmenter.graph.input_shape != shape or list(out.values()) != [shape]:
+            raise ModelError(f"{path.name} is not a lung segmentation model (input {segmenter.graph.input_shape}, "
+                             f"output {list(out.values())}).")
+        return segmenter
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Prepared inputs (N, S, S) 0..1, any S -> lung probability (N, s, s) float32 0..1, where s is
@@ -108,7 +115,7 @@ class LungSegmenter:
         s = self.input_size
         if inputs.shape[1:] != (s, s):
             inputs = np.stack([resize(x, (s, s)) for x in inputs])
-        return np.asarray(self._forward(inputs[..., np.newaxis]))[..., 0]
+        return self.graph(inputs[..., np.newaxis])["lung_probability"][..., 0]
 
     def masks(self, inputs: np.ndarray) -> np.ndarray:
         """Prepared inputs (N, S, S) -> boolean lung masks (N, s, s) in model-input space."""
@@ -119,6 +126,12 @@ class LungSegmenter:
         prepared = prepare(pixels, self.input_size)
         prob = self.probabilities(prepared.input[np.newaxis])[0]
         return mask_to_source(prob, prepared.crop_box, pixels.shape, self.threshold)
+
+
+def segmenter_graph(keras_model) -> bytes:
+    """The inference graph of a lung model: x (N, S, S, 1) -> ``lung_probability`` (N, S, S, 1)."""
+    return export_graph(keras_model, lambda x: {"lung_probability": keras_model(x, training=False)},
+                        tuple(keras_model.input_shape[1:]))
 
 
 def mask_to_source(probability: np.ndarray, crop_box, source_shape, threshold: float = 0.5) -> np.ndarray:

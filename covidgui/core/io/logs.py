@@ -79,13 +79,14 @@ def redact_output(fds: tuple[int, ...] = (2,)) -> None:
 
 
 # TensorFlow's native log lines: absl's banner, and glog-style "I0000 00:00:1795933239.169 19864 port.cc:153] ..."
-# lines of levels I, W and E (F, a fatal error, is kept: it explains the crash that follows).
+# lines of levels I, W and E (F, a fatal error, is kept: it explains the crash that follows); and
+# LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." at each interpreter's start.
 _NATIVE_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
-                           r"STDERR|[IWE]\d{4} [\d:.]+\s+\d+ [^\]\s]+:\d+\] )")
+                           r"STDERR|[IWE]\d{4} [\d:.]+\s+\d+ [^\]\s]+:\d+\] |INFO: Created TensorFlow Lite \w+ delegate)")
 
 
 def is_native_noise(line: str) -> bool:
-    """Whether a stderr line is TensorFlow's native logging (not CovidGUI's own output)."""
+    """Whether a stderr line is TensorFlow's or LiteRT's native logging (not CovidGUI's own output)."""
     return bool(_NATIVE_NOISE.match(line))
 
 

@@ -1,6 +1,8 @@
 """A model on disk is a set of files, written and read as one unit.
 
-    name.keras       the network (Keras 3, loaded in safe mode)
+    name.keras       the network (Keras 3, loaded in safe mode): what training continues from
+    name.tflite      its inference graph, the network the app runs (LiteRT, no TensorFlow; see
+                     covidgui.core.inference.runtime)
     name.gate.npz    its input gate (optional; see covidgui.core.inference.gate)
     name.json        its model card, which records the SHA-256 of every other file of the set
 
@@ -12,12 +14,14 @@ companions, then the network, and the card last: until the card is renamed a rea
 card, whose digests the new files fail; afterwards it sees the new set whole.
 
 Cards written before digests were recorded have no ``files`` entry; such a model loads as before
-(its gate, when present, is checked for shape only).
+(its gate, when present, is checked for shape only). A model saved before inference graphs were
+written has none; its graph is exported from the ``.keras`` when it is loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -30,8 +34,14 @@ from covidgui.core.models.modelcard import card_path
 
 # Files that travel with a model: role -> suffix that replaces ".keras". The network itself is
 # role "model". Another sidecar (say, a reference-data file) is one more entry here.
-COMPANION_SUFFIXES: dict[str, str] = {"gate": ".gate.npz"}
-ROLE_NAMES = {"model": "model file", "gate": "input gate"}
+COMPANION_SUFFIXES: dict[str, str] = {"gate": ".gate.npz", "graph": ".tflite"}
+ROLE_NAMES = {"model": "model file", "gate": "input gate", "graph": "inference graph"}
+# What a missing companion costs, for its message.
+MISSING_MEANS = {"gate": "Without it the app cannot check that an image is a chest X-ray",
+                 "graph": "Without it the app cannot run the model"}
+# Companions used even when an older card records no digests (the gate predates them; a graph
+# with no digest may be stale, and is made again from the .keras instead).
+UNCHECKED_ROLES = {"gate"}
 
 
 BUNDLED_MODEL_NAME = "covid_classifier.keras"
@@ -57,14 +67,20 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def recorded_files(card) -> dict:
+    """Role -> SHA-256 the card records ({} for an older card); ``card`` is a ModelCard or, for
+    the lung model, the card's dict."""
+    return (card.get("files") if isinstance(card, dict) else getattr(card, "files", None)) or {}
+
+
 def verified_companions(model_path: str | Path, card) -> dict[str, Path | None]:
     """Check a model's files against its card; returns role -> the companion's path (or None
     when the model has none). Raises ModelError when a file the card names is missing or is not
     the one the card names."""
     model_path = Path(model_path)
-    recorded = getattr(card, "files", None) or {}
+    recorded = recorded_files(card)
     if not recorded:  # an older card: no digests to check against
-        return {role: p if (p := companion_path(model_path, role)).is_file() else None
+        return {role: p if role in UNCHECKED_ROLES and (p := companion_path(model_path, role)).is_file() else None
                 for role in COMPANION_SUFFIXES}
     if file_digest(model_path) != recorded.get("model"):
         raise ModelError(f"{model_path.name} is not the model its card {card_path(model_path).name} describes "
@@ -79,7 +95,7 @@ def verified_companions(model_path: str | Path, card) -> dict[str, Path | None]:
             continue
         if not path.is_file():
             raise ModelError(f"The {ROLE_NAMES.get(role, role)} {path.name} is missing beside {model_path.name}. "
-                             "Without it the app cannot check that an image is a chest X-ray; copy the model "
+                             f"{MISSING_MEANS.get(role, 'The model is incomplete')}; copy the model "
                              "with all its files.")
         if file_digest(path) != expected:
             raise ModelError(f"The {ROLE_NAMES.get(role, role)} {path.name} does not belong to {model_path.name} "
@@ -94,7 +110,8 @@ def write_model_set(model_path: str | Path, write_model: Callable[[Path], None],
 
     write_model(tmp): writes the network to the temporary path it is given.
     companions: role -> the file's bytes, or None when the model has none (an old file of that
-        role at the target is then removed). card: the ModelCard; its ``files`` is filled in here.
+        role at the target is then removed). card: the ModelCard, or the lung model's card dict;
+        its ``files`` is filled in here.
     """
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,14 +127,19 @@ def write_model_set(model_path: str | Path, write_model: Callable[[Path], None],
             temps[role] = temp_beside(companion_path(model_path, role))
             temps[role].write_bytes(data)
             files[role] = file_digest(temps[role])
-        card.files = files
+        if isinstance(card, dict):
+            card["files"] = files
+            card_text = json.dumps(card, indent=2) + "\n"
+        else:
+            card.files = files
+            card_text = card.to_json()
         for role in companions:
             if role in temps:
                 os.replace(temps[role], companion_path(model_path, role))
                 del temps[role]
         os.replace(temps["model"], model_path)
         del temps["model"]
-        write_atomic(card_path(model_path), card.to_json())  # the set is complete from here on
+        write_atomic(card_path(model_path), card_text)  # the set is complete from here on
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
@@ -147,10 +169,10 @@ def remove_model_set(model_path: str | Path) -> None:
 
 
 def save_model(classifier, out_path: str | Path) -> Path:
-    """Write a trained or loaded Classifier to ``out_path`` (.keras), its input gate and its model card as one unit; returns the
-    model path (every file is written under a temporary name
-    and the card, which records the others' digests, is renamed last, so a crash never leaves a
-    model with a stranger's gate or a half-written file where a good one was).
+    """Write a trained or loaded Classifier to ``out_path`` (.keras), its inference graph, its
+    input gate and its model card as one unit; returns the model path (every file is written
+    under a temporary name and the card, which records the others' digests, is renamed last, so a
+    crash never leaves a model with a stranger's gate or a half-written file where a good one was).
     """
     import keras
 
@@ -159,6 +181,19 @@ def save_model(classifier, out_path: str | Path) -> Path:
         out_path = out_path.with_suffix(".keras")
     gate_bytes = classifier.gate.to_bytes() if classifier.gate is not None else None
     write_model_set(out_path, lambda tmp: keras.saving.save_model(classifier.keras_model, tmp),
-                    {"gate": gate_bytes}, classifier.card)
+                    {"gate": gate_bytes, "graph": classifier.graph.flatbuffer}, classifier.card)
     classifier.path = out_path
     return out_path
+
+
+def add_graph(model_path: str | Path, flatbuffer: bytes, card) -> Path:
+    """Give a saved model (checked against its card) its inference graph: the model's files are
+    written again as one unit with the graph added; returns the graph's path. For models saved
+    before graphs were (scripts/export_graphs.py)."""
+    model_path = Path(model_path)
+    companions = verified_companions(model_path, card)
+    data = {role: (p.read_bytes() if p is not None else None) for role, p in companions.items()}
+    data["graph"] = bytes(flatbuffer)
+    keras_bytes = model_path.read_bytes()
+    write_model_set(model_path, lambda tmp: tmp.write_bytes(keras_bytes), data, card)
+    return companion_path(model_path, "graph")

@@ -18,8 +18,8 @@ import numpy as np
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.lungs import LungSegmenter, dice
 from covidgui.core.inference.preprocess import load_prepared, resize
-from covidgui.core.io.atomic import write_atomic, write_with
 from covidgui.core.io.images import load_xray
+from covidgui.core.models.model_files import write_model_set
 
 
 @dataclass
@@ -225,14 +225,12 @@ def held_back_dice(segmenter: LungSegmenter, image_paths: list[Path], max_side: 
 
 
 def save_segmenter(segmenter: LungSegmenter, out_path: str | Path) -> Path:
-    """Write the model (.keras) and its card (.json) atomically; returns the model path."""
-    import json
-
+    """Write the model (.keras), its inference graph (.tflite) and its card (.json, recording the
+    others' digests) as one unit; returns the model path."""
     import keras
 
     out_path = Path(out_path).with_suffix(".keras")
-    # Keras picks the format from the name, so the temporary file must end in .keras.
-    write_with(out_path, lambda tmp: keras.saving.save_model(segmenter.keras_model, tmp), suffix=".keras")
-    write_atomic(out_path.with_suffix(".json"), json.dumps(segmenter.card, indent=2) + "\n")
+    write_model_set(out_path, lambda tmp: keras.saving.save_model(segmenter.keras_model, tmp),
+                    {"graph": segmenter.graph.flatbuffer}, segmenter.card)
     segmenter.path = out_path
     return out_path

@@ -1,0 +1,89 @@
+"""A network's inference graph: exported from Keras once (with TensorFlow), run with LiteRT.
+
+The app runs its models through LiteRT (``ai_edge_litert``), not TensorFlow: importing
+TensorFlow costs ~2.5 s at every launch (benchmarks/startup.py) while LiteRT imports in under
+0.1 s and runs these small networks as fast. TensorFlow is needed only to train, and to export a
+Keras model's graph: :func:`export_graph` writes the graph of named outputs a model file carries
+beside its ``.keras`` (``name.tflite``, see covidgui.core.models.model_files); a model saved before
+graphs were written is exported when it is loaded.
+
+A LiteRT interpreter is not thread-safe, so each thread that runs a :class:`Graph` gets its own
+(the Image tab's worker and a batch may run the same model at once).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from covidgui.core.errors import ModelError
+from covidgui.core.inference.keras_env import quiet_tensorflow
+
+SIGNATURE = "serve"  # the exported endpoint (the converter may rename it; a graph has only one)
+# Threads per interpreter: XNNPACK's convolutions scale to two threads on the 2-core machines we
+# measure on (a 224-px classifier pass 1.4 -> 0.75 ms); more than four helps these small nets little.
+THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+class Graph:
+    """A LiteRT flatbuffer with one signature: inputs (N, ...) float32 -> named outputs (N, ...)."""
+
+    def __init__(self, flatbuffer: bytes, name: str = "model"):
+        self.flatbuffer = bytes(flatbuffer)
+        self.name = name
+        self._local = threading.local()
+        runner = self._runner()  # fails here, on load, for a file that is not a graph of ours
+        inputs = runner.get_input_details()
+        if len(inputs) != 1:
+            raise ModelError(f"The graph of {name} has {len(inputs)} inputs; CovidGUI's have one.")
+        self.input_name, details = next(iter(inputs.items()))
+        self.input_shape = tuple(int(d) for d in details["shape_signature"][1:])
+        self.output_shapes = {k: tuple(int(d) for d in v["shape_signature"][1:])
+                              for k, v in runner.get_output_details().items()}
+
+    def _runner(self):
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            try:
+                from ai_edge_litert.interpreter import Interpreter
+            except ImportError:  # no LiteRT wheel for this platform: TensorFlow's copy of it
+                quiet_tensorflow()
+                from tensorflow.lite import Interpreter
+            try:
+                interpreter = Interpreter(model_content=self.flatbuffer, num_threads=THREADS)
+                runner = interpreter.get_signature_runner()  # the graph's one signature
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"The graph of {self.name} cannot be loaded: {exc}") from exc
+            self._local.runner = runner
+        return runner
+
+    def __call__(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """inputs (N, *input_shape) -> output name -> (N, ...) float32 (copies: safe to keep)."""
+        batch = np.ascontiguousarray(inputs, dtype=np.float32)
+        if len(batch) == 0:
+            return {k: np.zeros((0, *shape), np.float32) for k, shape in self.output_shapes.items()}
+        # The runner resizes its tensors when the batch size changes.
+        return {k: np.array(v) for k, v in self._runner()(**{self.input_name: batch}).items()}
+
+
+def export_graph(keras_model, outputs: Callable, input_shape: tuple[int, ...]) -> bytes:
+    """The LiteRT flatbuffer of ``outputs(x) -> {name: tensor}`` over a Keras model, for inputs
+    (N, *input_shape) float32 (any N). Needs TensorFlow (imported here). Raises ModelError when
+    the graph has operations LiteRT lacks."""
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(keras_model)
+    archive.add_endpoint(SIGNATURE, outputs, input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)])
+    with tempfile.TemporaryDirectory(prefix="covidgui-export-") as folder:
+        archive.write_out(folder, verbose=False)
+        try:
+            return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
+        except Exception as exc:  # the converter raises its own types, with the failing operations
+            raise ModelError(f"The model {keras_model.name} cannot be exported for inference: {exc}") from exc

@@ -51,7 +51,7 @@ class InferenceWorker(QObject):
         """Load the model at ``path`` ('' = the bundled one). Emits model_loaded or model_failed."""
         try:
             self.classifier = Classifier.load(path or None)
-            # A first forward pass traces the graph now, not when the user drops the first image.
+            # A first pass makes this thread's interpreter now, not when the user drops the first image.
             self.classifier.probabilities(np.zeros((1, self.classifier.input_size, self.classifier.input_size),
                                                    np.float32))
         except CovidGUIError as exc:

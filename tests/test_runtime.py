@@ -104,3 +104,16 @@ def test_classifying_with_the_bundled_model_imports_no_tensorflow(chest_png):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_where_litert_has_no_wheel_tensorflows_interpreter_runs_the_graph(chest_png):
+    """Linux ARM and Intel Macs have no ai-edge-litert wheel (pyproject.toml): the same graph runs
+    with tf.lite's interpreter and gives the same answer."""
+    code = ("import sys\n"
+            "sys.modules['ai_edge_litert'] = None  # as on a platform without the wheel\n"
+            "from covidgui.core.inference.classifier import Classifier\n"
+            f"print(Classifier.load(lungs=False).predict_file({str(chest_png)!r}).confidence)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = Classifier.load(lungs=False).predict_file(chest_png).confidence
+    assert abs(float(proc.stdout.strip().splitlines()[-1]) - expected) < 1e-5

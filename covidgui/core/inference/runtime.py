@@ -52,7 +52,9 @@ class Graph:
                 from ai_edge_litert.interpreter import Interpreter
             except ImportError:  # no LiteRT wheel for this platform: TensorFlow's copy of it
                 quiet_tensorflow()
-                from tensorflow.lite import Interpreter
+                import tensorflow as tf
+
+                Interpreter = tf.lite.Interpreter  # noqa: N806 (the class, as LiteRT names it)
             try:
                 interpreter = Interpreter(model_content=self.flatbuffer, num_threads=THREADS)
                 runner = interpreter.get_signature_runner()  # the graph's one signature

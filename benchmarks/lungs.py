@@ -96,8 +96,8 @@ def main() -> int:
     classifier = Classifier.load(args.model, lungs=False)
     classifier.lungs = segmenter
     card = segmenter.card
-    print(f"lung model {card.get('name')} v{card.get('version')}: {segmenter.keras_model.count_params():,} "
-          f"parameters, file {segmenter.path.stat().st_size / 1e6:.2f} MB, input {segmenter.input_size} px; "
+    print(f"lung model {card.get('name')} v{card.get('version')}: {card.get('architecture', {}).get('parameters', 0):,} "
+          f"parameters (card), file {segmenter.path.stat().st_size / 1e6:.2f} MB, input {segmenter.input_size} px; "
           f"classifier {classifier.card.name} v{classifier.card.version} ({classifier.path})")
 
     held = [args.data / "adult-normal" / name for name in card["training"]["held_back"]]

@@ -282,7 +282,7 @@ class Classifier:
 
         colourfulness: (N,) of the sources (``XRay.metadata["colourfulness"]``), 0 when unknown.
         lung_attention: also make each input's Grad-CAM and measure its attention on the lungs
-            (when the lung model is loaded). The Grad-CAM comes from the same traced pass as the
+            (when the lung model is loaded). The Grad-CAM comes from the same graph pass as the
             logits, so this costs a batch about 2 % (benchmarks/batch.py); evaluation skips it.
         """
         explain = lung_attention and self.lungs is not None

@@ -38,9 +38,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = recipe_from(args)
 
+    cleaning = {}
+
     def train_fn(train_files, calibration_files):
-        return train(train_files, calibration_files, config, name="loso", version="0",
-                     display_names=DISPLAY_NAMES, positive_class="Covid").classifier
+        classifier = train(train_files, calibration_files, config, name="loso", version="0",
+                           display_names=DISPLAY_NAMES, positive_class="Covid").classifier
+        # --clean-noisy-sources: what the fold's first pass dropped goes into its row.
+        cleaning["last"] = classifier.card.training.get("label_cleaning")
+        return classifier
 
     sources = find_sources(args.data, classes=args.classes)
     held_out = [s for s in sources if not args.only or s.name in args.only]
@@ -49,6 +54,8 @@ def main(argv=None) -> int:
 
     def on_fold(row):
         row["seconds"] = round(time.perf_counter() - started, 1)
+        if cleaning.get("last") is not None:
+            row["label_cleaning"] = cleaning.pop("last")
         record["rows"].append(row)
         print(json.dumps(row), flush=True)
         if args.json:

@@ -80,6 +80,14 @@ class TrainConfig:
     # less about what its class looks like.
     noisy_sources: str = ""
     noisy_source_weight: float = 1.0
+    # Label cleaning (clean_noisy_labels): before the real training, a first-pass model of the same
+    # recipe trains on the files of every source but the noisy_sources (clean_epochs epochs; 0: as
+    # many as ``epochs``), scores the noisy sources' training films (out of sample for it), and the
+    # films it gives a calibrated Normal probability >= clean_threshold are dropped: a report-mined
+    # "pneumonia" film that looks normal to a model that never saw its source is likely mislabelled.
+    clean_noisy_sources: bool = False
+    clean_threshold: float = 0.5
+    clean_epochs: int = 0
 
 
 def add_recipe_arguments(parser, defaults: TrainConfig) -> None:
@@ -373,6 +381,101 @@ def noisy_source_factors(config: TrainConfig) -> dict[str, float]:
     return {n.strip(): config.noisy_source_weight for n in config.noisy_sources.split(",") if n.strip()}
 
 
+def _subset(files: LabelledFiles, keep, classes: list[str] | None = None) -> LabelledFiles:
+    """The files where ``keep`` is true; ``classes`` (default: the same) re-indexes the labels."""
+    classes = list(files.classes) if classes is None else classes
+    groups = files.group_names()
+    out = LabelledFiles(classes)
+    for path, label, group, k in zip(files.paths, files.labels, groups, keep):
+        if k:
+            out.paths.append(path)
+            out.labels.append(classes.index(files.classes[label]))
+            out.groups.append(group)
+    return out
+
+
+def _normal_class(classes: list[str]) -> str | None:
+    return next((c for c in classes if c.lower() == "normal"), None)
+
+
+def clean_noisy_labels(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainConfig,
+                       listener: ProgressListener | None = None) -> tuple[LabelledFiles, dict]:
+    """(the training files without the noisy sources' films that look normal, what was done).
+
+    A first-pass model of the same recipe (cleaning off; ``config.clean_epochs`` epochs, 0: as many
+    as ``config.epochs``) trains on every training file outside ``config.noisy_sources`` and
+    calibrates on the validation files outside them (so it never saw the noisy sources: its scores
+    of their films are out of sample), on the classes those files still hold. It scores the noisy
+    sources' training films, and those whose calibrated probability of the Normal class is
+    >= ``config.clean_threshold`` are dropped. Nothing is dropped (``skipped`` says why) when no
+    noisy source is among the training files, when there is no Normal class, or when fewer than two
+    classes (or Normal) remain without the noisy sources. Unreadable films are kept (training
+    gives them weight 0 anyway). Film names of dropped files are listed per source.
+    """
+    names = [n.strip() for n in config.noisy_sources.split(",") if n.strip()]
+    groups = np.array(train_files.group_names())
+    noisy = np.isin(groups, names)
+    info = {"sources": names, "threshold": config.clean_threshold,
+            "first_pass_epochs": config.clean_epochs or config.epochs,
+            "scored": {}, "dropped": {}, "dropped_files": {}}
+    normal = _normal_class(train_files.classes)
+    first_classes = [c for i, c in enumerate(train_files.classes)
+                     if any(lab == i and not n for lab, n in zip(train_files.labels, noisy))]
+    if not noisy.any():
+        return train_files, {**info, "skipped": "no noisy source among the training files"}
+    if normal is None or normal not in first_classes or len(first_classes) < 2:
+        return train_files, {**info, "skipped": "without the noisy sources there is no Normal class "
+                                                "or fewer than two classes to learn"}
+    first_train = _subset(train_files, ~noisy, first_classes)
+    val_noisy = np.isin(val_files.group_names(), names)
+    val_lower = [c.lower() for c in first_classes]
+    val_keep = [not n and val_files.classes[lab].lower() in val_lower
+                for lab, n in zip(val_files.labels, val_noisy)]
+    first_val = _subset(val_files, val_keep,
+                        [c for c in val_files.classes if c.lower() in val_lower])
+    to_score = _subset(train_files, noisy)
+    info["first_pass_classes"] = first_classes
+    info["first_pass_train_sources"] = _source_counts(first_train)
+    p_normal = first_pass_normal_probability(first_train, first_val, to_score, config, listener)
+    drop = np.zeros(len(train_files), dtype=bool)
+    drop[np.flatnonzero(noisy)] = p_normal >= config.clean_threshold  # NaN (unreadable) stays
+    for name in names:
+        in_source = groups == name
+        if in_source.any():
+            info["scored"][name] = int(in_source.sum())
+            info["dropped"][name] = int((drop & in_source).sum())
+            info["dropped_files"][name] = sorted(Path(p).name for p, d in zip(train_files.paths, drop & in_source)
+                                                 if d)
+    return _subset(train_files, ~drop), info
+
+
+def first_pass_normal_probability(first_train: LabelledFiles, first_val: LabelledFiles,
+                                  to_score: LabelledFiles, config: TrainConfig,
+                                  listener: ProgressListener | None = None) -> np.ndarray:
+    """(N,) calibrated Normal probability of each ``to_score`` file under a first-pass model trained
+    by :func:`train` on ``first_train`` (calibrated on ``first_val``); NaN for unreadable files."""
+    from dataclasses import replace
+
+    first = replace(config, clean_noisy_sources=False, epochs=config.clean_epochs or config.epochs)
+    result = train(first_train, first_val, first, listener, name="first-pass", version="0")
+    classifier = result.classifier
+    normal = classifier.card.classes.index(_normal_class(classifier.card.classes))
+    # Each file's own label does not matter here; the sequence wants one in range.
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    seq = make_sequence(to_score.paths, [0] * len(to_score), config.input_size, config.batch_size, False,
+                        config.seed, pool=pool, lungs=_guidance_segmenter(config) if config.lung_mask else None,
+                        lung_mask=config.lung_mask)
+    out = np.full(len(to_score), np.nan)
+    for i in range(len(seq)):
+        x, _, w = seq.clean(i)
+        keep = w > 0
+        if keep.any():
+            probs = softmax(classifier.logits(x[keep, ..., 0]), classifier.card.temperature)
+            out[seq.batch_indices(i)[keep]] = probs[:, normal]
+    pool.shutdown(wait=False)
+    return out
+
+
 def check_dataset(train: LabelledFiles, val: LabelledFiles) -> None:
     """Refuse data no model can learn from, with a message that says what to fix."""
     counts = train.counts()
@@ -406,6 +509,10 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     config = config or TrainConfig()
     listener = listener or ProgressListener()
     check_dataset(train_files, val_files)
+    cleaning = None
+    if config.clean_noisy_sources:
+        train_files, cleaning = clean_noisy_labels(train_files, val_files, config, listener)
+        check_dataset(train_files, val_files)
     # Validation labels follow the training class order whatever the folder's case.
     lower = [c.lower() for c in train_files.classes]
     val_labels = [lower.index(val_files.classes[v].lower()) for v in val_files.labels]
@@ -486,6 +593,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
         architecture={"name": classifier_model.name, "parameters": int(classifier_model.count_params()),
                       "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
         training={**(training_info or {}), "config": asdict(config),
+                  **({"label_cleaning": cleaning} if cleaning is not None else {}),
                   "lung_guidance": ({"segmenter": lungs.card.get("name", "lung segmenter"),
                                      "weight": config.lung_guidance, "margin": LUNG_MARGIN,
                                      "images_without_plausible_lungs": _unguided_count(train_seq)}

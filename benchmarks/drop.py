@@ -48,6 +48,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     from covidgui.gui.app import create_app
@@ -94,23 +95,28 @@ def main() -> int:
 
         # Each result as the worker's signal carries it (appended on the worker thread), to show the
         # last one again below.
-        emitted = []
-        window.inference.worker.classified.connect(emitted.append)
+        # Only the last is kept: holding every result (tens of MB of display buffers each) made each
+        # run allocate fresh memory, which the app, which keeps one result, never does.
+        emitted = [None]
+        window.inference.worker.classified.connect(lambda result: emitted.__setitem__(0, result))
         shown = []
+        # The GUI thread waits in its event loop, as in the app: a loop of processEvents() would hold
+        # the GIL the worker's Python steps need and add its own delay to every result.
+        waiting = QEventLoop()
+        window.inference.worker.classified.connect(lambda *_: waiting.quit())  # runs after the window's slot
         for i in range(args.runs + 3):
             before = window.last_result
             t0 = time.perf_counter()
             window.classify(path)
             while window.last_result is before:  # set only for the current request's result
-                app.processEvents()
-                time.sleep(0.0005)
+                waiting.exec()
             window.repaint()  # paint now, as the next frame would
             QApplication.processEvents()
             if i >= 3:
                 shown.append(time.perf_counter() - t0)
         label = window.last_result.prediction.label
         # The GUI thread's part alone: the last result shown again, as its signal would show it.
-        result = emitted[-1]
+        result = emitted[0]
         on_gui = []
         for i in range(args.runs + 3):
             t0 = time.perf_counter()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -79,6 +80,12 @@ def test_bundle_training_job_trains_in_its_child_process(tmp_path):
     proc.wait(timeout=60)
     assert events[-1] == "finished", (events, proc.stderr.read()[-3000:])
     assert (job / MODEL_FILE).is_file()
+    # Its inference graph was exported inside the frozen app (TensorFlow's converter) and runs here.
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.models.model_files import companion_path
+
+    assert companion_path(job / MODEL_FILE, "graph").is_file()
+    assert Classifier.load(job / MODEL_FILE, lungs=False).probabilities(np.zeros((1, 32, 32), np.float32)).shape == (1, 2)
 
 
 def _rle():

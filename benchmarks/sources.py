@@ -6,7 +6,10 @@ For each source of ../shared/data (covidgui.core.scoring.sources.SOURCE_FOLDERS)
 (at most --per-source images of each, from the train part of the locked split; calibration on
 their calibration part) and test on every image of the left-out source outside the locked test
 split. Prints a table (source, class, n, correct, %, with three classes the share called abnormal
-and the confusion row, ECE) and the worst source. --classes Covid Normal keeps the two-class table. This is the figure
+and the confusion row, ECE) and the worst source. --classes Covid Normal keeps the two-class table. --two-stage normal-first
+trains two models per fold (Normal vs COVID-19+Pneumonia, then COVID-19 vs Pneumonia on the abnormal
+films; covid-first: COVID-19 vs the rest, then Normal vs Pneumonia) and scores their combined
+probabilities (covidgui.core.scoring.two_stage). This is the figure
 that predicts a hospital the model has never seen; compare recipes with the same schedule and seed.
 """
 
@@ -22,8 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidgui.core.scoring.sources import (DISPLAY_NAMES, choose_threshold, find_sources,  # noqa: E402
+from covidgui.core.scoring.sources import (CLASSES, DISPLAY_NAMES, choose_threshold, find_sources,  # noqa: E402
                                            format_table, leave_one_source_out, share_right_at, with_threshold)
+from covidgui.core.scoring.two_stage import PLANS, stage_one_files, stage_two_files, two_stage_rows  # noqa: E402
 from covidgui.core.training.train import TrainConfig, add_recipe_arguments, recipe_from, train  # noqa: E402
 
 
@@ -34,6 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="leave out only these sources (default: each in turn)")
     parser.add_argument("--classes", nargs="*", help="only the sources of these classes (default: all)")
     parser.add_argument("--json", type=Path, help="write the rows and the recipe here (after every fold)")
+    parser.add_argument("--two-stage", choices=sorted(PLANS),
+                        help="two models per fold, each of the recipe, their probabilities combined")
     add_recipe_arguments(parser, TrainConfig(epochs=12, patience=0))
     args = parser.parse_args(argv)
     config = recipe_from(args)
@@ -47,9 +53,25 @@ def main(argv=None) -> int:
         cleaning["last"] = classifier.card.training.get("label_cleaning")
         return classifier
 
+    score_fn = None
+    if args.two_stage:
+        plan = PLANS[args.two_stage]
+
+        def train_pair(train_files, calibration_files):
+            pair = []
+            for stage, files_of, positive in ((1, stage_one_files, plan.stage1_positive),
+                                              (2, stage_two_files, plan.stage2_positive)):
+                pair.append(train(files_of(train_files, plan), files_of(calibration_files, plan), config,
+                                  name=f"loso-stage{stage}", version="0", positive_class=positive).classifier)
+            return tuple(pair)
+
+        def score_fn(pair, files):
+            return two_stage_rows(*pair, files, plan, CLASSES)
+
     sources = find_sources(args.data, classes=args.classes)
     held_out = [s for s in sources if not args.only or s.name in args.only]
-    record = {"recipe": asdict(config), "per_source": args.per_source, "command": " ".join(sys.argv), "rows": []}
+    record = {"recipe": asdict(config), "two_stage": args.two_stage, "per_source": args.per_source,
+              "command": " ".join(sys.argv), "rows": []}
     started = time.perf_counter()
 
     def on_fold(row):
@@ -61,8 +83,8 @@ def main(argv=None) -> int:
         if args.json:
             args.json.write_text(json.dumps(record, indent=1))
 
-    rows = leave_one_source_out(sources, train_fn, args.per_source, config.seed, on_fold,
-                                held_out=[s.name for s in held_out])
+    rows = leave_one_source_out(sources, train_pair if args.two_stage else train_fn, args.per_source, config.seed, on_fold,
+                                held_out=[s.name for s in held_out], score_fn=score_fn)
     print(format_table(rows))
     threshold, mean = choose_threshold(rows)
     at_half = share_right_at(rows, 0.5)

@@ -199,7 +199,8 @@ def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[di
 def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFiles, LabelledFiles], object],
                          per_source: int | None = None, seed: int = 0,
                          on_fold: Callable[[dict], None] | None = None,
-                         held_out: list[str] | None = None) -> list[dict]:
+                         held_out: list[str] | None = None,
+                         score_fn: Callable[[object, LabelledFiles], list[dict]] | None = None) -> list[dict]:
     """For each source S: train on the other sources, test on S. Returns one row per source
     (see :func:`score_by_source`).
 
@@ -211,6 +212,9 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
         sample in every fold); the left-out source is tested on all of its images.
     on_fold: called with each row as it is done (results survive a long run's interruption).
     held_out: leave out only these sources (default: each in turn).
+    score_fn: (what train_fn returned, the left-out source's files) -> its rows (default:
+        :func:`score_by_source` with the probabilities kept); a two-stage decision scores its pair
+        of classifiers with :func:`covidgui.core.scoring.two_stage.two_stage_rows`.
     """
     split = locked_split(sources)
     development = split.train.extend(split.calibration)
@@ -222,8 +226,9 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
         train = select(split.train, others, per_source, seed)
         calibration = select(split.calibration, others, None if per_source is None else max(per_source // 3, 1), seed)
         classifier = train_fn(train, calibration)
-        row = score_by_source(classifier, select(development, lambda name, held=held.name: name == held),
-                              keep_probabilities=True)[0]
+        held_files = select(development, lambda name, held=held.name: name == held)
+        row = (score_fn(classifier, held_files) if score_fn is not None
+               else score_by_source(classifier, held_files, keep_probabilities=True))[0]
         rows.append(row)
         if on_fold is not None:
             on_fold(row)

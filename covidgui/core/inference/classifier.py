@@ -17,7 +17,7 @@ from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.gate import InputGate, gate_path
 from covidgui.core.inference.lungs import (allowed_region, blank_outside, check_lungs, load_bundled_segmenter,
                                            lung_attention, mask_to_source)
-from covidgui.core.inference.runtime import Graph, export_graph
+from covidgui.core.inference.runtime import Graph, export_graph, load_keras
 from covidgui.core.io.xray import XRay
 from covidgui.core.models.model_files import bundled_model_path, verified_companions
 from covidgui.core.models.modelcard import ModelCard, read_card
@@ -212,7 +212,7 @@ class Classifier:
         if self._keras_model is None:
             if self.path is None:
                 raise ModelError("This classifier has no Keras model and no file to load it from.")
-            self._keras_model = _load_keras(self.path)
+            self._keras_model = load_keras(self.path)
         return self._keras_model
 
     @classmethod
@@ -235,7 +235,7 @@ class Classifier:
         if companions.get("graph") is not None:
             network = Graph(companions["graph"].read_bytes(), path.name)
         else:  # saved before graphs were written: made from the network (TensorFlow)
-            network = _load_keras(path)
+            network = load_keras(path)
         classifier = cls(network, card, path)
         if companions.get("gate") is not None:
             try:
@@ -461,14 +461,3 @@ class Classifier:
             peak = float(cam.max())
             out[i] = np.clip(resize(cam / peak if peak > 0 else cam, tuple(size)), 0.0, 1.0)
         return out
-
-
-def _load_keras(path: Path):
-    """A ``.keras`` file, loaded in safe mode (no code from the file); ModelError when it does not load."""
-    quiet_tensorflow()
-    import keras
-
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a damaged or foreign file
-        raise ModelError(f"The model file {path.name} cannot be loaded: {exc}") from exc

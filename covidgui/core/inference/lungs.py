@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from covidgui.core.errors import CovidGUIError, ModelError
-from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.preprocess import prepare, resize, to_source_space
-from covidgui.core.inference.runtime import Graph, export_graph
+from covidgui.core.inference.runtime import Graph, export_graph, load_keras
 from covidgui.core.models.model_files import verified_companions
 
 log = logging.getLogger(__name__)
@@ -93,14 +92,8 @@ class LungSegmenter:
         graph_file = verified_companions(path, card).get("graph")
         if graph_file is not None:
             network = Graph(graph_file.read_bytes(), path.name)
-        else:
-            quiet_tensorflow()
-            import keras
-
-            try:
-                network = keras.saving.load_model(path, compile=False, safe_mode=True)
-            except Exception as exc:  # Keras raises many types for a damaged or foreign file
-                raise ModelError(f"The lung model {path.name} cannot be loaded: {exc}") from exc
+        else:  # saved before graphs were written: made from the network (TensorFlow)
+            network = load_keras(path, "lung model")
         segmenter = cls(network, card, path)
         shape, out = (segmenter.input_size, segmenter.input_size, 1), segmenter.graph.output_shapes
         if segmenter.graph.input_shape != shape or list(out.values()) != [shape]:

@@ -17,6 +17,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +71,18 @@ class Graph:
             return {k: np.zeros((0, *shape), np.float32) for k, shape in self.output_shapes.items()}
         # The runner resizes its tensors when the batch size changes.
         return {k: np.array(v) for k, v in self._runner()(**{self.input_name: batch}).items()}
+
+
+def load_keras(path: Path, what: str = "model file"):
+    """A ``.keras`` file in safe mode (no code from the file), to export its graph or train on;
+    ModelError naming ``what`` when it does not load. Imports TensorFlow."""
+    quiet_tensorflow()
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a damaged or foreign file
+        raise ModelError(f"The {what} {path.name} cannot be loaded: {exc}") from exc
 
 
 def export_graph(keras_model, outputs: Callable, input_shape: tuple[int, ...]) -> bytes:

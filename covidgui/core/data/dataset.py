@@ -47,6 +47,23 @@ class LabelledFiles:
             merged.groups.append(group)
         return merged
 
+    def subset(self, keep, classes: list[str] | None = None, rename: dict[str, str] | None = None) -> "LabelledFiles":
+        """The files where ``keep`` (one bool per file) is true, sources kept.
+
+        rename: old class name -> new one (several old names may merge into one).
+        classes: the new class order (default: the renamed classes in their order, each once).
+        """
+        rename = rename or {}
+        names = [rename.get(c, c) for c in self.classes]
+        classes = list(classes) if classes is not None else list(dict.fromkeys(names))
+        out = LabelledFiles(classes)
+        for path, label, group, k in zip(self.paths, self.labels, self.group_names(), keep):
+            if k:
+                out.paths.append(path)
+                out.labels.append(classes.index(names[label]))
+                out.groups.append(group)
+        return out
+
     def group_names(self) -> list[str]:
         """Each file's source; a file without one counts as its class's own source."""
         if len(self.groups) == len(self.paths):

@@ -41,31 +41,13 @@ PLANS = {
 def stage_one_files(files: LabelledFiles, plan: TwoStagePlan) -> LabelledFiles:
     """Every file, the classes of ``plan.split`` relabelled ``plan.merged`` (the merged class takes
     the place of the first of them in the class order); groups (sources) kept."""
-    classes: list[str] = []
-    for c in files.classes:
-        name = plan.merged if c in plan.split else c
-        if name not in classes:
-            classes.append(name)
-    out = LabelledFiles(classes)
-    for path, label, group in zip(files.paths, files.labels, files.group_names()):
-        c = files.classes[label]
-        out.paths.append(path)
-        out.labels.append(classes.index(plan.merged if c in plan.split else c))
-        out.groups.append(group)
-    return out
+    return files.subset([True] * len(files), rename={c: plan.merged for c in plan.split})
 
 
 def stage_two_files(files: LabelledFiles, plan: TwoStagePlan) -> LabelledFiles:
     """The files of the classes of ``plan.split`` only, on those classes; groups kept."""
-    classes = [c for c in files.classes if c in plan.split]
-    out = LabelledFiles(classes)
-    for path, label, group in zip(files.paths, files.labels, files.group_names()):
-        c = files.classes[label]
-        if c in plan.split:
-            out.paths.append(path)
-            out.labels.append(classes.index(c))
-            out.groups.append(group)
-    return out
+    return files.subset([files.classes[label] in plan.split for label in files.labels],
+                        classes=[c for c in files.classes if c in plan.split])
 
 
 def combine_probabilities(p1: np.ndarray, classes1: list[str], p2: np.ndarray, classes2: list[str],

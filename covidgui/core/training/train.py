@@ -15,7 +15,7 @@ import os
 import platform
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import numpy as np
 from covidgui.core.training.augment import acquisition_augment as augment_acquisition
 from covidgui.core.training.augment import amplitude_mix as augment_amplitude_mix
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
+from covidgui.core.analysis.batch import predict_files
 from covidgui.core.data.dataset import LabelledFiles
 from covidgui.core.training.distribute import make_fit_work
 from covidgui.core.errors import DatasetError, ImageLoadError
@@ -381,19 +382,6 @@ def noisy_source_factors(config: TrainConfig) -> dict[str, float]:
     return {n.strip(): config.noisy_source_weight for n in config.noisy_sources.split(",") if n.strip()}
 
 
-def _subset(files: LabelledFiles, keep, classes: list[str] | None = None) -> LabelledFiles:
-    """The files where ``keep`` is true; ``classes`` (default: the same) re-indexes the labels."""
-    classes = list(files.classes) if classes is None else classes
-    groups = files.group_names()
-    out = LabelledFiles(classes)
-    for path, label, group, k in zip(files.paths, files.labels, groups, keep):
-        if k:
-            out.paths.append(path)
-            out.labels.append(classes.index(files.classes[label]))
-            out.groups.append(group)
-    return out
-
-
 def _normal_class(classes: list[str]) -> str | None:
     return next((c for c in classes if c.lower() == "normal"), None)
 
@@ -426,14 +414,13 @@ def clean_noisy_labels(train_files: LabelledFiles, val_files: LabelledFiles, con
     if normal is None or normal not in first_classes or len(first_classes) < 2:
         return train_files, {**info, "skipped": "without the noisy sources there is no Normal class "
                                                 "or fewer than two classes to learn"}
-    first_train = _subset(train_files, ~noisy, first_classes)
+    first_train = train_files.subset(~noisy, first_classes)
     val_noisy = np.isin(val_files.group_names(), names)
     val_lower = [c.lower() for c in first_classes]
     val_keep = [not n and val_files.classes[lab].lower() in val_lower
                 for lab, n in zip(val_files.labels, val_noisy)]
-    first_val = _subset(val_files, val_keep,
-                        [c for c in val_files.classes if c.lower() in val_lower])
-    to_score = _subset(train_files, noisy)
+    first_val = val_files.subset(val_keep, [c for c in val_files.classes if c.lower() in val_lower])
+    to_score = train_files.subset(noisy)
     info["first_pass_classes"] = first_classes
     info["first_pass_train_sources"] = _source_counts(first_train)
     p_normal = first_pass_normal_probability(first_train, first_val, to_score, config, listener)
@@ -446,7 +433,7 @@ def clean_noisy_labels(train_files: LabelledFiles, val_files: LabelledFiles, con
             info["dropped"][name] = int((drop & in_source).sum())
             info["dropped_files"][name] = sorted(Path(p).name for p, d in zip(train_files.paths, drop & in_source)
                                                  if d)
-    return _subset(train_files, ~drop), info
+    return train_files.subset(~drop), info
 
 
 def first_pass_normal_probability(first_train: LabelledFiles, first_val: LabelledFiles,
@@ -454,25 +441,15 @@ def first_pass_normal_probability(first_train: LabelledFiles, first_val: Labelle
                                   listener: ProgressListener | None = None) -> np.ndarray:
     """(N,) calibrated Normal probability of each ``to_score`` file under a first-pass model trained
     by :func:`train` on ``first_train`` (calibrated on ``first_val``); NaN for unreadable files."""
-    from dataclasses import replace
-
     first = replace(config, clean_noisy_sources=False, epochs=config.clean_epochs or config.epochs)
     result = train(first_train, first_val, first, listener, name="first-pass", version="0")
-    classifier = result.classifier
-    normal = classifier.card.classes.index(_normal_class(classifier.card.classes))
-    # Each file's own label does not matter here; the sequence wants one in range.
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
-    seq = make_sequence(to_score.paths, [0] * len(to_score), config.input_size, config.batch_size, False,
-                        config.seed, pool=pool, lungs=_guidance_segmenter(config) if config.lung_mask else None,
-                        lung_mask=config.lung_mask)
+    card = result.classifier.card
+    normal = card.display_name(_normal_class(card.classes))
     out = np.full(len(to_score), np.nan)
-    for i in range(len(seq)):
-        x, _, w = seq.clean(i)
-        keep = w > 0
-        if keep.any():
-            probs = softmax(classifier.logits(x[keep, ..., 0]), classifier.card.temperature)
-            out[seq.batch_indices(i)[keep]] = probs[:, normal]
-    pool.shutdown(wait=False)
+    # Through the one batch engine, as every user of a model scores files.
+    for i, scored in enumerate(predict_files(result.classifier, to_score.paths)):
+        if not isinstance(scored, ImageLoadError):
+            out[i] = scored.probabilities[normal]
     return out
 
 

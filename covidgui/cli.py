@@ -276,12 +276,13 @@ def cmd_report(args) -> int:
 
     model_path = args.model or _active_model()
     try:
-        input_size = read_card(model_path).input_size
+        card = read_card(model_path)
     except CovidGUIError:
-        input_size = None  # Classifier.load below says what is wrong with the model
-    # Decoded before the model is loaded (its card gives the input size): a bad file fails in a
-    # second, not ten. The same decode then serves the model and the report's image.
-    decoded = decode(args.image, input_size) if input_size else None
+        card = None  # Classifier.load below says what is wrong with the model
+    # Decoded before the model is loaded (its card gives the input size and preprocessing): a bad
+    # file fails in a second, not ten. The same decode then serves the model and the report's image.
+    decoded = (decode(args.image, card.input_size, harmonise=card.harmonises_compression)
+               if card is not None else None)
     from covidgui.core.inference.classifier import Classifier
     from covidgui.core.output.report import write_report
 

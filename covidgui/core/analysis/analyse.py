@@ -58,14 +58,15 @@ class Analysis:
 
 
 def decode(path: str | Path, input_size: int, *, display: bool = True,
-           viewer_values: bool = False) -> tuple[XRay, Prepared]:
+           viewer_values: bool = False, harmonise: bool = False) -> tuple[XRay, Prepared]:
     """The one decode :func:`analyse` needs: the model's reduced pixels and input, and (``display``)
     the full-size pixels of the same decode (``XRay.full_pixels``). Raises ImageLoadError.
+    harmonise: the model's ``Classifier.harmonises`` (its card's preprocessing says).
 
     Callers that must fail fast on a bad file before the model is loaded (``covidgui report``)
     decode with this, then pass the result to :func:`analyse` as ``decoded``.
     """
-    return load_prepared(path, input_size, viewer_values=viewer_values, keep_full=display)
+    return load_prepared(path, input_size, viewer_values=viewer_values, keep_full=display, harmonise=harmonise)
 
 
 def analyse(classifier, path: str | Path, *, display_side: int | None = MAX_DISPLAY_SIDE, display: bool = True,
@@ -84,7 +85,8 @@ def analyse(classifier, path: str | Path, *, display_side: int | None = MAX_DISP
     Raises ImageLoadError for a file that does not load.
     """
     xray, prepared = decoded if decoded is not None else decode(path, classifier.input_size, display=display,
-                                                                viewer_values=viewer_values)
+                                                                viewer_values=viewer_values,
+                                                                harmonise=classifier.harmonises)
     prediction = classifier.predict_xray(xray, heatmap, prepared)
     result = Analysis(Path(path), prediction, xray.pixels, prepared.input, prepared.crop_box, dict(xray.metadata))
     if display and xray.full_pixels is not None:

@@ -145,7 +145,7 @@ def make_thumbnail(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray
 def _decode(classifier, path: Path, thumbnails: bool) -> _Decoded:
     """Runs on a pool thread: file -> model input (S, S). Never raises: a failure becomes an error."""
     try:
-        xray, prepared = load_prepared(path, classifier.input_size)
+        xray, prepared = load_prepared(path, classifier.input_size, harmonise=classifier.harmonises)
         thumb = make_thumbnail(xray.pixels) if thumbnails else None
         return _Decoded(prepared.input, None, thumb, xray.metadata.get("colourfulness", 0.0),
                         list(xray.metadata.get("short_warnings", [])))

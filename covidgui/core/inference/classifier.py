@@ -204,6 +204,8 @@ class Classifier:
         # A model trained on lung fields alone (card preprocessing "lung_mask"): its inputs are
         # blanked outside the lungs before every pass, as in training.
         self.masks_lungs = bool(card.preprocessing.get("lung_mask"))
+        # A model trained on compression-harmonised inputs gets them at inference too.
+        self.harmonises = card.harmonises_compression
 
     @property
     def keras_model(self):
@@ -262,7 +264,7 @@ class Classifier:
 
     def prepare(self, pixels: np.ndarray) -> Prepared:
         """Greyscale pixels (H, W) 0..1 -> this model's input (the shared preprocessing)."""
-        return prepare(pixels, self.input_size)
+        return prepare(pixels, self.input_size, harmonise=self.harmonises)
 
     def forward(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prepared inputs (N, S, S) 0..1 -> (logits (N, C) float64, pooled features (N, F))."""
@@ -421,7 +423,7 @@ class Classifier:
         with the display image and pictures, is :func:`covidgui.core.analysis.analyse.analyse`;
         many files go through :func:`covidgui.core.analysis.batch.classify_stream`.
         """
-        xray, prepared = load_prepared(path, self.input_size)
+        xray, prepared = load_prepared(path, self.input_size, harmonise=self.harmonises)
         return self.predict_xray(xray, heatmap, prepared)
 
     def gradcam(self, model_input: np.ndarray, class_index: int) -> np.ndarray:

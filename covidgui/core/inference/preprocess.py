@@ -9,6 +9,7 @@ and contrast differences between hospitals and publications carry no signal.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,9 @@ _BORDER_STD = 0.02
 # Never crop more than this share of the width or height from one side: a dark lung field next
 # to the edge must not be mistaken for a border.
 _MAX_BORDER_SHARE = 0.2
+# JPEG quality of the compression harmonisation: the quality every image of ../shared/data was
+# stored at (quantisation tables read off the files).
+HARMONISE_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -90,25 +94,49 @@ def crop_and_resize(pixels: np.ndarray, size: int) -> tuple[np.ndarray, tuple[in
     return resize(pixels[top:bottom, left:right], (size, size)), (left, top, right, bottom)
 
 
-def prepare(pixels: np.ndarray, size: int) -> Prepared:
-    """Decoded greyscale pixels (H, W) 0..1 -> model input (size, size) 0..1 and its crop box."""
+def harmonise_compression(model_input: np.ndarray) -> np.ndarray:
+    """One JPEG round trip of a model input (S, S) 0..1 at the model's own scale: float32 out.
+
+    Why: two sources are stored at 224 px, the model's input size (BIMCV's COVID-19 films and the
+    RSNA copies of the NIH hospital's normals), so their JPEG's 8 x 8 blocks and double resampling
+    reach the model as they are, while every other source is stored at 500-1024 px and reaches it
+    as a clean downsample. A model can then tell those two from the rest by compression alone
+    (frozen ImageNet features tell the NIH hospital's normals from its pneumonia films, 224 against
+    512 px, with AUC 0.97; 0.85 once the 512-px films are degraded the same way). Passing every
+    input through the same JPEG at the model's scale gives all sources those blocks.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(model_input, 0.0, 1.0) * 255).astype(np.uint8)).save(
+        buffer, "JPEG", quality=HARMONISE_QUALITY)
+    return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
+
+
+def prepare(pixels: np.ndarray, size: int, *, harmonise: bool = False) -> Prepared:
+    """Decoded greyscale pixels (H, W) 0..1 -> model input (size, size) 0..1 and its crop box.
+
+    harmonise: the input goes through :func:`harmonise_compression` (models whose card's
+    preprocessing has ``harmonise_compression``).
+    """
     small, crop_box = crop_and_resize(pixels, size)
-    return Prepared(input=equalize_histogram(small), crop_box=crop_box, resized=small)
+    equalised = equalize_histogram(small)
+    return Prepared(input=harmonise_compression(equalised) if harmonise else equalised, crop_box=crop_box,
+                    resized=small)
 
 
 def load_prepared(path: str | Path, size: int, *, reduced: bool = True, viewer_values: bool = False,
-                  keep_full: bool = False) -> tuple[XRay, Prepared]:
+                  keep_full: bool = False, harmonise: bool = False) -> tuple[XRay, Prepared]:
     """The one "file -> model input" every path takes (single image, batch, training, lung training).
 
     reduced: decode at reduced size for a model input of ``size`` (JPEG draft mode, box reduce;
         see :func:`covidgui.core.io.images.load_xray`), as inference does; False keeps the stored
         size (lung training compares with masks drawn at that size).
     viewer_values, keep_full: passed to ``load_xray`` (the viewer's DICOM values, the full-size pixels).
+    harmonise: passed to :func:`prepare`.
     Returns the decoded XRay (its ``pixels`` are what ``Prepared.crop_box`` refers to) and
     :func:`prepare` of them. Raises ImageLoadError for a file a user could give that does not load.
     """
     xray = load_xray(path, max_side=size if reduced else None, viewer_values=viewer_values, keep_full=keep_full)
-    return xray, prepare(xray.pixels, size)
+    return xray, prepare(xray.pixels, size, harmonise=harmonise)
 
 
 def to_source_space(map_: np.ndarray, crop_box: tuple[int, int, int, int], source_shape: tuple[int, int]) -> np.ndarray:

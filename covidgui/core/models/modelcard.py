@@ -42,6 +42,12 @@ class ModelCard:
     # written by covidgui.core.models.model_files so a file from another model is never used with this one.
     files: dict = field(default_factory=dict)
 
+    @property
+    def harmonises_compression(self) -> bool:
+        """The model's inputs go through one JPEG at its own scale, in training and inference
+        (:func:`covidgui.core.inference.preprocess.harmonise_compression`)."""
+        return bool(self.preprocessing.get("harmonise_compression"))
+
     def display_name(self, class_name: str) -> str:
         """How a class is shown to a clinician (``Covid`` -> ``COVID-19``)."""
         return self.display_names.get(class_name, class_name)

@@ -34,7 +34,8 @@ from covidgui.core.scoring.metrics import classification_report, expected_calibr
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, softmax
 from covidgui.core.models.modelcard import ModelCard
-from covidgui.core.inference.preprocess import equalize_histogram, load_prepared
+from covidgui.core.inference.preprocess import (HARMONISE_QUALITY, equalize_histogram, harmonise_compression,
+                                                 load_prepared)
 
 # Keep the decoded training set in memory when it fits in this many bytes; stream it otherwise.
 CACHE_LIMIT_BYTES = 1_500_000_000
@@ -89,6 +90,11 @@ class TrainConfig:
     clean_noisy_sources: bool = False
     clean_threshold: float = 0.5
     clean_epochs: int = 0
+    # Every model input, in training and at inference, goes through one JPEG at the model's own
+    # scale (covidgui.core.inference.preprocess.harmonise_compression; recorded in the card's
+    # preprocessing), so the sources stored at the model's input size stop looking different
+    # from those stored large.
+    harmonise_compression: bool = False
 
 
 def add_recipe_arguments(parser, defaults: TrainConfig) -> None:
@@ -212,7 +218,7 @@ def count_flops(model) -> int:
 def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: int, shuffle: bool, seed: int,
                   sample_weight=None, cache: bool | None = None, pool=None,
                   lungs=None, acquisition_augment: bool = False, amplitude_mix: float = 0.0,
-                  lung_mask: bool = False, source_ids=None, one_hot: int = 0):
+                  lung_mask: bool = False, source_ids=None, one_hot: int = 0, harmonise: bool = False):
     """A ``keras.utils.PyDataset`` yielding (x (B, S, S, 1), y (B,), sample_weight (B,)).
 
     Files that fail to decode get weight 0 (they neither train nor count) and are recorded in
@@ -226,6 +232,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
         another class in the same batch (strength 0.2-0.6). Both only in ``seq[i]`` (what ``fit``
         reads); ``seq.clean(i)`` gives the batch without them.
     lung_mask: every image blanked outside its lung mask, in every batch (a lung-fields-only model).
+    harmonise: every image (augmented or not) through :func:`harmonise_compression` after
+        equalisation, as :func:`covidgui.core.inference.preprocess.prepare` does for such a model.
     source_ids: (N,) int source index of each file, for the source adversary: then ``seq[i]`` gives
         ((x, source (B,)), y, w); ``seq.clean(i)`` always gives x alone.
     one_hot: when > 0, ``seq[i]`` gives y as (B, one_hot) one-hot rows (for a categorical loss with
@@ -279,6 +287,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             if epoch_rng is not None and acquisition_augment:
                 small = augment_acquisition(small, epoch_rng)
             x = equalize_histogram(small)
+            if harmonise:
+                x = harmonise_compression(x)
             if mask is not None and lung_mask:
                 x = blank_outside(x, mask)
             return x if mask is None else np.stack([x, mask], axis=-1)
@@ -519,12 +529,13 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
                               weights, pool=pool, lungs=lungs,
                               acquisition_augment=config.augment and config.acquisition_augment,
                               amplitude_mix=config.amplitude_mix if config.augment else 0.0,
-                              lung_mask=config.lung_mask, source_ids=source_ids, one_hot=one_hot)
+                              lung_mask=config.lung_mask, source_ids=source_ids, one_hot=one_hot,
+                              harmonise=config.harmonise_compression)
     val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
                             lungs=lungs, lung_mask=config.lung_mask,
                             # fit's validation pass feeds the same two inputs; the adversary's loss there means nothing
                             source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32),
-                            one_hot=one_hot)
+                            one_hot=one_hot, harmonise=config.harmonise_compression)
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         _warm_unless_stopped(train_seq, listener)
         _warm_unless_stopped(val_seq, listener)
@@ -566,7 +577,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     card = ModelCard(
         name=name, version=version, classes=list(train_files.classes), input_size=size,
         display_names=dict(display_names or {}), positive_class=positive_class,
-        preprocessing=preprocessing_description(config.lung_mask),
+        preprocessing=preprocessing_description(config.lung_mask, config.harmonise_compression),
         architecture={"name": classifier_model.name, "parameters": int(classifier_model.count_params()),
                       "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
         training={**(training_info or {}), "config": asdict(config),
@@ -608,14 +619,21 @@ PREPROCESSING_DESCRIPTION = {
 }
 
 
-def preprocessing_description(lung_mask: bool = False) -> dict:
-    """The card's preprocessing entry; ``lung_mask`` adds the blanking outside the lungs."""
-    if not lung_mask:
+def preprocessing_description(lung_mask: bool = False, harmonise_compression: bool = False) -> dict:
+    """The card's preprocessing entry; ``harmonise_compression`` adds the JPEG at the model's
+    scale, ``lung_mask`` the blanking outside the lungs (each with its flag, which inference reads)."""
+    if not (lung_mask or harmonise_compression):
         return PREPROCESSING_DESCRIPTION
     steps = list(PREPROCESSING_DESCRIPTION["steps"])
-    steps.insert(-1, "everything outside the lung fields (lung model, 4 % margin) set to 0.5, "
-                     "unless no plausible pair of lungs is found")
-    return {**PREPROCESSING_DESCRIPTION, "steps": steps, "lung_mask": True}
+    flags = {}
+    if harmonise_compression:
+        steps.insert(-1, f"one JPEG round trip at input_size (quality {HARMONISE_QUALITY})")
+        flags["harmonise_compression"] = True
+    if lung_mask:
+        steps.insert(-1, "everything outside the lung fields (lung model, 4 % margin) set to 0.5, "
+                         "unless no plausible pair of lungs is found")
+        flags["lung_mask"] = True
+    return {**PREPROCESSING_DESCRIPTION, "steps": steps, **flags}
 
 
 def _source_counts(files: LabelledFiles) -> dict[str, int]:

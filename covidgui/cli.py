@@ -281,7 +281,7 @@ def cmd_report(args) -> int:
         card = None  # Classifier.load below says what is wrong with the model
     # Decoded before the model is loaded (its card gives the input size and preprocessing): a bad
     # file fails in a second, not ten. The same decode then serves the model and the report's image.
-    decoded = (decode(args.image, card.input_size, harmonise=card.harmonises_compression)
+    decoded = (decode(args.image, card.input_size, harmonise=card.harmonises_storage)
                if card is not None else None)
     from covidgui.core.inference.classifier import Classifier
     from covidgui.core.output.report import write_report

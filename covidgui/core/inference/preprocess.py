@@ -104,10 +104,11 @@ def harmonise_storage(pixels: np.ndarray) -> np.ndarray:
     Why: BIMCV's COVID-19 films and the RSNA copies of the NIH hospital's normals come from the
     COVID-19 Radiography Database by that chain, while every other source is stored at 500-1024
     px and reaches the model as one clean downsample. The chain's softness tells those two apart
-    from the rest whatever the film shows: frozen ImageNet features tell the NIH hospital's
-    normals (224 px) from its pneumonia films (512 px) with AUC 0.97, and 0.85 once the
-    pneumonia films are put through the same chain (benchmarks/results/three-class-summary.md).
-    Putting every image through it leaves storage nothing to tell.
+    from the rest whatever the film shows: a linear probe on frozen ImageNet features tells the NIH
+    hospital's normals (stored at 224 px) from its pneumonia films (512 px) with AUC 0.97, 0.92
+    once every image is put through this chain (benchmarks/pretrained_features.py within-hospital;
+    benchmarks/results/three-class-summary.md). Putting every image through it leaves storage
+    less to tell.
     """
     if max(pixels.shape) > HARMONISED_SIDES[-1]:
         for side in HARMONISED_SIDES:

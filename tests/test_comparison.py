@@ -20,6 +20,7 @@ class TableClassifier:
     decoded as for a real model; the table stands in for the network)."""
 
     input_size = 8
+    harmonises = False  # the batch engine's preprocessing switch (Classifier.harmonises)
 
     def __init__(self, classes, table):
         self.card = ModelCard(name="table", version="1", classes=classes, input_size=8,

@@ -85,6 +85,7 @@ def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_pa
                 return {"Covid": "COVID-19"}.get(c, c)
 
         input_size = 16  # the batch engine decodes the files for a 16-px input
+        harmonises = False  # the batch engine's preprocessing switch (Classifier.harmonises)
 
         def predict_inputs(self, inputs, colourfulness=None, paths=None, lung_attention=False):
             from covidgui.core.inference.classifier import Prediction

@@ -68,6 +68,7 @@ class StandIn:
     """A classifier whose probabilities are set per file name (the batch engine decodes 16-px inputs)."""
 
     input_size = 16
+    harmonises = False  # the batch engine's preprocessing switch (Classifier.harmonises)
 
     def __init__(self, classes, by_name):
         self.by_name = by_name

@@ -258,20 +258,20 @@ def within_hospital(data_root: Path, cache_path: Path, out: Path | None, command
 
     data = np.load(cache_path)
     cache = dict(zip(data["paths"], data["features"]))
-    split = locked_split(find_sources(data_root))
-    pair = lambda name: name in ("rsna-radiographydb", "nih-cxr14")  # noqa: E731
-    # A two-class probe: Normal against Pneumonia.
-    pair_files = lambda files: select(files, pair).subset([True] * len(select(files, pair)),  # noqa: E731
-                                                          classes=["Normal", "Pneumonia"])
-    probe = LinearProbe(cache).fit(pair_files(split.train), pair_files(split.calibration))
-    test = pair_files(split.test)
-    x, y, _ = probe.features(test)
+    sources = find_sources(data_root)
+    pair_names = ("rsna-radiographydb", "nih-cxr14")
+    pair = lambda name: name in pair_names  # noqa: E731
+    # A two-class probe (Normal against Pneumonia) on the pair's own split.
+    pair_split = locked_split(find_sources(data_root, names=list(pair_names)))
+    probe = LinearProbe(cache).fit(pair_split.train, pair_split.calibration)
+    x, y, _ = probe.features(pair_split.test)
     p = probe.model.predict_proba(probe.scaler.transform(x))[:, probe.classes.index("Pneumonia")]
     result = {"command": command, "C": probe.C,
               "locked_test_auc": round(float(roc_auc_score(y == probe.classes.index("Pneumonia"), p)), 3),
               "called_pneumonia": {}}
+    split = locked_split(sources)
     development = split.train.extend(split.calibration)
-    for source in find_sources(data_root):
+    for source in sources:
         files = select(split.test if pair(source.name) else development, lambda name, s=source.name: name == s)
         x, _, _ = probe.features(files)
         top = probe.model.predict(probe.scaler.transform(x))

@@ -204,8 +204,11 @@ class Classifier:
         # A model trained on lung fields alone (card preprocessing "lung_mask"): its inputs are
         # blanked outside the lungs before every pass, as in training.
         self.masks_lungs = bool(card.preprocessing.get("lung_mask"))
-        # A model trained on storage-harmonised images gets them at inference too.
-        self.harmonises = card.harmonises_storage
+
+    @property
+    def harmonises(self) -> bool:
+        """A model trained on storage-harmonised images gets them at inference too (its card says)."""
+        return self.card.harmonises_storage
 
     @property
     def keras_model(self):

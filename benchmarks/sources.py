@@ -25,8 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidgui.core.scoring.sources import (CLASSES, DISPLAY_NAMES, choose_threshold, find_sources,  # noqa: E402
-                                           format_table, leave_one_source_out, share_right_at, with_threshold)
+from covidgui.core.scoring.sources import (BIMCV_POLICIES, CLASSES, DISPLAY_NAMES, choose_threshold, find_sources,  # noqa: E402
+                                           format_table, leave_one_source_out, share_right_at, single_class_mean,
+                                           with_threshold)
 from covidgui.core.scoring.two_stage import PLANS, stage_one_files, stage_two_files, two_stage_rows  # noqa: E402
 from covidgui.core.training.train import TrainConfig, add_recipe_arguments, recipe_from, train  # noqa: E402
 
@@ -38,6 +39,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="leave out only these sources (default: each in turn)")
     parser.add_argument("--classes", nargs="*", help="only the sources of these classes (default: all)")
     parser.add_argument("--json", type=Path, help="write the rows and the recipe here (after every fold)")
+    parser.add_argument("--bimcv", choices=BIMCV_POLICIES, default="keep",
+                        help="the bimcv-radiographydb films SIIM's radiologists read as Negative for Pneumonia: "
+                             "keep (as Covid), drop them, relabel them Normal, or drop the whole source")
     parser.add_argument("--two-stage", choices=sorted(PLANS),
                         help="two models per fold, each of the recipe, their probabilities combined")
     add_recipe_arguments(parser, TrainConfig(epochs=12, patience=0))
@@ -68,9 +72,9 @@ def main(argv=None) -> int:
         def score_fn(pair, files):
             return two_stage_rows(*pair, files, plan, CLASSES)
 
-    sources = find_sources(args.data, classes=args.classes)
+    sources = find_sources(args.data, classes=args.classes, bimcv=args.bimcv)
     held_out = [s for s in sources if not args.only or s.name in args.only]
-    record = {"recipe": asdict(config), "two_stage": args.two_stage, "per_source": args.per_source,
+    record = {"recipe": asdict(config), "two_stage": args.two_stage, "per_source": args.per_source, "bimcv": args.bimcv,
               "command": " ".join(sys.argv), "rows": []}
     started = time.perf_counter()
 
@@ -86,6 +90,8 @@ def main(argv=None) -> int:
     rows = leave_one_source_out(sources, train_pair if args.two_stage else train_fn, args.per_source, config.seed, on_fold,
                                 held_out=[s.name for s in held_out], score_fn=score_fn)
     print(format_table(rows))
+    if any("+" in r["class"] for r in rows) and any("+" not in r["class"] for r in rows):
+        print(f"one-class sources' mean (as earlier tables): {single_class_mean(rows):.1%}")
     threshold, mean = choose_threshold(rows)
     at_half = share_right_at(rows, 0.5)
     print(f"decision threshold that serves these left-out sources best: {threshold:.2f} (mean share right "

@@ -27,8 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error  # noqa: E402
 from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
-from covidgui.core.scoring.sources import (CLASSES, DISPLAY_NAMES, NORMAL_CLASS, find_sources,  # noqa: E402
-                                           locked_split, rows_by_source)
+from covidgui.core.scoring.recalibrate import recalibrate  # noqa: E402
+from covidgui.core.scoring.sources import (BIMCV_POLICIES, CLASSES, DISPLAY_NAMES, NORMAL_CLASS,  # noqa: E402
+                                           find_sources, locked_split, rows_by_source)
 from covidgui.core.training.train import (ProgressListener, TrainConfig, add_recipe_arguments,  # noqa: E402
                                     recipe_from, train)
 from covidgui.core.models.model_files import save_model  # noqa: E402
@@ -50,21 +51,29 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "models" / "covid_classifier.keras",
                         help="the .keras file to write, or a folder to write covid_classifier.keras into")
     parser.add_argument("--loso", type=Path, help="benchmarks/sources.py --json output of this recipe")
+    parser.add_argument("--classes", nargs="*", default=["Covid", "Normal"],
+                        help="the model's classes (the sources of these classes train it)")
+    parser.add_argument("--bimcv", choices=BIMCV_POLICIES, default="keep",
+                        help="what to do with the bimcv-radiographydb films SIIM's radiologists read as negative")
+    parser.add_argument("--calibrate-on", nargs="*", default=[],
+                        help="refit temperature and logit offsets on these sources' calibration films "
+                             "(a source holding both classes: siim-covid), the band on all")
     add_recipe_arguments(parser, RECIPE)
     args = parser.parse_args(argv)
     config = recipe_from(args)
     out = args.out if args.out.suffix == ".keras" else args.out / "covid_classifier.keras"
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    sources = find_sources(args.data)
-    split = locked_split(sources, CLASSES)
+    sources = find_sources(args.data, classes=args.classes, bimcv=args.bimcv)
+    split = locked_split(sources, [c for c in CLASSES if c in args.classes])
     # Where the model is written does not change it, so --out is left out of the recorded command.
     given = list(argv or sys.argv[1:])
     recorded = [a for i, a in enumerate(given)
                 if not a.startswith("--out") and (i == 0 or given[i - 1] != "--out")]
     info = {
         "command": ("python scripts/train_bundled_model.py " + " ".join(shlex.quote(a) for a in recorded)).strip(),
-        "data": "; ".join(f"{s.name} ({s.class_name}, {len(s.paths)})" for s in sources),
+        "data": "; ".join(s.describe() for s in sources),
+        "bimcv_read_negative": args.bimcv,
         "validation_data": "calibration part of the locked split (temperature, input gate, indeterminate band)",
         "split": split.manifest(),
         "locked_test_files": {s.name: sorted(p.name for p, g in zip(split.test.paths, split.test.groups)
@@ -79,6 +88,8 @@ def main(argv=None) -> int:
     card = classifier.card
     card.training["seconds"] = round(seconds, 1)
     card.metrics["validation"]["dataset"] = "calibration split (used to fit temperature, gate and band)"
+    if args.calibrate_on:
+        card.metrics["recalibration"] = recalibrate(classifier, split.calibration, args.calibrate_on)
 
     # The locked test split, per source, through the same path as every user of the model.
     predicted = predict_labelled(classifier, split.test)

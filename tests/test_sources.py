@@ -19,12 +19,13 @@ from tests.conftest import SHARED_DATA, chest_like
 
 def make_data_root(root: Path, per_source: int = 6) -> Path:
     """A folder laid out like ../shared/data, with generated films in every known source."""
-    for index, (name, (_, folders)) in enumerate(sources.SOURCE_FOLDERS.items()):
+    for index, (name, class_folders) in enumerate(sources.SOURCE_FOLDERS.items()):
+        folders = [f for fs in class_folders.values() for f in fs]
         for folder in folders:
             target = root / folder
             target.mkdir(parents=True, exist_ok=True)
             for i in range(per_source // len(folders)):
-                Image.fromarray(chest_like(64, seed=100 * index + i)).save(target / f"{name}-{i}.png")
+                Image.fromarray(chest_like(64, seed=100 * index + i)).save(target / f"{name}-{folder.replace('/', '_')}-{i}.png")
     (root / "adult-normal" / "masks").mkdir()
     Image.fromarray(chest_like(64)).save(root / "adult-normal" / "masks" / "not-a-film.png")
     return root
@@ -35,6 +36,8 @@ def test_sources_are_found_with_their_class_and_the_masks_left_out(tmp_path):
     assert set(found) == set(sources.SOURCE_FOLDERS)
     assert found["covid-xray-children"].class_name == "Normal"
     assert found["bimcv-radiographydb"].class_name == "Covid"
+    assert found["siim-covid"].classes == ["Covid", "Normal"] and found["siim-covid"].class_name == "Covid+Normal"
+    assert found["siim-covid"].labels.count("Normal") == 3  # both class folders, each its own label
     assert len(found["covid-xray-covid"].paths) == 6  # Train and Val together
     assert all("masks" not in p.parts for p in found["adult-normal"].paths)
 
@@ -63,7 +66,7 @@ def test_locked_split_parts_are_disjoint_and_name_their_sources(tmp_path):
     assert not (set(split.calibration.paths) & set(split.test.paths))
     for part in parts:
         for path, label, group in zip(part.paths, part.labels, part.groups):
-            assert part.classes[label] == sources.SOURCE_FOLDERS[group][0]
+            assert part.classes[label] in sources.SOURCE_FOLDERS[group]
     manifest = split.manifest()
     assert manifest["test"]["n"] == len(split.test) and len(manifest["test"]["sha256"]) == 64
 
@@ -99,17 +102,30 @@ def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_pa
         return Majority()
 
     rows = sources.leave_one_source_out(found, train_fn, per_source=5)
-    assert [r["source"] for r in rows] == [s.name for s in found]
-    for (groups, used), source in zip(seen, found):
+    assert sorted(r["source"] for r in rows) == sorted(s.name for s in found)
+    # One fold per group of hospitals: siim-covid and bimcv-radiographydb are left out together.
+    assert len(seen) == len(found) - 1
+    folds = iter(seen)
+    for source in found:
+        if source.name == "siim-covid":
+            continue  # tested in bimcv-radiographydb's fold
+        groups, used = next(folds)
         assert source.name not in groups
         assert not used & set(split.test.paths)
+        if source.name == "bimcv-radiographydb":
+            assert "siim-covid" not in groups
     by_name = {r["source"]: r for r in rows}
     for source in found:
         row = by_name[source.name]
         expected_n = sum(1 for p in source.paths if sources.split_role(source.name, p) != "test")
         assert row["n"] == expected_n
-        assert row["correct"] == (expected_n if source.class_name == "Covid" else 0)
+        covid_n = sum(1 for p, c in zip(source.paths, source.labels)
+                      if c == "Covid" and sources.split_role(source.name, p) != "test")
+        assert row["correct"] == covid_n
         assert row["abnormal"] == expected_n and row["called"]["Covid"] == expected_n
+    siim = by_name["siim-covid"]
+    assert siim["class"] == "Covid+Normal" and siim["left_out_with"] == ["bimcv-radiographydb"]
+    assert siim["sensitivity"] == 1.0 and siim["specificity"] == 0.0 and siim["auc"] == 0.5
     table = sources.format_table(rows)
     assert "worst: " in table and "covid-xray-children" in table
 
@@ -176,8 +192,8 @@ def test_the_indeterminate_band_widens_when_confident_results_are_often_wrong():
                     reason=f"shared data not found at {SHARED_DATA / 'multisource'} (set COVIDGUI_SHARED_DATA)")
 def test_the_real_sources_and_their_locked_test_split():
     found = sources.find_sources(SHARED_DATA)
-    assert len(found) == 8
-    assert len(sources.find_sources(SHARED_DATA, classes=["Covid", "Normal"])) == 6
+    assert len(found) == 9
+    assert len(sources.find_sources(SHARED_DATA, classes=["Covid", "Normal"])) == 7
     split = sources.locked_split(found)
     for source in found:
         n_test = split.test.groups.count(source.name)

@@ -15,7 +15,7 @@ from covidgui.core.data.dataset import scan_class_folders
 from covidgui.core.scoring.evaluation import LabelledPredictions
 from covidgui.core.inference.classifier import Prediction
 from covidgui.core.training.train import (TrainConfig, balanced_sample_weight, down_weight_sources,
-                                    noisy_source_factors, train)
+                                    source_factors, train)
 from tests.conftest import chest_like
 
 
@@ -35,9 +35,9 @@ def predictions(classes, rows, groups):
 
 def test_the_reference_classes_are_three_in_folder_order_with_pneumonia_sources():
     assert sources.CLASSES == ["Covid", "Normal", "Pneumonia"] == sorted(sources.CLASSES)
-    assert sources.SOURCE_FOLDERS["nih-cxr14"] == ("Pneumonia", ("pneumonia/nih-cxr14/Pneumonia",))
-    assert sources.SOURCE_FOLDERS["cohen-web"] == ("Pneumonia", ("pneumonia/cohen-web/Pneumonia",))
-    assert {c for c, _ in sources.SOURCE_FOLDERS.values()} == set(sources.CLASSES)
+    assert sources.SOURCE_FOLDERS["nih-cxr14"] == {"Pneumonia": ("pneumonia/nih-cxr14/Pneumonia",)}
+    assert sources.SOURCE_FOLDERS["cohen-web"] == {"Pneumonia": ("pneumonia/cohen-web/Pneumonia",)}
+    assert {c for folders in sources.SOURCE_FOLDERS.values() for c in folders} == set(sources.CLASSES)
     assert set(sources.DISPLAY_NAMES) == set(sources.CLASSES)
 
 
@@ -104,9 +104,9 @@ def test_a_noisy_source_weighs_less_inside_its_class_and_the_class_keeps_its_wei
     groups = ["c"] * 40 + ["n"] * 60 + ["nih"] * 30 + ["web"] * 10
     base = balanced_sample_weight(labels, groups, 3)
     config = TrainConfig(noisy_sources="nih-cxr14, nih", noisy_source_weight=0.5)
-    assert noisy_source_factors(config) == {"nih-cxr14": 0.5, "nih": 0.5}
-    assert noisy_source_factors(TrainConfig(noisy_sources="nih")) == {}
-    w = down_weight_sources(base, labels, groups, noisy_source_factors(config))
+    assert source_factors(config) == {"nih-cxr14": 0.5, "nih": 0.5}
+    assert source_factors(TrainConfig(noisy_sources="nih")) == {}
+    w = down_weight_sources(base, labels, groups, source_factors(config))
     g, lab = np.array(groups), np.array(labels)
     assert w[g == "nih"].sum() == pytest.approx(0.5 * w[g == "web"].sum())
     for c in range(3):

@@ -124,9 +124,12 @@ class Prediction:
         }
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of logits (N, C) divided by ``temperature``; rows sum to 1."""
+def softmax(logits: np.ndarray, temperature: float = 1.0, bias=None) -> np.ndarray:
+    """Row-wise softmax of logits (N, C) divided by ``temperature``, plus ``bias`` (C,) when given;
+    rows sum to 1."""
     z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    if bias is not None:
+        z = z + np.asarray(bias, dtype=np.float64)
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
@@ -279,7 +282,13 @@ class Classifier:
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities (N, C) for prepared inputs (N, S, S); rows sum to 1."""
-        return softmax(self.logits(inputs), self.card.temperature)
+        return self.calibrated(self.logits(inputs))
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """(N, C) calibrated probabilities of logits (N, C): the card's temperature, then its
+        per-class logit offsets (``logit_bias``, fitted with the temperature on the calibration
+        films of a source that holds both classes; none: 0), which move the decision threshold."""
+        return softmax(logits, self.card.temperature, self.card.logit_bias)
 
     def predict_inputs(self, inputs: np.ndarray, colourfulness=None, paths=None,
                        lung_attention: bool = False) -> list[Prediction]:
@@ -317,7 +326,7 @@ class Classifier:
             cams = self._cams(activations, weights, np.argmax(logits, axis=1), np.shape(inputs)[1:])
         else:
             logits, features = self.forward(inputs)
-        probs = softmax(logits, self.card.temperature)
+        probs = self.calibrated(logits)
         ratios = [None] * n
         if self.gate is not None:
             colour = np.zeros(n) if colourfulness is None else np.asarray(colourfulness, dtype=float)
@@ -346,7 +355,7 @@ class Classifier:
         """The shortcut check (fills the lung_only_* and depends_on_outside_lungs of the ``chosen``
         results): their inputs with everything outside the lung fields blanked, in one more pass."""
         # A model that masks its inputs already saw only the lungs: its answer is the lungs-only one.
-        lung_only = probs[chosen] if self.masks_lungs else softmax(self.logits(blanked[chosen]), self.card.temperature)
+        lung_only = probs[chosen] if self.masks_lungs else self.calibrated(self.logits(blanked[chosen]))
         for i, row in zip(chosen, lung_only):
             shown = int(np.argmax(probs[i]))
             top = int(np.argmax(row))

@@ -28,6 +28,10 @@ class ModelCard:
     positive_class: str | None = None
     preprocessing: dict = field(default_factory=dict)
     temperature: float = 1.0
+    # Per-class offsets added to the temperature-scaled logits (None: none). Fitted with the
+    # temperature on calibration films where both classes share the hospitals (siim-covid), they
+    # set the decision threshold where the classes' own prevalence and look put it.
+    logit_bias: list[float] | None = None
     indeterminate_band: tuple[float, float] = (0.35, 0.65)
     architecture: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
@@ -71,6 +75,12 @@ class ModelCard:
     def source_lines(self) -> list[str]:
         """Per-source figures as lines: the locked test split, then sources never trained on."""
         def row_text(row: dict) -> str:
+            if "+" in row["class"]:  # a source of both classes (siim-covid): the figures a threshold is judged by
+                counts = ", ".join(f"{n} {self.display_name(c)}" for c, n in (row.get("counts") or {}).items())
+                figures = ", ".join(f"{label} {row[key]:.2f}" for key, label in
+                                    (("sensitivity", "sensitivity"), ("specificity", "specificity"), ("auc", "AUC"))
+                                    if row.get(key) is not None)
+                return f"  {row['source']} (both classes: {counts or row['n']}): {figures}"
             share = row["correct"] / row["n"] if row["n"] else float("nan")
             return (f"  {row['source']} ({self.display_name(row['class'])}): {row['correct']}/{row['n']} "
                     f"called {self.display_name(row['class'])} ({share:.0%})")

@@ -7,7 +7,7 @@ accuracy is untouched and the stated confidence matches how often the model is r
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -44,3 +44,26 @@ def fit_indeterminate_band(probs: np.ndarray, labels: np.ndarray, target_accurac
         if not above.any() or right[above].mean() >= target_accuracy:
             return round(min(1.0 - float(high), lowest_top), 2), round(float(high), 2)
     return 0.05, 0.95
+
+
+def fit_temperature_and_bias(logits: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
+    """(T, bias (C,)) minimising the NLL of labels (N,) under softmax(logits (N, C) / T + bias),
+    the first class's bias fixed at 0 ("vector scaling" with one shared scale: Guo et al., 2017).
+
+    Fitted on calibration films where every class comes from the same hospitals, the bias moves
+    the decision threshold to where those films put it, which temperature alone cannot (it keeps
+    every argmax). T is kept in [0.05, 20], each bias in [-10, 10].
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    n_classes = logits.shape[1]
+
+    def loss(params):
+        temperature = float(np.exp(params[0]))
+        bias = np.concatenate([[0.0], params[1:]])
+        return nll(logits + bias * temperature, labels, temperature)
+
+    start = np.concatenate([[np.log(fit_temperature(logits, labels))], np.zeros(n_classes - 1)])
+    bounds = [(np.log(0.05), np.log(20.0))] + [(-10.0, 10.0)] * (n_classes - 1)
+    result = minimize(loss, start, method="L-BFGS-B", bounds=bounds)
+    return float(np.exp(result.x[0])), [0.0] + [float(b) for b in result.x[1:]]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from covidgui.core.data.dataset import LabelledFiles, image_files, manifest_hash
 from covidgui.core.errors import DatasetError
@@ -34,20 +35,53 @@ DISPLAY_NAMES = {"Covid": "COVID-19", "Normal": "Normal", "Pneumonia": "Pneumoni
 # The class that is no finding: a call of any other class is an "abnormal" call.
 NORMAL_CLASS = "Normal"
 
-# name -> (class, folders below the data root). covid-xray holds two sources: its COVID-19 images
+# name -> {class: folders below the data root}. covid-xray holds two sources: its COVID-19 images
 # (adults, many cropped from publications) and its normals (children of one hospital). nih-cxr14
 # comes from the same hospital as rsna-radiographydb's normals (source does not predict class
-# between those two); its report-mined labels are noisy (about half show no opacity).
-SOURCE_FOLDERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "covid-xray-covid": ("Covid", ("covid-xray/Train/Covid", "covid-xray/Val/Covid")),
-    "covid-xray-children": ("Normal", ("covid-xray/Train/Normal", "covid-xray/Val/Normal")),
-    "adult-normal": ("Normal", ("adult-normal",)),
-    "bimcv-radiographydb": ("Covid", ("multisource/bimcv-radiographydb/Covid",)),
-    "covid-cxnet": ("Covid", ("multisource/covid-cxnet/Covid",)),
-    "rsna-radiographydb": ("Normal", ("multisource/rsna-radiographydb/Normal",)),
-    "nih-cxr14": ("Pneumonia", ("pneumonia/nih-cxr14/Pneumonia",)),
-    "cohen-web": ("Pneumonia", ("pneumonia/cohen-web/Pneumonia",)),
+# between those two); its report-mined labels are noisy (about half show no opacity). siim-covid
+# is the one source that holds two classes from the same hospitals, machines and conversion, read
+# by radiologists: Covid = "Typical Appearance" of COVID-19 pneumonia, Normal = "Negative for
+# Pneumonia" (its Atypical and Indeterminate films are neither class).
+SOURCE_FOLDERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "covid-xray-covid": {"Covid": ("covid-xray/Train/Covid", "covid-xray/Val/Covid")},
+    "covid-xray-children": {"Normal": ("covid-xray/Train/Normal", "covid-xray/Val/Normal")},
+    "adult-normal": {"Normal": ("adult-normal",)},
+    "bimcv-radiographydb": {"Covid": ("multisource/bimcv-radiographydb/Covid",)},
+    "covid-cxnet": {"Covid": ("multisource/covid-cxnet/Covid",)},
+    "rsna-radiographydb": {"Normal": ("multisource/rsna-radiographydb/Normal",)},
+    "nih-cxr14": {"Pneumonia": ("pneumonia/nih-cxr14/Pneumonia",)},
+    "cohen-web": {"Pneumonia": ("pneumonia/cohen-web/Pneumonia",)},
+    "siim-covid": {"Covid": ("siim-covid/Covid",), "Normal": ("siim-covid/Normal",)},
 }
+
+# Sources whose file stem is a study id: the split hashes the stem, so a study never straddles
+# two parts whatever its file is called.
+SPLIT_BY_STUDY_ID = frozenset({"siim-covid"})
+
+# Sources from one group of hospitals, left out together in leave-one-source-out: SIIM's BIMCV
+# films come from the same Valencian hospitals, period and patients (follow-up films) as
+# bimcv-radiographydb, so a fold that kept one while testing the other would test a hospital it knows.
+HOSPITAL_GROUPS: dict[str, str] = {"bimcv-radiographydb": "valencia-bimcv", "siim-covid": "valencia-bimcv"}
+
+# SIIM's radiologists' reading of 205 bimcv-radiographydb films (file -> RSNA category), below the
+# data root: the PCR label of that source says COVID-19 where a third of them show no pneumonia.
+BIMCV_READ_BY_SIIM = "siim-covid/bimcv-radiographydb-read-by-siim.tsv"
+NEGATIVE_READING = "Negative for Pneumonia"
+# What find_sources does with the bimcv-radiographydb films SIIM's radiologists read as Negative for
+# Pneumonia: keep them as Covid (their PCR label), drop them, or relabel them Normal (what the film
+# shows; the source then holds two classes of one hospital).
+BIMCV_POLICIES = ("keep", "drop-read-negative", "relabel-read-negative", "drop-source")
+
+
+def hospital_group(source: str) -> str:
+    """The group of hospitals a source comes from (its own name when it is alone)."""
+    return HOSPITAL_GROUPS.get(source, source)
+
+
+def source_classes(name: str) -> list[str]:
+    """The classes a known source holds, in SOURCE_FOLDERS order."""
+    return list(SOURCE_FOLDERS[name])
+
 
 # Shares of every source kept for the final figures only, and for calibration (temperature, gate,
 # indeterminate band, early stopping); the rest trains.
@@ -57,42 +91,99 @@ CALIBRATION_SHARE = 0.15
 
 @dataclass(frozen=True)
 class Source:
-    """One collection of images of one class. paths: sorted."""
+    """One collection of images, of one class or (siim-covid) more. paths: sorted within each
+    class; labels: each path's class name."""
 
     name: str
-    class_name: str
     paths: tuple[Path, ...]
+    labels: tuple[str, ...]
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes the source holds, in ``CLASSES`` order."""
+        return [c for c in CLASSES if c in self.labels] + sorted(set(self.labels) - set(CLASSES))
+
+    @property
+    def class_name(self) -> str:
+        """The class of a one-class source; "Covid+Normal" for a source of several."""
+        return "+".join(self.classes)
+
+    def describe(self) -> str:
+        """``name (class, n)``, or ``name (Covid n1, Normal n2)`` for a source of several classes."""
+        if len(self.classes) == 1:
+            return f"{self.name} ({self.class_name}, {len(self.paths)})"
+        return f"{self.name} (" + ", ".join(f"{c} {self.labels.count(c)}" for c in self.classes) + ")"
 
 
 def find_sources(data_root: str | Path, names: list[str] | None = None,
-                 classes: list[str] | None = None) -> list[Source]:
+                 classes: list[str] | None = None, bimcv: str = "keep") -> list[Source]:
     """The sources of ``SOURCE_FOLDERS`` present below ``data_root`` (``../shared/data``).
 
-    names: only these sources; classes: only the sources of these classes (a two-class model's
-    sources, say). Raises DatasetError when none is found.
+    names: only these sources; classes: only these classes' files (a two-class model's sources,
+    say; a source keeps the files of the classes asked for). bimcv: what to do with the
+    bimcv-radiographydb films SIIM's radiologists read as Negative for Pneumonia (``BIMCV_POLICIES``).
+    Raises DatasetError when none is found.
     """
+    if bimcv not in BIMCV_POLICIES:
+        raise ValueError(f"bimcv must be one of {BIMCV_POLICIES}, not {bimcv!r}")
     data_root = Path(data_root)
+    read_negative = _read_negative(data_root) if bimcv != "keep" else set()
     sources = []
-    for name, (class_name, folders) in SOURCE_FOLDERS.items():
-        if (names is not None and name not in names) or (classes is not None and class_name not in classes):
+    for name, class_folders in SOURCE_FOLDERS.items():
+        if (names is not None and name not in names) or (bimcv == "drop-source" and name == "bimcv-radiographydb"):
             continue
         paths: list[Path] = []
-        for folder in folders:
-            folder = data_root / folder
-            if folder.is_dir():
-                # adult-normal keeps its lung masks in a subfolder: only the top level are films.
-                paths.extend(sorted(p for p in image_files(folder) if p.parent == folder))
+        labels: list[str] = []
+        for class_name, folders in class_folders.items():
+            if classes is not None and class_name not in classes:
+                continue
+            for folder in folders:
+                folder = data_root / folder
+                if folder.is_dir():
+                    # adult-normal keeps its lung masks in a subfolder: only the top level are films.
+                    found = sorted(p for p in image_files(folder) if p.parent == folder)
+                    paths.extend(found)
+                    labels.extend([class_name] * len(found))
+        if name == "bimcv-radiographydb" and read_negative:
+            paths, labels = _apply_reading(paths, labels, read_negative, bimcv, classes)
         if paths:
-            sources.append(Source(name, class_name, tuple(paths)))
+            sources.append(Source(name, tuple(paths), tuple(labels)))
     if not sources:
         raise DatasetError(f"No known image sources were found below {data_root}.")
     return sources
 
 
+def _read_negative(data_root: Path) -> set[str]:
+    """File names of the bimcv-radiographydb films SIIM's radiologists read as Negative for Pneumonia."""
+    table = data_root / BIMCV_READ_BY_SIIM
+    if not table.is_file():
+        raise DatasetError(f"The SIIM reading of bimcv-radiographydb ({table}) is missing.")
+    rows = [line.split("\t") for line in table.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    return {row[0] for row in rows if len(row) >= 3 and row[2].strip() == NEGATIVE_READING}
+
+
+def _apply_reading(paths, labels, read_negative, policy, classes):
+    """bimcv-radiographydb's files and labels after ``policy`` for the films read as negative."""
+    out_paths, out_labels = [], []
+    for path, label in zip(paths, labels):
+        if path.name in read_negative:
+            if policy == "drop-read-negative":
+                continue
+            if policy == "relabel-read-negative":
+                if classes is not None and NORMAL_CLASS not in classes:
+                    continue
+                label = NORMAL_CLASS
+        out_paths.append(path)
+        out_labels.append(label)
+    return out_paths, out_labels
+
+
 def split_role(source: str, path: Path) -> str:
-    """"test", "calibration" or "train" for one file: a hash of source and file name, so the
-    split is fixed by the data alone (no seed, no file order)."""
-    digest = hashlib.sha256(f"{source}/{path.name}".encode()).digest()
+    """"test", "calibration" or "train" for one file: a hash of source and file name (of source and
+    study id, the file stem, for ``SPLIT_BY_STUDY_ID``), so the split is fixed by the data alone
+    (no seed, no file order)."""
+    key = path.stem if source in SPLIT_BY_STUDY_ID else path.name
+    digest = hashlib.sha256(f"{source}/{key}".encode()).digest()
     share = int.from_bytes(digest[:8], "big") / 2 ** 64
     if share < TEST_SHARE:
         return "test"
@@ -109,7 +200,7 @@ class LockedSplit:
 
     def manifest(self) -> dict:
         """What a model card records: the rule, and per part a sha256 over (class, file sha256)."""
-        return {"rule": f"sha256('<source>/<file name>') as a share: < {TEST_SHARE} test, "
+        return {"rule": f"sha256('<source>/<file name>') (siim-covid: '<source>/<study id>') as a share: < {TEST_SHARE} test, "
                         f"< {TEST_SHARE + CALIBRATION_SHARE} calibration, else train",
                 **{part: {"n": len(files), "sha256": manifest_hash(files)}
                    for part, files in (("train", self.train), ("calibration", self.calibration),
@@ -120,30 +211,37 @@ def locked_split(sources: list[Source], classes: list[str] | None = None) -> Loc
     """Split every source by :func:`split_role`; labels index ``classes`` (default: the classes of
     ``CLASSES`` that the sources hold, so two-class sources give a two-class split)."""
     if classes is None:
-        classes = [c for c in CLASSES if any(s.class_name == c for s in sources)]
+        classes = [c for c in CLASSES if any(c in s.labels for s in sources)]
     parts = {role: LabelledFiles(list(classes)) for role in ("train", "calibration", "test")}
     for source in sources:
-        label = classes.index(source.class_name)
-        for path in source.paths:
+        for path, class_name in zip(source.paths, source.labels):
             part = parts[split_role(source.name, path)]
             part.paths.append(path)
-            part.labels.append(label)
+            part.labels.append(classes.index(class_name))
             part.groups.append(source.name)
     return LockedSplit(parts["train"], parts["calibration"], parts["test"])
 
 
 def select(files: LabelledFiles, keep: Callable[[str], bool], per_source: int | None = None,
            seed: int = 0) -> LabelledFiles:
-    """The files whose source passes ``keep``, at most ``per_source`` of each (a seeded sample)."""
+    """The files whose source passes ``keep``, at most ``per_source`` of each source's class (a
+    seeded sample: a source of two classes gives ``per_source`` of each)."""
     out = LabelledFiles(list(files.classes))
     groups = files.group_names()
     for name in sorted(set(groups)):
         if not keep(name):
             continue
-        members = [i for i, g in enumerate(groups) if g == name]
-        if per_source is not None and len(members) > per_source:
-            members = sorted(random.Random(f"{seed}/{name}").sample(members, per_source))
-        for i in members:
+        in_source = [i for i, g in enumerate(groups) if g == name]
+        labels = sorted({files.labels[i] for i in in_source})
+        members = []
+        for label in labels:
+            of_class = [i for i in in_source if files.labels[i] == label]
+            if per_source is not None and len(of_class) > per_source:
+                # One-class sources keep the seed string they always had, so earlier tables reproduce.
+                key = f"{seed}/{name}" if len(labels) == 1 else f"{seed}/{name}/{files.classes[label]}"
+                of_class = random.Random(key).sample(of_class, per_source)
+            members.extend(of_class)
+        for i in sorted(members):
             out.paths.append(files.paths[i])
             out.labels.append(files.labels[i])
             out.groups.append(name)
@@ -164,6 +262,9 @@ def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[di
     abnormal (images called anything but Normal; only when the card has a Normal class),
     ece (calibrated probabilities), rejected (input gate), indeterminate, and
     outside_lungs_flag: how often the shortcut check fired on right and on wrong calls.
+    A source of several classes (siim-covid) has class "Covid+Normal" and also ``auc``,
+    ``sensitivity`` and ``specificity`` of the card's positive class (at the model's own call),
+    ``counts`` (images per class) and ``confusion`` (true class -> called class -> images).
     keep_probabilities: also ``positive_probabilities``, each image's calibrated probability of the
         card's positive class, and ``probabilities`` (N, C) in the order of ``classes`` (for
         studying decision thresholds on sources never trained on).
@@ -192,8 +293,32 @@ def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[di
             row["positive_probabilities"] = [round(float(p), 4) for p in probs[:, positive]]
             row["classes"] = list(card.classes)
             row["probabilities"] = np.round(probs, 4).tolist()
+        present = sorted(set(labels.tolist()))
+        if len(present) > 1:
+            row["class"] = "+".join(card.classes[i] for i in present)
+            row.update(two_class_figures(labels, probs, card.classes, positive))
+            if keep_probabilities:
+                row["labels"] = labels.tolist()
         rows.append(row)
     return rows
+
+
+def two_class_figures(labels: np.ndarray, probs: np.ndarray, classes: list[str], positive: int) -> dict:
+    """AUC of the positive class against the rest, sensitivity and specificity of the top-class
+    call, images per class and the confusion (true -> called -> images) of a source of several classes."""
+    top = probs.argmax(axis=1)
+    is_positive = labels == positive
+    called_positive = top == positive
+    figures = {
+        "auc": round(float(roc_auc_score(is_positive, probs[:, positive])), 4)
+        if 0 < is_positive.sum() < len(labels) else None,
+        "sensitivity": round(float(called_positive[is_positive].mean()), 4) if is_positive.any() else None,
+        "specificity": round(float((~called_positive[~is_positive]).mean()), 4) if (~is_positive).any() else None,
+        "counts": {classes[i]: int((labels == i).sum()) for i in sorted(set(labels.tolist()))},
+        "confusion": {classes[i]: {c: int((top[labels == i] == j).sum()) for j, c in enumerate(classes)}
+                      for i in sorted(set(labels.tolist()))},
+    }
+    return figures
 
 
 def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFiles, LabelledFiles], object],
@@ -204,6 +329,8 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
     """For each source S: train on the other sources, test on S. Returns one row per source
     (see :func:`score_by_source`).
 
+    Sources of one group of hospitals (``HOSPITAL_GROUPS``) are left out together: one model,
+    trained without any of them, is tested on each of them (one row each).
     Only the train and calibration parts of the locked split are used (the test part stays locked):
     the model trains on the other sources' train parts and calibrates on their calibration parts;
     S is tested on its train and calibration parts together.
@@ -211,7 +338,7 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
     per_source: at most this many images of each source in training and calibration (the same
         sample in every fold); the left-out source is tested on all of its images.
     on_fold: called with each row as it is done (results survive a long run's interruption).
-    held_out: leave out only these sources (default: each in turn).
+    held_out: leave out only these sources' groups (default: each in turn).
     score_fn: (what train_fn returned, the left-out source's files) -> its rows (default:
         :func:`score_by_source` with the probabilities kept); a two-stage decision scores its pair
         of classifiers with :func:`covidgui.core.scoring.two_stage.two_stage_rows`.
@@ -219,35 +346,44 @@ def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFile
     split = locked_split(sources)
     development = split.train.extend(split.calibration)
     rows = []
-    for held in sources:
-        if held_out is not None and held.name not in held_out:
+    for group in dict.fromkeys(hospital_group(s.name) for s in sources):
+        members = [s.name for s in sources if hospital_group(s.name) == group]
+        if held_out is not None and not set(members) & set(held_out):
             continue
-        others = lambda name, held=held.name: name != held  # noqa: E731
+        others = lambda name, group=group: hospital_group(name) != group  # noqa: E731
         train = select(split.train, others, per_source, seed)
         calibration = select(split.calibration, others, None if per_source is None else max(per_source // 3, 1), seed)
         classifier = train_fn(train, calibration)
-        held_files = select(development, lambda name, held=held.name: name == held)
-        row = (score_fn(classifier, held_files) if score_fn is not None
-               else score_by_source(classifier, held_files, keep_probabilities=True))[0]
-        rows.append(row)
-        if on_fold is not None:
-            on_fold(row)
+        for member in members:
+            held_files = select(development, lambda name, member=member: name == member)
+            row = (score_fn(classifier, held_files) if score_fn is not None
+                   else score_by_source(classifier, held_files, keep_probabilities=True))[0]
+            if len(members) > 1:
+                row["left_out_with"] = [m for m in members if m != member]
+            rows.append(row)
+            if on_fold is not None:
+                on_fold(row)
     return rows
 
 
 def right_at(row: dict, threshold: float, positive_class: str = "Covid") -> np.ndarray:
     """(N,) whether each image of a row (with ``positive_probabilities``) is called right when the
     positive class is called at ``threshold`` and otherwise the most probable other class is (with
-    two classes: the other class; rows with ``probabilities`` and ``classes`` for more)."""
+    two classes: the other class; rows with ``probabilities`` and ``classes`` for more). A row of a
+    source of several classes carries each image's true class in ``labels`` (indices into ``classes``)."""
     called_positive = np.asarray(row["positive_probabilities"]) >= threshold
-    if row["class"] == positive_class:
-        return called_positive
     classes = row.get("classes")
+    if "labels" in row:
+        truth = np.array([classes[i] for i in row["labels"]])
+    else:
+        truth = np.full(len(called_positive), row["class"])
+    right = np.where(truth == positive_class, called_positive, ~called_positive)
     if not classes or len(classes) <= 2:
-        return ~called_positive
+        return right
     probs = np.array(row["probabilities"], dtype=float).reshape(-1, len(classes))
     probs[:, classes.index(positive_class)] = -1.0
-    return ~called_positive & (probs.argmax(axis=1) == classes.index(row["class"]))
+    other_call = np.array(classes)[probs.argmax(axis=1)]
+    return np.where(truth == positive_class, called_positive, ~called_positive & (other_call == truth))
 
 
 def share_right_at(rows: list[dict], threshold: float, positive_class: str = "Covid") -> float:
@@ -303,7 +439,23 @@ def format_table(rows: list[dict]) -> str:
         line += "".join(f"{row['called'][c]:>11}" if row.get("called") else f"{'':>11}" for c in called)
         lines.append(line + f"{ece:>7}")
     worst = min(rows, key=lambda r: r["correct"] / r["n"] if r["n"] else 1.0)
-    mean = np.mean([r["correct"] / r["n"] for r in rows if r["n"]])
-    lines.append(f"mean over sources {mean:.1%}; worst: {worst['source']} "
+    single = [r for r in rows if r["n"] and "+" not in r["class"]]
+    mean = np.mean([r["correct"] / r["n"] for r in single]) if single else float("nan")
+    lines.append(f"mean over one-class sources {mean:.1%}; worst: {worst['source']} "
                  f"({worst['correct']}/{worst['n']}, {worst['correct'] / worst['n']:.1%})")
+    for row in rows:
+        if "+" in row["class"]:
+            lines.append(f"{row['source']} ({row['class']}, {row.get('counts')}): AUC {_fmt(row.get('auc'))}, "
+                         f"sensitivity {_fmt(row.get('sensitivity'))}, specificity {_fmt(row.get('specificity'))}, "
+                         f"ECE {_fmt(row.get('ece'))}")
     return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def single_class_mean(rows: list[dict]) -> float:
+    """The mean share of right calls over the rows of one-class sources (the figure earlier
+    leave-one-source-out tables report)."""
+    return float(np.mean([r["correct"] / r["n"] for r in rows if r["n"] and "+" not in r["class"]]))

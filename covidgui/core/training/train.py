@@ -32,6 +32,7 @@ from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT, training_
 from covidgui.core.inference.lungs import LUNG_MARGIN, blank_outside, load_bundled_segmenter
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 from covidgui.core.inference.keras_env import quiet_tensorflow
+from covidgui.core.inference.runtime import load_keras
 from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, softmax
 from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.inference.preprocess import HARMONISE_QUALITY, HARMONISED_SIDES, equalize_histogram, load_prepared
@@ -93,6 +94,14 @@ class TrainConfig:
     # were (covidgui.core.inference.preprocess.harmonise_storage; recorded in the card's
     # preprocessing), so how a source was stored stops telling the class.
     harmonise_storage: bool = False
+    # Per-source loss factors, "name=factor,name=factor" (source_factors): a source whose classes
+    # share the hospitals (siim-covid) can weigh more inside each of its classes, a doubtful one
+    # less; each class keeps its total weight (down_weight_sources).
+    source_weights: str = ""
+    # A saved classifier (.keras) to start from instead of a new network: its architecture and
+    # weights (its classes and input size must match the data's); train it gently (a lower
+    # learning_rate, fewer epochs). Temperature, gate and band are refitted as for a new one.
+    start_from: str = ""
 
 
 def add_recipe_arguments(parser, defaults: TrainConfig) -> None:
@@ -179,6 +188,17 @@ def build_classifier(input_size: int, n_classes: int, seed: int = 0, width: floa
     outputs = layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
                            name="logits")(x)
     return keras.Model(inputs, outputs, name="covid_cnn")
+
+
+def starting_network(path: str | Path, input_size: int, n_classes: int):
+    """The Keras network of a saved classifier to train further (``TrainConfig.start_from``).
+    Raises DatasetError when its input size or class count does not fit the data."""
+    network = load_keras(Path(path), "model to start from")
+    inputs, outputs = network.input_shape, network.output_shape
+    if tuple(inputs[1:3]) != (input_size, input_size) or outputs[-1] != n_classes:
+        raise DatasetError(f"The model to start from ({Path(path).name}) takes {inputs[1]} x {inputs[2]} px and "
+                           f"gives {outputs[-1]} classes; this training needs {input_size} px and {n_classes} classes.")
+    return network
 
 
 def build_augmentation(seed: int):
@@ -381,11 +401,22 @@ def down_weight_sources(weights: np.ndarray, labels: list[int], groups: list[str
     return weights
 
 
-def noisy_source_factors(config: TrainConfig) -> dict[str, float]:
-    """Source name -> loss factor of the config's noisy sources ({} when off)."""
-    if config.noisy_source_weight == 1.0:
-        return {}
-    return {n.strip(): config.noisy_source_weight for n in config.noisy_sources.split(",") if n.strip()}
+def source_factors(config: TrainConfig) -> dict[str, float]:
+    """Source name -> loss factor: the noisy sources' weight times any ``source_weights`` entry
+    ({} when neither is set). Raises DatasetError for a malformed ``source_weights``."""
+    factors: dict[str, float] = {}
+    if config.noisy_source_weight != 1.0:
+        factors = {n.strip(): config.noisy_source_weight for n in config.noisy_sources.split(",") if n.strip()}
+    for entry in filter(None, (e.strip() for e in config.source_weights.split(","))):
+        name, _, value = entry.partition("=")
+        try:
+            factor = float(value)
+        except ValueError:
+            raise DatasetError(f"Source weight {entry!r} is not 'source=factor'.") from None
+        if not name.strip() or factor <= 0:
+            raise DatasetError(f"Source weight {entry!r} needs a source name and a factor above 0.")
+        factors[name.strip()] = factors.get(name.strip(), 1.0) * factor
+    return factors
 
 
 def _normal_class(classes: list[str]) -> str | None:
@@ -511,7 +542,7 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
     weights = balanced_sample_weight(train_files.labels,
                                      train_files.group_names() if config.source_balance else None, n_classes)
-    weights = down_weight_sources(weights, train_files.labels, train_files.group_names(), noisy_source_factors(config))
+    weights = down_weight_sources(weights, train_files.labels, train_files.group_names(), source_factors(config))
     lungs = _guidance_segmenter(config)
     # The source adversary needs two sources in some class to have anything to tell apart.
     source_names = sorted(set(train_files.group_names()))
@@ -538,7 +569,8 @@ def train(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainCon
 
     # Keras takes the distribution strategy from the scope the model is built and compiled in.
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        classifier_model = build_classifier(size, n_classes, config.seed, config.width)
+        classifier_model = (starting_network(config.start_from, size, n_classes) if config.start_from
+                            else build_classifier(size, n_classes, config.seed, config.width))
         augmentation = build_augmentation(config.seed) if config.augment else None
         from covidgui.core.training.fit_model import build_fit_model  # imports Keras: only when training
 

@@ -1,0 +1,101 @@
+"""A model on the one source whose classes share the hospitals: siim-covid (issue "Read the film").
+
+    python benchmarks/siim.py [--model models/covid_classifier.keras] [--data ../shared/data] [--json out.json]
+
+Prints, for the model as it calls (its own temperature, logit offsets and threshold):
+- the SIIM locked test (Covid = Typical Appearance, Normal = Negative for Pneumonia): AUC,
+  sensitivity and specificity with 95 % Wilson intervals, ECE, indeterminate and rejected counts;
+- every SIIM Covid/Normal film outside the locked test (for a model that never saw SIIM; for one
+  that trained on it these are its own training and calibration films: ignore them);
+- how it calls SIIM's Indeterminate and Atypical films (no model trains on them): the share in the
+  indeterminate band and the share called COVID-19.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from covidgui.core.analysis.batch import predict_files  # noqa: E402
+from covidgui.core.data.dataset import LabelledFiles, image_files  # noqa: E402
+from covidgui.core.errors import ImageLoadError  # noqa: E402
+from covidgui.core.inference.classifier import Classifier  # noqa: E402
+from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
+from covidgui.core.scoring.metrics import wilson_interval  # noqa: E402
+from covidgui.core.scoring.sources import find_sources, locked_split, rows_by_source, select  # noqa: E402
+
+SIIM = "siim-covid"
+
+
+def part_figures(classifier, files: LabelledFiles) -> dict:
+    """The siim-covid row of rows_by_source, with Wilson intervals on sensitivity and specificity."""
+    row = rows_by_source(predict_labelled(classifier, files), classifier.card)[0]
+    confusion = row["confusion"]
+    positive = classifier.card.positive_class or classifier.card.classes[0]
+    negative = next(c for c in confusion if c != positive)
+    tp, n_pos = confusion[positive][positive], sum(confusion[positive].values())
+    tn = sum(v for c, v in confusion[negative].items() if c != positive)
+    n_neg = sum(confusion[negative].values())
+    row["sensitivity_ci95"] = [round(v, 4) for v in wilson_interval(tp, n_pos)]
+    row["specificity_ci95"] = [round(v, 4) for v in wilson_interval(tn, n_neg)]
+    return row
+
+
+def unlabelled_calls(classifier, folder: Path) -> dict:
+    """How the model calls a folder no model trains on: n, called COVID-19, indeterminate, rejected."""
+    results = [r for r in predict_files(classifier, image_files(folder)) if not isinstance(r, ImageLoadError)]
+    positive = classifier.card.positive_class or classifier.card.classes[0]
+    n = len(results)
+    covid = sum(r.class_name == positive for r in results)
+    indeterminate = sum(r.indeterminate for r in results)
+    return {"n": n, "called_covid": covid, "indeterminate": indeterminate,
+            "rejected": sum(r.not_xray for r in results),
+            "share_called_covid": round(covid / n, 4) if n else None,
+            "share_indeterminate": round(indeterminate / n, 4) if n else None}
+
+
+def measure(classifier, data: Path) -> dict:
+    """Everything the module docstring lists, as one JSON-ready dict."""
+    split = locked_split(find_sources(data, names=[SIIM], classes=["Covid", "Normal"]), ["Covid", "Normal"])
+    development = select(split.train.extend(split.calibration), lambda name: True)
+    card = classifier.card
+    return {"model": f"{card.name} {card.version}", "path": str(classifier.path),
+            "locked_test": part_figures(classifier, split.test),
+            "outside_locked_test": part_figures(classifier, development),
+            "indeterminate_films": unlabelled_calls(classifier, data / "siim-covid" / "Indeterminate"),
+            "atypical_films": unlabelled_calls(classifier, data / "siim-covid" / "Atypical")}
+
+
+def describe(name: str, row: dict) -> str:
+    return (f"{name}: n {row['n']} {row['counts']}, AUC {row['auc']:.3f}, sensitivity {row['sensitivity']:.3f} "
+            f"{row['sensitivity_ci95']}, specificity {row['specificity']:.3f} {row['specificity_ci95']}, "
+            f"ECE {row['ece']:.3f}, indeterminate {row['indeterminate']}, rejected {row['rejected']}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="a .keras model (default: the bundled one)")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    classifier = Classifier.load(args.model)
+    figures = measure(classifier, args.data)
+    print(figures["model"])
+    print(describe("SIIM locked test", figures["locked_test"]))
+    print(describe("SIIM outside the locked test", figures["outside_locked_test"]))
+    for key in ("indeterminate_films", "atypical_films"):
+        print(f"{key}: {figures[key]}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

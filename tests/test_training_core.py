@@ -94,3 +94,21 @@ def test_one_class_is_refused(tmp_path):
     files = scan_class_folders(tmp_path)
     with pytest.raises(DatasetError, match="at least two classes"):
         train(files, files, TrainConfig(epochs=1, input_size=32))
+
+
+def test_training_can_start_from_a_saved_model_and_refuses_one_that_does_not_fit(tiny_run, tmp_path):
+    from dataclasses import replace
+
+    result, _, root = tiny_run
+    start = save_model(result.classifier, tmp_path / "start.keras")
+    files, val = scan_class_folders(root / "train"), scan_class_folders(root / "val")
+    config = TrainConfig(epochs=1, batch_size=8, input_size=32, patience=0, learning_rate=1e-12, augment=False,
+                         start_from=str(start))
+    again = train(files, val, config)
+    kernel = lambda model: model.get_layer("last_conv").get_weights()[0]  # noqa: E731
+    # Its weights, not a new network's: a learning rate of ~0 leaves them where the saved model had them.
+    np.testing.assert_allclose(kernel(again.classifier.keras_model), kernel(result.classifier.keras_model), atol=1e-6)
+    fresh = train(files, val, replace(config, start_from=""))
+    assert not np.allclose(kernel(fresh.classifier.keras_model), kernel(result.classifier.keras_model), atol=1e-3)
+    with pytest.raises(DatasetError, match="takes 32 x 32 px"):
+        train(files, val, replace(config, input_size=48))

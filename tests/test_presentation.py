@@ -264,3 +264,14 @@ def test_the_result_panel_reads_at_a_glance(qtbot, tmp_path):
     qtbot.wait(50)
     out = tmp_path / "panel.png"
     assert panel.grab().save(str(out)) and out.stat().st_size > 0
+
+
+def test_the_about_box_and_readme_say_what_the_classes_mean():
+    """Issue 24, where the app is explained: the pattern on the film, not the virus."""
+    from covidgui.gui.resources import about_html
+    from tests.conftest import REPO
+
+    for text in (about_html(None), (REPO / "README.md").read_text(encoding="utf-8")):
+        words = " ".join(text.split())
+        assert "pattern typical of COVID-19 pneumonia" in words
+        assert "not the virus" in words and "lungs are still clear will be called" in words

@@ -275,3 +275,19 @@ def test_the_about_box_and_readme_say_what_the_classes_mean():
         words = " ".join(text.split())
         assert "pattern typical of COVID-19 pneumonia" in words
         assert "not the virus" in words and "lungs are still clear will be called" in words
+
+
+def test_the_headline_is_never_clipped_at_the_panels_narrowest(qtbot):
+    """"Indeterminate" is one word: it cannot wrap, so it must fit the panel at its minimum width
+    (at 30 px it read "ndeterminat" in a real window)."""
+    from PySide6.QtGui import QFontMetrics
+
+    from covidgui.gui.app import create_app
+
+    create_app()  # the application's style sheet sizes the headline
+    _, panel = _panel_text(qtbot, two_class(label="Indeterminate", indeterminate=True))
+    panel.resize(panel.minimumWidth(), 700)
+    qtbot.wait(50)
+    room = panel.label.contentsRect().width() - 2 * panel.label.margin()
+    for word in ("Indeterminate", "COVID-19", "Normal"):
+        assert QFontMetrics(panel.label.font()).horizontalAdvance(word) <= room, word

@@ -166,6 +166,7 @@ class ResultPanel(QWidget):
         self._show_meaning(None)
         self._show_model(None)
         self.confidence_text.setText("")
+        self.confidence_text.setVisible(False)  # no empty line's gap under a label without a confidence
         self.confidence_bar.setValue(0)
         self._clear_probabilities()
         self.show_input_info([], None)

@@ -257,12 +257,10 @@ def write_report(out_path: str | Path, pixels: np.ndarray, prediction, card, sou
     fig.text(LEFT, 0.972, "CovidGUI — chest X-ray second opinion", fontsize=16, weight="bold", va="top")
     fig.text(LEFT, 0.943, DISCLAIMER, fontsize=10, color="#b71c1c", va="top")
     fig.text(LEFT, 0.915, shown.headline, fontsize=15, weight="bold", color=shown.colour, va="top")
-    pages.y = 0.887
-    if shown.meaning:  # what the label means, right under it
-        pages.paragraph(shown.meaning, size=9.5, colour="#37474f", step=0.017)
 
-    # The image on the left, the text flowing beside it and then across the page below it.
-    top = pages.y - 0.03
+    # The image on the left, the text flowing beside it (the Result section first after the file's,
+    # with what the label means) and then across the page below it.
+    top = 0.87
     ax = fig.add_axes((LEFT, top - IMAGE_HEIGHT, 0.52, IMAGE_HEIGHT))
     pages.y, pages.side_until = top, top - IMAGE_HEIGHT - 0.01
     heat = None if shown.withheld else heatmap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -268,12 +269,13 @@ def test_the_worst_case_report_fits_its_pages(tmp_path, card):
     heat[3:8, 3:7] = 1.0
     metadata = worst_case_metadata(xray)
     name = "SMITH_JOHN_ANTHONY_1961-02-03_CHEST_PA_AND_LATERAL_PORTABLE_ICU_BED_12_FOLLOW_UP.dcm"
+    when = dt.datetime(2026, 3, 1, 9, 30).astimezone()
     out = write_report(tmp_path / "worst.pdf", xray.pixels, prediction, card, name, metadata, heatmap=heat,
-                       include_patient=True)
+                       include_patient=True, when=when)
     text = assert_fits_its_pages(out)
     from covidgui.core.output.report import report_text
 
-    sections = report_text(prediction, card, name, metadata, include_patient=True)
+    sections = report_text(prediction, card, name, metadata, include_patient=True, when=when)
     assert "Cautions" in sections and len(sections["Cautions"]) >= 6
     for title, lines in sections.items():
         assert title in text

@@ -20,9 +20,9 @@ def _count(n: int, noun: str) -> str:
 
 def format_line(path, prediction) -> str:
     """One result as a terminal line, in the words of every other view
-    (covidgui.core.output.presentation): label, confidence, each class's probability, then the
-    notes (classified anyway, indeterminate), attention on lungs and the lungs-only check when
-    measured, and every caution (the result's, then the file's).
+    (covidgui.core.output.presentation): label, confidence (none when indeterminate), each class's
+    probability, then the notes (classified anyway, indeterminate), attention on lungs and the
+    lungs-only check when measured, and every caution (the result's, then the file's).
 
     An image the input gate rejected gets no confidence or probabilities unless it was classified
     anyway."""
@@ -30,7 +30,8 @@ def format_line(path, prediction) -> str:
     if shown.withheld:
         line = f"{path}: {shown.label}. {' '.join(shown.notes)} (--classify-anyway shows the model's answer)"
     else:
-        line = (f"{path}: {shown.label} (confidence {shown.confidence}; " + ", ".join(shown.probability_lines) + ")"
+        confidence = "" if shown.confidence is None else f"confidence {shown.confidence}; "  # none when indeterminate
+        line = (f"{path}: {shown.label} ({confidence}" + ", ".join(shown.probability_lines) + ")"
                 + "".join(f"; {_clause(note)}" for note in shown.notes))
     line += "".join(f"; {_clause(part)}" for part in (shown.attention_line, shown.lungs_only_line) if part)
     return line + "".join(f"; caution: {w}" for w in shown.cautions + shown.file_warnings)

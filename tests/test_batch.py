@@ -155,6 +155,9 @@ def test_csv_has_one_row_per_file_with_probabilities_error_and_model(tmp_path, b
             if item.prediction.not_xray:  # withheld by the gate: no confidence, no probabilities
                 assert row["confidence"] == "" and "not a chest X-ray" in row["flags"]
                 assert row["probability COVID-19"] == row["probability Normal"] == ""
+            elif item.prediction.indeterminate:  # no label, so no confidence in one (the probabilities say it)
+                assert row["confidence"] == "" and "indeterminate" in row["flags"]
+                assert float(row["probability COVID-19"]) + float(row["probability Normal"]) == pytest.approx(1, abs=2e-4)
             else:
                 assert float(row["confidence"]) == pytest.approx(item.prediction.confidence, abs=1e-4)
                 assert float(row["probability COVID-19"]) + float(row["probability Normal"]) == pytest.approx(1, abs=2e-4)

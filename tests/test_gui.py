@@ -169,3 +169,108 @@ def test_tensorflow_is_not_imported_before_the_window_is_shown():
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False", "True"]
+
+
+# -- what the clinician sees must never mislead (issue 28) --------------------------------------------
+def _report_words(path) -> str:
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(str(path)).pages).split())
+
+
+def test_switching_the_model_classifies_the_shown_image_again(qtbot, tmp_path, chest_png):
+    """Issue 28: a result outlived its model. With a user's model active, an image is shown; back on
+    the bundled model (Models > Manage), the panel, the export and the report must all be the bundled
+    model's answer, naming it, never the first model's numbers credited to the second."""
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.models import registry
+    from covidgui.core.models.modelcard import ModelCard, read_card
+    from covidgui.core.models.model_files import bundled_model_path
+    from covidgui.core.training.train import build_classifier
+
+    card = ModelCard(name="Clinic", version="0", classes=["Covid", "Normal"], input_size=32)
+    saved = registry.save_version(Classifier(build_classifier(32, 2), card), "Clinic")
+    registry.set_active(saved.id)
+    bundled = read_card(bundled_model_path())
+    create_app()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.start_loading_model()
+    qtbot.waitUntil(lambda: win.card is not None, timeout=MODEL_TIMEOUT_MS)
+    assert win.card.name == "Clinic"
+    drop_files(win, chest_png)
+    wait_for_result(qtbot, win)
+    panel = win.result_panel
+    assert f"Clinic version {saved.card.version}" in _report_words(win.export_report(tmp_path / "before.pdf"))
+
+    dialog = win.show_models()
+    dialog.select("bundled")
+    dialog.use_button.click()
+    # Until the bundled model has answered, there is nothing to export and nothing of Clinic shown.
+    assert not win.export_report_action.isEnabled()
+    assert panel.label.text() == "…"
+    qtbot.waitUntil(lambda: win.card is not None and panel.label.text() not in ("…", "No image"),
+                    timeout=MODEL_TIMEOUT_MS)
+    expected = win.inference.worker.classifier.predict_file(chest_png)
+    assert panel.label.text() == expected.label
+    assert win.export_report_action.isEnabled()
+    out = win.export_report(tmp_path / "after.pdf")
+    text = _report_words(out)
+    assert f"{bundled.name} version {bundled.version}" in text and "Clinic" not in text
+    assert f"Result: {expected.label}" in text
+    assert panel.model_label.text() == f"Model: {bundled.name} v{bundled.version}"  # the panel names it too
+    dialog.close()
+    win.close()
+
+
+def _hip_film():
+    from tests.conftest import SHARED_DATA
+
+    film = SHARED_DATA / "dicom-real" / "other10_RG2_hip_JPLL"
+    if not film.is_file():
+        pytest.skip(f"shared data not found at {film}")
+    return film
+
+
+def _is_grey(pdf_path) -> bool:
+    import numpy as np
+    from pypdf import PdfReader
+
+    (image,) = PdfReader(str(pdf_path)).pages[0].images
+    rgb = np.asarray(image.image.convert("RGB")).astype(int)
+    return int(np.abs(rgb - rgb[..., :1]).max()) <= 2
+
+
+def test_the_report_of_a_withheld_film_draws_nothing_of_the_model(qtbot, ready_window, tmp_path):
+    """Issue 28: a hip film the gate withheld got lung outlines (and, from the CLI, a heatmap) in its
+    report. Window and CLI print it as decoded."""
+    from covidgui.cli import main as cli_main
+
+    film = _hip_film()
+    drop_files(ready_window, film)
+    wait_for_result(qtbot, ready_window)
+    assert ready_window.result_panel.label.text() == "Not a chest X-ray"
+    out = ready_window.export_report(tmp_path / "window.pdf")
+    assert _is_grey(out) and "Heatmap" not in _report_words(out)
+    assert cli_main(["report", str(film), "-o", str(tmp_path / "cli.pdf")]) == 0
+    assert _is_grey(tmp_path / "cli.pdf") and "Heatmap" not in _report_words(tmp_path / "cli.pdf")
+
+
+def test_an_indeterminate_result_shows_no_confidence_in_the_panel(qtbot, ready_window, chest_png):
+    """Issue 28: "Indeterminate — Confidence 83.7 %" with the bar 84 % full. The class probabilities
+    are shown; no confidence line, no confidence bar."""
+    from dataclasses import replace
+
+    drop_files(ready_window, chest_png)
+    wait_for_result(qtbot, ready_window)
+    panel = ready_window.result_panel
+    prediction = ready_window.last_result.prediction
+    panel.show_prediction(replace(prediction, label="Indeterminate", indeterminate=True, not_xray=False,
+                                  confidence=0.837, probabilities={"COVID-19": 0.837, "Normal": 0.163}),
+                          chest_png.name, True)
+    assert panel.label.text() == "Indeterminate"
+    assert "%" not in panel.confidence_text.text() and not panel.confidence_bar.isVisible()
+    rows = [panel.probabilities_layout.itemAt(r, panel.probabilities_layout.ItemRole.LabelRole).widget().text()
+            for r in range(panel.probabilities_layout.rowCount())]
+    assert rows == ["COVID-19: 83.7 %", "Normal: 16.3 %"]

@@ -13,9 +13,9 @@ from covidgui.cli_batch import format_line
 from covidgui.core.inference.classifier import Prediction
 from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.output import presentation
-from covidgui.core.output.presentation import (CLASSIFIED_ANYWAY_NOTE, INDETERMINATE_NOTE, LOW_ATTENTION_WARNING,
-                                               NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING, csv_header, csv_row,
-                                               percent, present)
+from covidgui.core.output.presentation import (CAUTION_COLOUR, CLASSIFIED_ANYWAY_NOTE, INDETERMINATE_NOTE,
+                                               LOW_ATTENTION_WARNING, NOT_XRAY_MESSAGE, OUTSIDE_LUNGS_WARNING,
+                                               QUALIFIER_COLOUR, csv_header, csv_row, percent, present)
 from covidgui.core.output.report import report_text
 
 PNEUMONIA = "Pneumonia (not COVID-19)"
@@ -60,7 +60,8 @@ def test_a_three_class_result_in_words():
     # one line per class of the model, in the model's order
     assert shown.probability_lines == ["COVID-19: 24.8 %", "Normal: 13.1 %", f"{PNEUMONIA}: 62.2 %"]
     assert shown.attention_line == "Attention on lungs: 49 %"  # rounded down: under the threshold reads under 50
-    assert shown.cautions == (LOW_ATTENTION_WARNING, OUTSIDE_LUNGS_WARNING)
+    assert shown.cautions == (LOW_ATTENTION_WARNING,
+                              OUTSIDE_LUNGS_WARNING.format(lungs_only="COVID-19", shown=PNEUMONIA))
     assert shown.flags == ("looked mostly outside the lungs", "depends on what lies outside the lungs")
     assert shown.flags_text == "looked mostly outside the lungs, depends on what lies outside the lungs, lateral view"
 
@@ -80,6 +81,81 @@ def test_an_indeterminate_result_says_so():
     shown = present(three_class(label="Indeterminate", indeterminate=True))
     assert shown.notes == (INDETERMINATE_NOTE,)
     assert "indeterminate" in shown.flags
+
+
+def test_an_indeterminate_result_gives_the_probabilities_and_no_confidence():
+    """Issue 28: "Indeterminate — Confidence 83.7 %" claimed a confidence for a label the model
+    did not give. The class probabilities say how it leans; no confidence anywhere."""
+    prediction = two_class(label="Indeterminate", indeterminate=True, confidence=0.525,
+                           probabilities={"COVID-19": 0.475, "Normal": 0.525})
+    shown = present(prediction)
+    assert shown.confidence is None and shown.confidence_line is None
+    assert shown.headline == "Indeterminate"
+    assert shown.probability_lines == ["COVID-19: 47.5 %", "Normal: 52.5 %"]
+    line = format_line(PATH, prediction)
+    assert "confidence" not in line and "Normal: 52.5 %" in line
+    report = _report(prediction, TWO)
+    assert "Confidence" not in report and "Normal: 52.5 %" in report
+    assert csv_row(PATH, prediction, None, TWO)[2] == ""  # the CSV's confidence cell, as the table's
+
+
+def test_the_lungs_only_caution_says_what_it_means():
+    """Issue 28: a green "Normal 96 %" above a red "answers differently with only the lungs" when the
+    lungs-only answer was also Normal. The same answer, less surely, is a qualifier in its own
+    words and colour; another answer is a warning in the caution colour."""
+    same = present(two_class(label="Normal", class_label="Normal", class_name="Normal", confidence=0.96,
+                             probabilities={"COVID-19": 0.04, "Normal": 0.96}, lung_only_label="Normal",
+                             lung_only_confidence=0.65, depends_on_outside_lungs=True))
+    (caution,) = same.caution_items
+    assert "still answers Normal" in caution.text and "65 % instead of 96 %" in caution.text
+    assert "differently" not in caution.text and "instead of Normal" not in caution.text
+    assert not caution.warns and caution.colour == QUALIFIER_COLOUR != CAUTION_COLOUR
+    assert same.flags == ("less sure with only the lungs",)
+    other = present(two_class(label="Normal", class_label="Normal", class_name="Normal", confidence=0.96,
+                              probabilities={"COVID-19": 0.04, "Normal": 0.96}, lung_only_label="COVID-19",
+                              lung_only_confidence=0.65, depends_on_outside_lungs=True))
+    (caution,) = other.caution_items
+    assert "answers COVID-19 instead of Normal" in caution.text
+    assert caution.warns and caution.colour == CAUTION_COLOUR
+    assert other.flags == ("depends on what lies outside the lungs",)
+
+
+def test_the_lungs_only_caution_reads_the_same_in_the_panel_and_the_report(qtbot):
+    """The panel prints the qualifier plain in its colour, a warning bold in the caution colour; the
+    report titles a lone qualifier as a note, not a caution."""
+    prediction = two_class(label="Normal", class_label="Normal", class_name="Normal", confidence=0.96,
+                           probabilities={"COVID-19": 0.04, "Normal": 0.96}, lung_only_label="Normal",
+                           lung_only_confidence=0.65, depends_on_outside_lungs=True)
+    _, panel = _panel_text(qtbot, prediction)
+    html = panel.lung_warning.text()
+    assert "still answers Normal" in html and QUALIFIER_COLOUR in html and CAUTION_COLOUR not in html
+    assert "bold" not in html
+    sections = report_text(prediction, TWO, "chest.png", when=dt.datetime(2026, 1, 1))
+    assert "Cautions" not in sections and any("still answers Normal" in x for x in sections["Note on this result"])
+    _, panel = _panel_text(qtbot, replace(prediction, lung_only_label="COVID-19"))
+    html = panel.lung_warning.text()
+    assert "answers COVID-19 instead of Normal" in html and CAUTION_COLOUR in html and "bold" in html
+
+
+@pytest.mark.parametrize("label,words", [("COVID-19", "Pattern typical of COVID-19 pneumonia"),
+                                         ("Normal", "does not rule out infection")])
+def test_what_the_class_means_reaches_the_panel_and_the_report(qtbot, label, words):
+    """Issue 24: the model reads the pneumonia pattern on the film, not the virus; the panel (a line
+    under the label) and the report's Result section say so in a clinician's words."""
+    name = {"COVID-19": "Covid", "Normal": "Normal"}[label]
+    prediction = two_class(label=label, class_label=label, class_name=name)
+    shown = present(prediction)
+    assert words in shown.meaning
+    _, panel = _panel_text(qtbot, prediction)
+    assert panel.meaning.isVisible() and words in panel.meaning.text()
+    assert panel.label.text() == label  # the short label stays
+    assert words in _report(prediction, TWO)
+    if label == "Normal":  # an infected patient with clear lungs is called Normal
+        assert "COVID-19 whose lungs are still clear is called Normal" in shown.meaning
+    else:
+        assert "not a test for infection" in shown.meaning
+    indeterminate = _report(two_class(label="Indeterminate", indeterminate=True), TWO)
+    assert "COVID-19: pattern typical of COVID-19 pneumonia" in indeterminate  # each class explained
 
 
 def test_a_withheld_image_shows_no_class_answer_of_any_kind():
@@ -150,8 +226,12 @@ def test_every_view_shows_the_same_words(qtbot, prediction, card):
         for sentence in shown.cautions + shown.notes:
             assert sentence.rstrip(".").lower() in text.lower()
         assert shown.attention_line.lower() in text.lower() and shown.lungs_only_line.lower() in text.lower()
-    assert shown.confidence_line in report and shown.confidence_line == panel.confidence_text.text()
-    assert f"confidence {shown.confidence}" in line
+    if shown.confidence_line is None:  # indeterminate: no confidence anywhere
+        assert "confidence" not in report.lower() and "confidence" not in line
+        assert panel.confidence_text.text() == "" and not panel.confidence_bar.isVisible()
+    else:
+        assert shown.confidence_line in report and shown.confidence_line == panel.confidence_text.text()
+        assert f"confidence {shown.confidence}" in line
     assert shown.colour in panel.label.styleSheet()
     assert row["label"] == shown.label and row["flags"] == ";".join(shown.flags)
     assert [float(row[f"probability {card.display_name(c)}"]) for c in card.classes] == pytest.approx(
@@ -184,3 +264,30 @@ def test_the_result_panel_reads_at_a_glance(qtbot, tmp_path):
     qtbot.wait(50)
     out = tmp_path / "panel.png"
     assert panel.grab().save(str(out)) and out.stat().st_size > 0
+
+
+def test_the_about_box_and_readme_say_what_the_classes_mean():
+    """Issue 24, where the app is explained: the pattern on the film, not the virus."""
+    from covidgui.gui.resources import about_html
+    from tests.conftest import REPO
+
+    for text in (about_html(None), (REPO / "README.md").read_text(encoding="utf-8")):
+        words = " ".join(text.split())
+        assert "pattern typical of COVID-19 pneumonia" in words
+        assert "not the virus" in words and "lungs are still clear will be called" in words
+
+
+def test_the_headline_is_never_clipped_at_the_panels_narrowest(qtbot):
+    """"Indeterminate" is one word: it cannot wrap, so it must fit the panel at its minimum width
+    (at 30 px it read "ndeterminat" in a real window)."""
+    from PySide6.QtGui import QFontMetrics
+
+    from covidgui.gui.app import create_app
+
+    create_app()  # the application's style sheet sizes the headline
+    _, panel = _panel_text(qtbot, two_class(label="Indeterminate", indeterminate=True))
+    panel.resize(panel.minimumWidth(), 700)
+    qtbot.wait(50)
+    room = panel.label.contentsRect().width() - 2 * panel.label.margin()
+    for word in ("Indeterminate", "COVID-19", "Normal"):
+        assert QFontMetrics(panel.label.font()).horizontalAdvance(word) <= room, word

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -186,3 +188,146 @@ def test_lookup_table_colorize_matches_the_colormap_within_one_step():
     assert got.dtype == np.uint8 and got.shape == (64, 80, 4)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     assert (got[..., 3][heat <= floor] == 0).all()
+
+
+# -- layout: every combination of cautions fits its pages (issue 28) ---------------------------------
+def _printed_lines(pdf_path) -> list[list[tuple[float, float, float, str]]]:
+    """Per page, every printed line as (x, baseline y, font size, text) in points, read back from
+    the PDF as a reader's software reads it (fragments of one line joined)."""
+    pages = []
+    for page in PdfReader(str(pdf_path)).pages:
+        lines: dict[tuple[float, float], list] = {}
+
+        def visit(text, cm, tm, _font, size, lines=lines):
+            if text.strip():
+                key = (round(cm[4], 1), round(cm[5], 1))
+                lines.setdefault(key, [size, ""])[1] += text
+
+        page.extract_text(visitor_text=visit)
+        pages.append([(x, y, size, text) for (x, y), (size, text) in lines.items()])
+    return pages
+
+
+def assert_fits_its_pages(pdf_path) -> str:
+    """No line off the page, none over another, the disclaimer at the foot of every page below all
+    else. Returns the body text in printing order, pages joined, without the footers and running
+    heads, and without white space (a line may wrap anywhere, a long file name inside a word)."""
+    from covidgui.core.output.report import FOOTER, _text_width
+
+    width, height = (v * 72 for v in (8.27, 11.69))
+    body = []
+    for number, lines in enumerate(_printed_lines(pdf_path), 1):
+        boxes = []
+        for x, y, size, text in lines:
+            w = _text_width(text, size)
+            assert x >= 0 and x + w <= width + 1 and y >= 0 and y + size <= height, (number, text)
+            boxes.append((x, x + w, y - 0.25 * size, y + 0.8 * size, text))
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                overlap = a[0] < b[1] - 0.5 and b[0] < a[1] - 0.5 and a[2] < b[3] - 0.5 and b[2] < a[3] - 0.5
+                assert not overlap, f"page {number}: {a[4]!r} prints over {b[4]!r}"
+        footer = [y for x, y, size, text in lines if text.strip() == FOOTER]
+        assert len(footer) == 1, f"page {number} has no disclaimer at its foot"
+        others = [(y, text) for x, y, size, text in lines if text.strip() != FOOTER and not text.strip().startswith("Page ")]
+        assert all(y > footer[0] + 10 for y, _ in others), f"page {number}: a line reaches the footer"
+        body += [text for _, text in others if "(continued)" not in text]
+    return "".join("".join(body).split())
+
+
+def worst_case_prediction(shape) -> Prediction:
+    """Every note and caution a result can carry at once: classified anyway although rejected,
+    indeterminate, looked mostly outside the lungs, another answer with only the lungs, three classes."""
+    mask = np.zeros(shape, bool)
+    mask[shape[0] // 6: shape[0] * 5 // 6, shape[1] // 8: shape[1] * 3 // 8] = True
+    mask[shape[0] // 6: shape[0] * 5 // 6, shape[1] * 5 // 8: shape[1] * 7 // 8] = True
+    return Prediction(label="Not a chest X-ray", class_label="Indeterminate", class_name="Pneumonia", confidence=0.41,
+                      probabilities={"COVID-19": 0.33, "Normal": 0.26, "Pneumonia (not COVID-19)": 0.41},
+                      indeterminate=True, not_xray=True, gate_score=1.4, lung_attention=0.31, lung_mask=mask,
+                      lung_only_label="COVID-19", lung_only_confidence=0.62, depends_on_outside_lungs=True,
+                      warnings=["lateral view", "multi-frame", "modality XA", "body part HIP"]).classify_anyway()
+
+
+def worst_case_metadata(xray) -> dict:
+    from covidgui.core.inference.classifier import NO_INPUT_CHECK_WARNING
+
+    warnings = [*xray.metadata.get("warnings", []),
+                "This file holds 96 frames; only the first is shown and classified.",
+                "Modality XA (X-ray angiography): the model was trained on chest radiographs (CR, DX) only.",
+                "Body part HIP: the model was trained on chest radiographs only.",
+                NO_INPUT_CHECK_WARNING]
+    return {**xray.metadata, "warnings": warnings}
+
+
+def test_the_worst_case_report_fits_its_pages(tmp_path, card):
+    """Issue 28: with a Cautions section the disclaimer printed over the model's figures and the last
+    line fell off the page. Every caution at once, patient details, a long file name: every line
+    is printed, on the page, over nothing, above the footer (on a second page if need be)."""
+    dcm = make_xray_dicom(tmp_path / "chest.dcm", chest_like(320) / 255.0, bits=16, view_position="LL")
+    xray = load_xray(dcm)
+    prediction = worst_case_prediction(xray.pixels.shape)
+    heat = np.zeros((14, 14), np.float32)
+    heat[3:8, 3:7] = 1.0
+    metadata = worst_case_metadata(xray)
+    name = "SMITH_JOHN_ANTHONY_1961-02-03_CHEST_PA_AND_LATERAL_PORTABLE_ICU_BED_12_FOLLOW_UP.dcm"
+    when = dt.datetime(2026, 3, 1, 9, 30).astimezone()
+    out = write_report(tmp_path / "worst.pdf", xray.pixels, prediction, card, name, metadata, heatmap=heat,
+                       include_patient=True, when=when)
+    text = assert_fits_its_pages(out)
+    from covidgui.core.output.report import report_text
+
+    sections = report_text(prediction, card, name, metadata, include_patient=True, when=when)
+    assert "Cautions" in sections and len(sections["Cautions"]) >= 6
+    for title, lines in sections.items():
+        assert title in text
+        for line in lines:
+            assert "".join(line.split()) in text, line
+    assert PdfReader(str(out)).metadata.title == f"CovidGUI report: {name}"
+
+
+def test_the_report_of_a_real_film_with_cautions_fits_its_pages(tmp_path, card, bundled_classifier):
+    """The film of issue 28: dicom-real's SIIM CR JPEG chest, whose result carries a caution."""
+    from covidgui.core.analysis.analyse import analyse
+    from tests.conftest import SHARED_DATA
+
+    film = SHARED_DATA / "dicom-real" / "chest06_SIIM_CR_jpeg.dcm"
+    if not film.is_file():
+        pytest.skip(f"shared data not found at {film}")
+    result = analyse(bundled_classifier, film, display_side=None, pictures=False)
+    out = write_report(tmp_path / "siim.pdf", result.display, result.prediction, bundled_classifier.card,
+                       film.name, result.metadata, heatmap=result.prediction.heatmap)
+    text = assert_fits_its_pages(out)
+    assert "Cautions" in text  # the case of the issue
+    assert "".join(bundled_classifier.card.source_lines()[-1].split()) in text  # the last line made it
+
+
+def _embedded_image(pdf_path) -> np.ndarray:
+    (image,) = PdfReader(str(pdf_path)).pages[0].images
+    return np.asarray(image.image.convert("RGB")).astype(int)
+
+
+def test_nothing_model_derived_is_drawn_for_a_withheld_image(tmp_path, chest_png, card):
+    """Issue 28: a rejected non-X-ray got lungs and a heatmap in its report. The image is printed as
+    decoded (grey: no heat colour, no cyan outline); classified anyway, both are drawn."""
+    pixels = load_xray(chest_png).pixels
+    mask = np.zeros(pixels.shape, bool)
+    mask[40:200, 30:110] = True
+    heat = np.zeros((14, 14), np.float32)
+    heat[3:8, 3:7] = 1.0
+    rejected = replace(a_rejected_prediction(), lung_mask=mask, lung_attention=0.7)
+    out = write_report(tmp_path / "r.pdf", pixels, rejected, card, "hip.dcm", heatmap=heat)
+    rgb = _embedded_image(out)
+    assert np.abs(rgb - rgb[..., :1]).max() <= 2  # grey: nothing drawn over it
+    text = " ".join(pdf_text(out).split())
+    assert "Heatmap" not in text and "lung fields" not in text.replace("No plausible pair of lung fields", "")
+    anyway = write_report(tmp_path / "a.pdf", pixels, rejected.classify_anyway(), card, "hip.dcm", heatmap=heat)
+    assert np.abs(_embedded_image(anyway) - _embedded_image(anyway)[..., :1]).max() > 50
+
+
+def test_an_indeterminate_report_gives_no_confidence(tmp_path, chest_png, card):
+    """Issue 28: the PDF read "Indeterminate — 52.5 %"."""
+    pixels = load_xray(chest_png).pixels
+    prediction = Prediction(label="Indeterminate", class_label="Indeterminate", class_name="Normal",
+                            confidence=0.525, probabilities={"COVID-19": 0.475, "Normal": 0.525}, indeterminate=True)
+    text = " ".join(pdf_text(write_report(tmp_path / "i.pdf", pixels, prediction, card, "c.png")).split())
+    assert "Indeterminate — " not in text and "Confidence" not in text
+    assert "COVID-19: 47.5 %" in text and "Normal: 52.5 %" in text

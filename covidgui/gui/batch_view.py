@@ -80,7 +80,9 @@ class BatchTableModel(QAbstractTableModel):
             return None
         if role == SORT_ROLE:
             if column == CONFIDENCE_COLUMN:
-                return -1.0 if p is None else -0.5 if shown.withheld else p.confidence
+                # Blank cells after the numbers: indeterminate (no label to be confident in), then withheld.
+                return (-1.0 if p is None else -0.5 if shown.withheld else -0.25 if shown.confidence is None
+                        else p.confidence)
             if column == LUNGS_COLUMN:
                 return -1.0 if p is None or p.lung_attention is None else p.lung_attention
             if column == THUMB_COLUMN:

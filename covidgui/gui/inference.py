@@ -27,13 +27,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClassifiedImage:
-    """What the window shows of one result: its analysis (core.analysis.analyse.Analysis) and the
+    """What the window shows of one result: its analysis (core.analysis.analyse.Analysis), the
     viewer's 16-bit pixels and first grey values, made on the worker so the GUI thread only wraps
-    them in a pixmap."""
+    them in a pixmap, and the model that made it: its card and its missing-input-gate warning (the
+    panel and the report name that model, whichever is loaded by the time they are read)."""
 
     request_id: int
     analysis: Analysis
     shown: DisplayBuffers
+    card: object = None
+    input_check_warning: str | None = None
 
 
 class InferenceWorker(QObject):
@@ -77,7 +80,8 @@ class InferenceWorker(QObject):
             result = analyse(self.classifier, path, display_side=MAX_DISPLAY_SIDE, viewer_values=True)
             shown = display_buffers(result.view_pixels if result.view_pixels is not None else result.display,
                                     start_levels(result.levels))
-            self.classified.emit(ClassifiedImage(request_id, result, shown))
+            self.classified.emit(ClassifiedImage(request_id, result, shown, self.classifier.card,
+                                                 getattr(self.classifier, "input_check_warning", None)))
         except CovidGUIError as exc:
             self.failed.emit(request_id, path, str(exc))
         except Exception as exc:

@@ -53,6 +53,8 @@ class MainWindow(QMainWindow):
         self.viewer_panel = ViewerPanel()
         self.viewer: ImageView = self.viewer_panel.view
         self.last_result: Analysis | None = None  # what "Export report/image" writes
+        self.last_result_model: ClassifiedImage | None = None  # the model that made it: card, input-check warning
+        self._current_path: str | None = None  # the single image on display (or pending), re-classified on a model change
         self.hint = DropHint()
         self.image_area = QStackedWidget()
         self.image_area.addWidget(self.hint)
@@ -130,12 +132,17 @@ class MainWindow(QMainWindow):
             self.settings.set_last_folder("open", path)
             self.classify(path)
 
-    def classify(self, path: str | Path) -> None:
-        """Show the file as pending and queue it for the worker; the newest request wins."""
+    def classify(self, path: str | Path, waiting: str | None = None, show_tab: bool = True) -> None:
+        """Show the file as pending and queue it for the worker; the newest request wins. Until its
+        result arrives there is nothing to export (the previous result is not the one on display).
+        waiting: the panel's message meanwhile; show_tab: bring the Image tab to the front."""
         self._request_id += 1
+        self._current_path = str(path)
+        self._forget_result()
         name = Path(path).name
-        waiting = "Classifying…" if self.card else "Waiting for the model to finish loading…"
-        self.tabs.setCurrentWidget(self.single_tab)
+        waiting = waiting or ("Classifying…" if self.card else "Waiting for the model to finish loading…")
+        if show_tab:
+            self.tabs.setCurrentWidget(self.single_tab)
         self.result_panel.show_pending(name, waiting)
         self.statusBar().showMessage(f"Classifying {name}…")
         self.inference.request_classify.emit(self._request_id, str(path))
@@ -198,6 +205,8 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
         self.card = None
+        self._request_id += 1  # a classification queued behind the load cannot run; its failure is not news
+        self._forget_result()
         self.statusBar().showMessage("No model loaded")
         self.result_panel.show_error("", message)
         self.model_unavailable.emit(message)
@@ -212,10 +221,12 @@ class MainWindow(QMainWindow):
         self.viewer.set_lung_outline(analysis.lung_outline)
         self.image_area.setCurrentWidget(self.viewer_panel)
         # The panel decides whether the overlay shows (not for an image the gate rejected).
-        self.result_panel.show_prediction(analysis.prediction, analysis.path.name, analysis.overlay is not None)
+        self.result_panel.show_prediction(analysis.prediction, analysis.path.name, analysis.overlay is not None,
+                                          card=result.card)
         self.result_panel.show_input_info(analysis.metadata.get("warnings", []), analysis.metadata.get("dicom"),
                                           analysis.metadata.get("patient"))
         self.last_result = analysis
+        self.last_result_model = result
         self.export_report_action.setEnabled(True)
         self.export_image_action.setEnabled(True)
         self.statusBar().showMessage(f"Ready — {analysis.path.name}: {analysis.prediction.label}")
@@ -231,12 +242,17 @@ class MainWindow(QMainWindow):
         if request_id != self._request_id:
             return
         self.viewer.clear()
-        self.last_result = None
-        self.export_report_action.setEnabled(False)
-        self.export_image_action.setEnabled(False)
+        self._forget_result()
         self.image_area.setCurrentWidget(self.hint)
         self.result_panel.show_error(Path(path).name, message)
         self.statusBar().showMessage(f"Could not classify {Path(path).name}")
+
+    def _forget_result(self) -> None:
+        """Nothing to export: the result on display is gone or not yet there."""
+        self.last_result = None
+        self.last_result_model = None
+        self.export_report_action.setEnabled(False)
+        self.export_image_action.setEnabled(False)
 
     # -- export ---------------------------------------------------------------------------------
     def export_report_dialog(self) -> None:
@@ -252,16 +268,16 @@ class MainWindow(QMainWindow):
         # Here, not at the top: the report imports matplotlib's PDF backend, which start-up need not pay.
         from covidgui.core.output.report import write_report
 
-        result = self.last_result
-        if result is None or self.card is None:
+        result, model = self.last_result, self.last_result_model
+        if result is None or model is None:
             return None
         heat = result.prediction.heatmap if self.viewer.overlay_visible() else None
         metadata = result.metadata
-        no_check = getattr(self.inference.worker.classifier, "input_check_warning", None)
-        if no_check:  # the report says it too, among its cautions
-            metadata = {**metadata, "warnings": [*metadata.get("warnings", []), no_check]}
+        if model.input_check_warning:  # the report says it too, among its cautions
+            metadata = {**metadata, "warnings": [*metadata.get("warnings", []), model.input_check_warning]}
         try:
-            out = write_report(out_path, result.display, result.prediction, self.card, result.path.name,
+            # Credited to the model that made the result, whichever is loaded now.
+            out = write_report(out_path, result.display, result.prediction, model.card, result.path.name,
                                metadata, heatmap=heat, include_patient=include_patient,
                                overlay_opacity=self.viewer.overlay_opacity())
         except OSError as exc:
@@ -333,10 +349,13 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def use_model(self, path: str) -> None:
-        """Classify with the model at ``path`` from now on (reloads the worker's model)."""
+        """Classify with the model at ``path`` from now on (reloads the worker's model). The image on
+        display is classified again by it: a result never outlives the model that made it."""
         self._model_path = path
         self.card = None
         self.start_loading_model()
+        if self._current_path is not None:  # queued behind the load, so the new model answers
+            self.classify(self._current_path, "Classifying again with the newly chosen model…", show_tab=False)
 
     def _confirm_stop_training(self) -> bool:
         answer = QMessageBox.question(self, "Training in progress",

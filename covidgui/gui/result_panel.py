@@ -1,6 +1,9 @@
-"""The result panel: label, calibrated confidence, each class's probability, and messages."""
+"""The result panel: label and what it means, calibrated confidence, each class's probability, the
+model that gave them, and messages."""
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgressBar, QPushButton, QSlider,
@@ -9,8 +12,8 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QFrame, QLabel, QProgress
 from covidgui import DISCLAIMER
 # The words and colours of a result are core's: one place for the panel, the Batch table, the CLI,
 # the CSV and the report (LABEL_COLOURS and percent stay importable from here, for older callers).
-from covidgui.core.output.presentation import (ATTENTION_HELP, CAUTION_COLOUR, LABEL_COLOURS, LUNGS_ONLY_HELP,
-                                               NEUTRAL_COLOUR, NO_RESULT_COLOUR, percent, present)
+from covidgui.core.output.presentation import (ATTENTION_HELP, LABEL_COLOURS, LUNGS_ONLY_HELP,
+                                               NEUTRAL_COLOUR, NO_RESULT_COLOUR, model_line, percent, present)
 from covidgui.gui.dicom_panel import DicomInfoPanel, HeatmapLegend
 
 __all__ = ["LABEL_COLOURS", "HeadlineLabel", "ResultPanel", "percent"]
@@ -58,6 +61,18 @@ class ResultPanel(QWidget):
         self.label.setObjectName("resultLabel")
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.label.setWordWrap(True)
+        # What the label means on the film ("Pattern typical of COVID-19 pneumonia …"), under it.
+        self.meaning = QLabel("")
+        self.meaning.setObjectName("resultMeaning")
+        self.meaning.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.meaning.setWordWrap(True)
+        self.meaning.setVisible(False)
+        # The model that gave the result on display (not necessarily the one loaded now).
+        self.model_label = QLabel("")
+        self.model_label.setObjectName("modelLabel")
+        self.model_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.model_label.setWordWrap(True)
+        self.model_label.setVisible(False)
         self.confidence_text = QLabel("")
         self.confidence_text.setObjectName("confidenceText")
         self.confidence_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -111,8 +126,10 @@ class ResultPanel(QWidget):
         layout.addWidget(self.file_label)
         layout.addSpacing(8)
         layout.addWidget(self.label)
+        layout.addWidget(self.meaning)
         layout.addWidget(self.confidence_text)
         layout.addWidget(self.confidence_bar)
+        layout.addWidget(self.model_label)
         layout.addSpacing(12)
         self.probabilities_title = QLabel("<b>Probability of each class</b>")
         layout.addWidget(self.probabilities_title)
@@ -146,11 +163,15 @@ class ResultPanel(QWidget):
         self.anyway_button.setVisible(False)
         self.file_label.setText("")
         self._set_label("No image")
+        self._show_meaning(None)
+        self._show_model(None)
         self.confidence_text.setText("")
+        self.confidence_text.setVisible(False)  # no empty line's gap under a label without a confidence
         self.confidence_bar.setValue(0)
         self._clear_probabilities()
         self.show_input_info([], None)
         self.legend.setVisible(False)
+        self.overlay_toggled.emit(False)  # no heatmap without the result it belongs to
         self._show_lung_fields(None)
         self.message.setText(message)
         self.message.setProperty("kind", "hint")
@@ -162,15 +183,17 @@ class ResultPanel(QWidget):
         self._set_label("…")
         self.message.setText(text)
 
-    def show_prediction(self, prediction, file_name: str, has_heatmap: bool = False) -> None:
+    def show_prediction(self, prediction, file_name: str, has_heatmap: bool = False, card=None) -> None:
         """prediction: a core.model.Prediction, shown in the words of core.output.presentation. An
-        image the gate rejected shows only the message and a "Classify anyway" button."""
+        image the gate rejected shows only the message and a "Classify anyway" button.
+        card: the ModelCard of the model that made ``prediction``, named under the result."""
         shown = present(prediction)
         if shown.withheld:
             self.clear()
-            self._shown = (prediction, file_name, has_heatmap)
+            self._shown = (prediction, file_name, has_heatmap, card)
             self.file_label.setText(file_name)
             self._set_label(shown.label, shown.colour)
+            self._show_model(card)
             self.message.setText("\n".join(shown.notes))
             self.anyway_button.setVisible(True)
             self._show_numbers(False)  # no class probabilities for an image the model should not judge
@@ -181,11 +204,16 @@ class ResultPanel(QWidget):
             return
         self.anyway_button.setVisible(False)
         self._show_numbers(True)
-        self._shown = (prediction, file_name, has_heatmap)
+        self._shown = (prediction, file_name, has_heatmap, card)
         self.file_label.setText(file_name)
         self._set_label(shown.label, shown.colour)
-        self.confidence_text.setText(shown.confidence_line)
-        self.confidence_bar.setValue(round(prediction.confidence * 1000))
+        self._show_meaning(shown.meaning)
+        self._show_model(card)
+        # Indeterminate: no label, so no confidence in one; the class probabilities below say it.
+        self.confidence_text.setText(shown.confidence_line or "")
+        self.confidence_text.setVisible(shown.confidence_line is not None)
+        self.confidence_bar.setVisible(shown.confidence is not None)
+        self.confidence_bar.setValue(0 if shown.confidence is None else round(prediction.confidence * 1000))
         self._clear_probabilities()
         for line in shown.probabilities:
             self.probabilities_layout.addRow(line.text, _bar(line.value))
@@ -197,6 +225,14 @@ class ResultPanel(QWidget):
         self.message.setText("\n".join(shown.notes))
         self.message.setProperty("kind", "hint")
         self._repolish(self.message)
+
+    def _show_meaning(self, meaning: str | None) -> None:
+        self.meaning.setText(meaning or "")
+        self.meaning.setVisible(bool(meaning))
+
+    def _show_model(self, card) -> None:
+        self.model_label.setText("" if card is None else model_line(card))
+        self.model_label.setVisible(card is not None)
 
     def _show_numbers(self, visible: bool) -> None:
         for widget in (self.confidence_bar, self.probabilities_title, self.probabilities_box):
@@ -211,7 +247,9 @@ class ResultPanel(QWidget):
         self.lung_warning = QLabel("")
         self.lung_warning.setObjectName("lungWarning")
         self.lung_warning.setWordWrap(True)
-        self.lung_warning.setStyleSheet(f"color: {CAUTION_COLOUR}; font-weight: bold;")
+        # Each caution in its own colour (core.output.presentation): a warning bold in the caution
+        # colour, a qualifier of the result plain.
+        self.lung_warning.setTextFormat(Qt.TextFormat.RichText)
         self.lung_warning.setVisible(False)
         self.lung_check = QCheckBox("Show lung outline")
         self.lung_check.setChecked(True)
@@ -224,8 +262,10 @@ class ResultPanel(QWidget):
         lines = [] if shown is None else [line for line in (shown.attention_line, shown.lungs_only_line) if line]
         self.lung_attention_text.setText("\n".join(lines))
         self.lung_attention_text.setVisible(bool(lines))
-        cautions = [] if shown is None else list(shown.cautions)
-        self.lung_warning.setText("\n".join(cautions))
+        cautions = [] if shown is None else list(shown.caution_items)
+        self.lung_warning.setText("".join(
+            f'<p style="color: {c.colour}; font-weight: {"bold" if c.warns else "normal"}; margin: 0 0 4px 0;">'
+            f'{html.escape(c.text)}</p>' for c in cautions))
         self.lung_warning.setVisible(bool(cautions))
         has_mask = getattr(prediction, "lung_mask", None) is not None
         self.lung_check.setEnabled(has_mask)
@@ -233,9 +273,9 @@ class ResultPanel(QWidget):
 
     def _classify_anyway(self) -> None:
         if self._shown is not None:
-            prediction, file_name, has_heatmap = self._shown
+            prediction, file_name, has_heatmap, card = self._shown
             anyway = prediction.classify_anyway()
-            self.show_prediction(anyway, file_name, has_heatmap)
+            self.show_prediction(anyway, file_name, has_heatmap, card)
             self.classified_anyway.emit(anyway)  # so that an exported report says so
 
     def show_input_info(self, warnings: list[str], dicom: dict | None, patient=None) -> None:

@@ -28,6 +28,9 @@ NEUTRAL_COLOUR = "#424242"  # a label without a colour of its own (a class of a 
 NO_RESULT_COLOUR = "#6d4c41"  # the panel's "No result" (the file could not be read)
 FAILED_COLOUR = "#b71c1c"  # a Batch row that failed, and the counts of failures
 CAUTION_COLOUR = "#bf360c"  # a caution about the result: the panel's, and a number that carries one in the Batch table
+# A note that qualifies a result without contradicting it (the lungs-only check agrees, only less
+# surely): the slate of an explanation, not the red-orange of a warning, and never bold.
+QUALIFIER_COLOUR = "#455a64"
 
 # -- words --------------------------------------------------------------------------------------------
 FAILED_LABEL = "Failed"  # the Batch table's label of a file that could not be classified
@@ -37,11 +40,32 @@ CLASSIFIED_ANYWAY_NOTE = ("Classified anyway: the input gate judged this not to 
 INDETERMINATE_NOTE = ("Indeterminate: the model is not confident either way; "
                       "the probabilities are shown for reference.")
 LOW_ATTENTION_WARNING = "The model looked mostly outside the lungs; treat this result with caution."
-OUTSIDE_LUNGS_WARNING = ("This result depends on what lies outside the lungs: with only the lung fields "
-                         "visible the model answers differently. Treat it with caution.")
+# The shortcut check, in the two things it can mean: with only the lung fields visible the model
+# gives another answer (a warning), or the same answer less surely (a qualifier, not a warning).
+OUTSIDE_LUNGS_WARNING = ("With only the lung fields visible the model answers {lungs_only} instead of {shown}: "
+                         "this result depends on what lies outside the lungs. Treat it with caution.")
+LESS_SURE_NOTE = ("With only the lung fields visible the model still answers {shown}, but less surely "
+                  "({lungs_only} instead of {full}): part of its confidence depends on what lies outside the lungs.")
 ATTENTION_HELP = "share of the heatmap inside the segmented lung fields"
 LUNGS_ONLY_HELP = ("the answer when everything outside the lung fields is blanked "
                    "(a check for shortcuts outside the lungs)")
+
+# What a class means, in a clinician's words: the model reads the pattern on the film, not the
+# virus (issue 24). The short label stays where space is tight (the Batch table, the CSV); the
+# meaning goes where a result is explained (under the panel's label, the report's Result section).
+CLASS_MEANINGS = {
+    "COVID-19": ("Pattern typical of COVID-19 pneumonia on this film. The model reads the lungs, not the virus: "
+                 "it is not a test for infection."),
+    "Normal": ("No pneumonia pattern found on this film. This does not rule out infection: a patient with "
+               "COVID-19 whose lungs are still clear is called Normal."),
+    "Pneumonia (not COVID-19)": "Pneumonia pattern on this film, not typical of COVID-19.",
+}
+# The same, in a few words, where every class is listed (an indeterminate result's probabilities).
+CLASS_SHORT_MEANINGS = {
+    "COVID-19": "pattern typical of COVID-19 pneumonia",
+    "Normal": "no pneumonia pattern (does not rule out infection)",
+    "Pneumonia (not COVID-19)": "pneumonia pattern not typical of COVID-19",
+}
 
 # Short words for the Batch table's Flags column and the CSV's "flags" cell.
 FLAG_NOT_XRAY = "not a chest X-ray"
@@ -49,6 +73,7 @@ FLAG_CLASSIFIED_ANYWAY = "classified anyway"
 FLAG_INDETERMINATE = "indeterminate"
 FLAG_LOW_ATTENTION = "looked mostly outside the lungs"
 FLAG_OUTSIDE_LUNGS = "depends on what lies outside the lungs"
+FLAG_LESS_SURE = "less sure with only the lungs"
 
 
 def percent(p: float) -> str:
@@ -67,9 +92,30 @@ def attention_percent(attention: float) -> str:
     return f"{math.floor(attention * 100)} %"
 
 
+def model_line(card) -> str:
+    """The model that gave a result, as the result panel names it ("Model: covid-cnn v2.0.0")."""
+    return f"Model: {card.name} v{card.version}"
+
+
 def label_colour(label: str, default: str | None = NEUTRAL_COLOUR) -> str | None:
     """The hex colour of a label ("#c62828" for COVID-19); ``default`` for a label without one."""
     return LABEL_COLOURS.get(label, default)
+
+
+def class_meaning(label: str) -> str | None:
+    """What a class label means on the film, in a clinician's words (None for a label without one:
+    Indeterminate, Not a chest X-ray, a class of a retrained model)."""
+    return CLASS_MEANINGS.get(label)
+
+
+@dataclass(frozen=True)
+class Caution:
+    """One caution about a result: its sentence, its colour, and whether it warns (bold, the caution
+    colour) or only qualifies the result (plain, the qualifier colour)."""
+
+    text: str
+    colour: str
+    warns: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,9 +132,11 @@ class Presentation:
     """Everything a view shows of one result, in words (see :func:`present`).
 
     label, colour: the headline word(s) and their hex colour.
+    meaning: what the label means on the film ("Pattern typical of COVID-19 pneumonia …"), or None.
     withheld: the input gate rejected the image: no confidence, probabilities, attention or
         lungs-only answer are shown (they belong to an image the model should not judge).
-    confidence: "83.0 %" (None when withheld); confidence_line: "Confidence: 83.0 %".
+    confidence: "83.0 %" (None when withheld, and when indeterminate: there is no label to be
+        confident in, the class probabilities say it); confidence_line: "Confidence: 83.0 %".
     probabilities: one line per class of the model, in the model card's order (empty when withheld).
     notes: sentences about the result itself, in display order (not an X-ray; classified anyway;
         indeterminate).
@@ -96,13 +144,15 @@ class Presentation:
         CSV's; attention_line: "Attention on lungs: 49 %" in the result, None also when withheld
         (and then no caution either: there is no result to doubt).
     lungs_only_line: "Lungs only (outside blanked): COVID-19 71 %", the shortcut check, or None.
-    cautions: warnings about the result, in display order (low attention, depends on outside lungs).
+    caution_items: cautions about the result, in display order (low attention, the lungs-only
+        check), each with its colour; ``cautions`` gives their sentences.
     flags: short words for the Batch table and the CSV.
     file_warnings: short notes about the input file (multi-frame, modality, body part, lateral view).
     """
 
     label: str
     colour: str
+    meaning: str | None
     withheld: bool
     low_attention: bool
     confidence: str | None
@@ -112,13 +162,19 @@ class Presentation:
     attention: str | None
     attention_line: str | None
     lungs_only_line: str | None
-    cautions: tuple[str, ...]
+    caution_items: tuple[Caution, ...]
     flags: tuple[str, ...]
     file_warnings: tuple[str, ...]
 
     @property
+    def cautions(self) -> tuple[str, ...]:
+        """The cautions' sentences, in display order."""
+        return tuple(c.text for c in self.caution_items)
+
+    @property
     def headline(self) -> str:
-        """The label with its confidence ("COVID-19 — 83.0 %"), or the label alone when withheld."""
+        """The label with its confidence ("COVID-19 — 83.0 %"), or the label alone (withheld,
+        indeterminate)."""
         return self.label if self.confidence is None else f"{self.label} — {self.confidence}"
 
     @property
@@ -144,7 +200,8 @@ def present(prediction) -> Presentation:
             notes.append(CLASSIFIED_ANYWAY_NOTE)
         if p.indeterminate:
             notes.append(INDETERMINATE_NOTE)
-    confidence = None if withheld else percent(p.confidence)
+    # An indeterminate result gives no label, so no confidence in one: the probabilities say it.
+    confidence = None if withheld or p.indeterminate else percent(p.confidence)
     probabilities = () if withheld else tuple(ProbabilityLine(name, value, f"{name}: {percent(value)}")
                                               for name, value in p.probabilities.items())
     attention = None if p.lung_attention is None else attention_percent(p.lung_attention)
@@ -153,19 +210,36 @@ def present(prediction) -> Presentation:
     outside = checked and bool(p.depends_on_outside_lungs)
     lungs_only = (f"Lungs only (outside blanked): {p.lung_only_label} {p.lung_only_confidence * 100:.0f} %"
                   if checked else None)
-    cautions = ([LOW_ATTENTION_WARNING] if low else []) + ([OUTSIDE_LUNGS_WARNING] if outside else [])
+    cautions = [Caution(LOW_ATTENTION_WARNING, CAUTION_COLOUR)] if low else []
     flags = (([FLAG_NOT_XRAY] if p.not_xray else [])
              + ([FLAG_CLASSIFIED_ANYWAY] if p.classified_anyway else [])
              + ([FLAG_INDETERMINATE] if p.indeterminate else [])
-             + ([FLAG_LOW_ATTENTION] if low else [])
-             + ([FLAG_OUTSIDE_LUNGS] if outside else []))
+             + ([FLAG_LOW_ATTENTION] if low else []))
+    if outside:
+        caution, flag = _lungs_only_caution(p)
+        cautions.append(caution)
+        flags.append(flag)
     return Presentation(
-        label=p.label, colour=label_colour(p.label), withheld=withheld, low_attention=low,
+        label=p.label, colour=label_colour(p.label), meaning=class_meaning(p.label), withheld=withheld,
+        low_attention=low,
         confidence=confidence, confidence_line=None if confidence is None else f"Confidence: {confidence}",
         probabilities=probabilities, notes=tuple(notes),
         attention=attention, attention_line=None if attention is None or withheld else f"Attention on lungs: {attention}",
-        lungs_only_line=lungs_only, cautions=tuple(cautions), flags=tuple(flags),
+        lungs_only_line=lungs_only, caution_items=tuple(cautions), flags=tuple(flags),
         file_warnings=tuple(getattr(p, "warnings", None) or ()))
+
+
+def _lungs_only_caution(p) -> tuple[Caution, str]:
+    """The shortcut check fired: a warning when the lungs-only answer is another class, a qualifier
+    when it is the same class given less surely. Compared with the class the model leans to (its
+    highest probability), which an indeterminate result has too."""
+    leaning = max(p.probabilities, key=p.probabilities.get)
+    if p.lung_only_label != leaning:
+        text = OUTSIDE_LUNGS_WARNING.format(lungs_only=p.lung_only_label, shown=leaning)
+        return Caution(text, CAUTION_COLOUR), FLAG_OUTSIDE_LUNGS
+    text = LESS_SURE_NOTE.format(shown=leaning, lungs_only=f"{p.lung_only_confidence * 100:.0f} %",
+                                 full=f"{p.probabilities[leaning] * 100:.0f} %")
+    return Caution(text, QUALIFIER_COLOUR, warns=False), FLAG_LESS_SURE
 
 
 # -- CSV cells ------------------------------------------------------------------------------------------
@@ -184,7 +258,8 @@ def csv_row(path: str | Path, prediction, error: str | None, card) -> list[str]:
     the views' percentages). Lung attention is empty without the lung model or when the heatmap is
     empty; the lung-only columns (the shortcut check) are empty without the lung model or plausible
     lungs. An image the input gate withheld has no confidence, class probabilities or lung-only
-    answer, unless it was classified anyway. ``flags`` and ``warnings`` (the file's cautions:
+    answer, unless it was classified anyway; an indeterminate result has no confidence (its
+    probabilities are there). ``flags`` and ``warnings`` (the file's cautions:
     multi-frame, modality, body part, lateral view) are separated by ";". Cells are not yet guarded
     against spreadsheet formulas: the writer does that.
     """
@@ -195,7 +270,7 @@ def csv_row(path: str | Path, prediction, error: str | None, card) -> list[str]:
     shown = present(p)
     withheld = shown.withheld
     probs = ["" if withheld else f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
-    confidence = "" if withheld else f"{p.confidence:.4f}"
+    confidence = "" if shown.confidence is None else f"{p.confidence:.4f}"  # as the views: none when indeterminate
     attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
     lung_only = ([p.lung_only_label, f"{p.lung_only_confidence:.4f}", "yes" if p.depends_on_outside_lungs else "no"]
                  if shown.lungs_only_line is not None else ["", "", ""])  # the check as the views show it

@@ -183,6 +183,8 @@ class TrainingTab(QWidget):
     def start(self) -> None:
         if self.summary is None or not self.summary.ok or self._training:
             return
+        if self.outcome is not None and self.saved_version is None and not self._confirm_discard_unsaved():
+            return  # the reader keeps the last run's model (and can still save it)
         self._training = True
         self.outcome = None
         self.saved_version = None
@@ -194,6 +196,15 @@ class TrainingTab(QWidget):
                 "left_out_unreadable": self.summary.unreadable, "trained_with": "CovidGUI Training tab"}
         self._update_buttons()
         self.jobs.train(self.summary, self.config(), info)
+
+    def _confirm_discard_unsaved(self) -> bool:
+        """A new run replaces the last one's model, which is not saved: ask first (default: No)."""
+        answer = QMessageBox.question(
+            self, "Discard the unsaved model?",
+            "The model from the last run has not been saved. Starting a new run discards it.\n\n"
+            "Start a new run anyway? (No: keep it, and save it with “Save as new model…”.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     @Slot()
     def cancel(self) -> None:

@@ -125,3 +125,31 @@ def test_the_gui_does_not_print_litert_info_on_start_up_but_keeps_warnings(tmp_p
     assert run.returncode == 0, run.stderr
     assert "INFO: Created TensorFlow Lite" not in run.stderr
     assert "native warning kept" in run.stderr
+
+
+def test_show_patient_details_is_the_first_row_of_the_dicom_panel(qtbot):
+    from covidgui.gui.dicom_panel import DicomInfoPanel
+
+    create_app()
+    panel = DicomInfoPanel()
+    qtbot.addWidget(panel)
+    panel.show_info({"modality": "CR", "manufacturer": "FUJI PHOTO FILM CO. LTD."})
+    panel.resize(260, 400)
+    # Above the rows, so it is in view on a 768-px screen (it was below the fold, under them).
+    assert panel.layout().itemAt(0).widget() is panel.reveal_check
+    assert panel.reveal_check.y() < panel.fields["modality"].y()
+
+
+def test_a_percent_sign_never_wraps_onto_its_own_line(qtbot):
+    from types import SimpleNamespace
+
+    from covidgui.gui.result_panel import ResultPanel
+
+    create_app()
+    panel = ResultPanel()
+    qtbot.addWidget(panel)
+    shown = SimpleNamespace(attention_line="Attention on lungs: 88 %",
+                            lungs_only_line="Lungs only (outside blanked): Normal 98 %", cautions=[])
+    panel._show_lung_fields(None, shown)
+    text = panel.lung_attention_text.text()
+    assert " %" not in text and "98\u00a0%" in text

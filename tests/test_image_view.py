@@ -233,7 +233,9 @@ def test_report_dialog_offers_patient_identifiers_off_by_default(qtbot, tmp_path
     QTimer.singleShot(300, answer)
     path, include = ask_report_destination(None, Path(tmp_path / "scan.dcm"), has_patient=True)
     assert seen["default"] is False
-    assert include is True and path == str(tmp_path / "scan-report.pdf")  # the proposed name
+    # The proposed name, in the image's folder: dated, never the image's name (issue 28).
+    assert include is True and Path(path).parent == tmp_path
+    assert Path(path).name.startswith("CovidGUI report ") and "scan" not in Path(path).name
 
 
 # -- window presets and the photometric interpretation (issue 28, item 9) ---------------------------

@@ -274,6 +274,10 @@ def cmd_report(args) -> int:
     from covidgui.core.errors import CovidGUIError
     from covidgui.core.models.modelcard import read_card
 
+    folder = args.output.parent
+    if not folder.is_dir():  # a typo in the folder must not create folders nobody asked for
+        raise CovidGUIError(f"The folder {folder} does not exist; the report was not written. "
+                            "Create it first, or choose an existing folder.")
     model_path = args.model or _active_model()
     try:
         card = read_card(model_path)

@@ -79,7 +79,7 @@ def test_result_shows_attention_on_lungs_and_the_outline_toggles(qtbot, ready_wi
     prediction = ready_window.inference.worker.classifier.predict_file(adult_xray, heatmap=True)
     assert panel.lung_attention_text.isVisible()
     # rounded down, so that 49.6 % never reads as 50 %
-    lines = panel.lung_attention_text.text().split("\n")
+    lines = panel.lung_attention_text.text().replace("\u00a0", " ").split("\n")  # "%" joined to its number
     assert lines[0] == f"Attention on lungs: {math.floor(prediction.lung_attention * 100)} %"
     assert lines[1] == f"Lungs only (outside blanked): {prediction.lung_only_label} {prediction.lung_only_confidence * 100:.0f} %"
     assert panel.lung_warning.isVisible() == (prediction.lung_attention < 0.5 or prediction.depends_on_outside_lungs)
@@ -101,7 +101,7 @@ def test_low_attention_shows_the_warning(qtbot, ready_window, adult_xray):
     prediction = ready_window.inference.worker.classifier.predict_file(adult_xray, heatmap=True)
     panel.show_prediction(replace(prediction, lung_attention=0.31, depends_on_outside_lungs=False),
                           adult_xray.name, True)
-    assert panel.lung_attention_text.text().startswith("Attention on lungs: 31 %")
+    assert panel.lung_attention_text.text().replace("\u00a0", " ").startswith("Attention on lungs: 31 %")
     assert panel.lung_warning.isVisible()
     assert "looked mostly outside the lungs" in panel.lung_warning.text()
     assert "depends on what lies outside the lungs" not in panel.lung_warning.text()
@@ -114,7 +114,7 @@ def test_a_result_that_depends_on_outside_the_lungs_says_so(qtbot, ready_window,
     prediction = ready_window.inference.worker.classifier.predict_file(adult_xray, heatmap=True)
     panel.show_prediction(replace(prediction, lung_attention=0.8, lung_only_label="COVID-19",
                                   lung_only_confidence=0.71, depends_on_outside_lungs=True), adult_xray.name, True)
-    assert "Lungs only (outside blanked): COVID-19 71 %" in panel.lung_attention_text.text()
+    assert "Lungs only (outside blanked): COVID-19 71 %" in panel.lung_attention_text.text().replace("\u00a0", " ")
     assert panel.lung_warning.isVisible()
     assert "depends on what lies outside the lungs" in panel.lung_warning.text()
     assert "looked mostly outside" not in panel.lung_warning.text()

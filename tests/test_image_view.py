@@ -103,7 +103,7 @@ def test_presets_and_sliders_set_levels(panel):
     assert view.levels() == pytest.approx((0.3, 0.2))
     lungs = panel_presets(panel).index("Lungs (dark areas)")
     panel.preset_box.activated.emit(lungs)
-    assert view.levels() == pytest.approx((0.30, 0.60))
+    assert view.levels() == pytest.approx(view.auto_levels_for_image(1.0, 75.0))  # the image's darker grey values
     assert panel.preset_box.currentText() == "Lungs (dark areas)"
     view.set_levels(0.4, 0.6)  # a drag or slider move leaves the preset
     assert panel.preset_box.currentIndex() == -1
@@ -233,4 +233,74 @@ def test_report_dialog_offers_patient_identifiers_off_by_default(qtbot, tmp_path
     QTimer.singleShot(300, answer)
     path, include = ask_report_destination(None, Path(tmp_path / "scan.dcm"), has_patient=True)
     assert seen["default"] is False
-    assert include is True and path == str(tmp_path / "scan-report.pdf")  # the proposed name
+    # The proposed name, in the image's folder: dated, never the image's name (issue 28).
+    assert include is True and Path(path).parent == tmp_path
+    assert Path(path).name.startswith("CovidGUI report ") and "scan" not in Path(path).name
+
+
+# -- window presets and the photometric interpretation (issue 28, item 9) ---------------------------
+LUNG_ROWS, LEFT_LUNG, RIGHT_LUNG, MIDLINE = (0.35, 0.6), (0.2, 0.35), (0.65, 0.8), (0.45, 0.55)
+
+
+def _region(grey: np.ndarray, rows, cols) -> np.ndarray:
+    h, w = grey.shape
+    return grey[int(h * rows[0]):int(h * rows[1]), int(w * cols[0]):int(w * cols[1])]
+
+
+def _lungs_and_midline(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lungs = np.concatenate([_region(grey, LUNG_ROWS, LEFT_LUNG).ravel(), _region(grey, LUNG_ROWS, RIGHT_LUNG).ravel()])
+    return lungs, _region(grey, LUNG_ROWS, MIDLINE).ravel()
+
+
+def _apply(panel, name: str) -> np.ndarray:
+    panel.preset_box.activated.emit(panel_presets(panel).index(name))
+    assert panel.preset_box.currentText() == name
+    return panel.view.displayed_grey()
+
+
+def _assert_lungs_readable(panel) -> None:
+    """"Lungs" shows the lung fields in greys (not washed out to white), darker than the midline;
+    "Mediastinum / bone" shows the midline in greys, not black."""
+    lungs, midline = _lungs_and_midline(_apply(panel, "Lungs (dark areas)"))
+    assert 40 <= np.median(lungs) <= 220, np.median(lungs)
+    assert np.mean(lungs >= 250) < 0.05  # it whitened 65 % of a MONOCHROME1 film's lungs
+    assert np.median(lungs) < np.median(midline)
+    _, midline = _lungs_and_midline(_apply(panel, "Mediastinum / bone (bright areas)"))
+    assert 40 <= np.median(midline) <= 230
+
+
+def test_the_lung_preset_shows_the_lungs_of_a_monochrome1_film_whose_window_reaches_past_its_pixels(panel):
+    """A CR film stored MONOCHROME1 (high values dark) whose file window, 0..30000, reaches far beyond
+    its darkest pixel (26500), as the dicom-real chest01 film's does; and its MONOCHROME2 twin."""
+    from covidgui.core.io.dicom import FileLevels
+    from tests.conftest import chest_like
+
+    # 1 = white; a bright film, as chest01 is: its lungs sit at 60-80 % of the display range.
+    picture = 0.45 + 0.55 * chest_like(256) / 255.0
+    picture[:12, :] = 0.0  # air above the shoulders: the darkest pixels, at 26500
+    top = 32767
+    stored = 800 + (1.0 - picture) * 25700  # MONOCHROME1: white = low values
+    mono1 = FileLevels(window=(15000.0, 30000.0), stored_range=(0.0, top), inverted=True)
+    mono2 = FileLevels(window=(top - 15000.0, 30000.0), stored_range=(0.0, top), inverted=False)
+    shown = {}
+    for levels, values in ((mono1, stored), (mono2, top - stored)):
+        panel.show_image(levels.normalise(values), levels)
+        _assert_lungs_readable(panel)
+        shown[levels.inverted] = _apply(panel, "Lungs (dark areas)")
+    # The same picture whichever way it is stored.
+    assert np.abs(shown[True].astype(int) - shown[False].astype(int)).max() <= 1
+
+
+def test_the_lung_preset_shows_the_lungs_of_the_real_monochrome1_chest_film(panel):
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / "dicom-real" / "chest01_RG1_J2KI.dcm"
+    if not path.is_file():
+        pytest.skip(f"the real MONOCHROME1 chest film is not at {path} (set COVIDGUI_SHARED_DATA)")
+    from covidgui.core.io.images import load_xray
+
+    xray = load_xray(path, viewer_values=True)
+    levels = xray.metadata["file_levels"]
+    assert levels.inverted  # MONOCHROME1
+    panel.show_image(levels.normalise(xray.values), levels)
+    _assert_lungs_readable(panel)

@@ -204,7 +204,7 @@ def _panel_text(qtbot, prediction) -> tuple[str, object]:
     panel.show_prediction(prediction, PATH.name, has_heatmap=False)
     layout = panel.probabilities_layout
     rows = [layout.itemAt(r, layout.ItemRole.LabelRole).widget().text() for r in range(layout.rowCount())]
-    text = "\n".join([panel.label.text(), panel.confidence_text.text(), *rows, panel.lung_attention_text.text(),
+    text = "\n".join([panel.label.text(), panel.confidence_text.text(), *rows, panel.lung_attention_text.text().replace("\u00a0", " "),
                       panel.lung_warning.text(), panel.message.text()])
     return text, panel
 

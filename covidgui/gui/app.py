@@ -8,6 +8,7 @@ import time
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
+from covidgui.core.io.logs import quiet_native_info
 from covidgui.gui import crash
 from covidgui.gui.main_window import MainWindow
 from covidgui.gui.qt_compat import guard_none_refcount
@@ -49,6 +50,9 @@ def main(model_path: str | None = None, report_startup: bool = False, exit_when_
         they are classified as soon as the model has loaded.
     """
     started = time.perf_counter()
+    # LiteRT's native INFO line at the model's first run ("Created TensorFlow Lite XNNPACK delegate"),
+    # which TF_CPP_MIN_LOG_LEVEL does not reach; its warnings and errors still show.
+    quiet_native_info()
     app = create_app()
     window = MainWindow(model_path)
     window.crash_reporter = crash.install(window)  # uncaught exceptions: log + plain dialog

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from covidgui.gui.image_view import rgba_to_qimage
 from covidgui.gui.worker import WorkerThread
@@ -54,6 +54,10 @@ class RenderedFigure(QLabel):
         super().__init__(parent)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(1, 1)
+        # Neither the figure's size nor the last picture's (a label's minimum) is asked of the
+        # layout: a chart takes the space its column gives it, down to its minimum, so a column of
+        # charts fits a low screen and never grows from its own pictures.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self._size_hint = QSize(int(figsize[0] * 100), int(figsize[1] * 100))
         self.figure = Figure(figsize=figsize, dpi=100, **figure_options)
         FigureCanvasAgg(self.figure)
@@ -130,8 +134,9 @@ class LearningCurves(RenderedFigure):
     """
 
     def __init__(self, parent=None):
-        super().__init__((7, 2.6), parent)
-        self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.88, wspace=0.18)
+        # Constrained: margins in points, not shares of the figure, so the axis labels stay whole
+        # when the chart is given little height.
+        super().__init__((7, 2.6), parent, layout="constrained")
         self.loss_ax, self.acc_ax = self.figure.subplots(1, 2)
         self._lines = {}
         self._placeholders = []
@@ -232,20 +237,25 @@ class EvaluationCharts(RenderedFigure):
         ax.clear()
         ax.set_axis_on()
         ax.plot([0, 1], [0, 1], ":", color="#bbb", lw=1)
+        one_vs_rest = len(new_scores.classes) > 2
         for curves, colour, who, style in ((new_curves, NEW_COLOUR, "new", "-"),
                                            (active_curves or {}, ACTIVE_COLOUR, "active", "--")):
             for name, (fpr, tpr, auc) in curves.items():
-                ax.plot(fpr, tpr, style, color=colour, lw=1.6, label=f"{who}: {name} AUC {auc:.3f}")
-        one_vs_rest = len(new_scores.classes) > 2
-        ax.set_title("ROC" + (" (one-vs-rest)" if one_vs_rest else f" ({new_scores.positive_class} positive)"),
+                label = f"{who} {name} {auc:.3f}" if one_vs_rest else f"{who} {auc:.3f}"
+                ax.plot(fpr, tpr, style, color=colour, lw=1.6, label=label)
+        # Two short title lines and the legend beside the axes, where the constrained layout makes
+        # room for them: over a small square axes the legend hid the curves and a one-line title
+        # ran off the figure (1024-pixel screens).
+        ax.set_title("ROC\n" + ("one-vs-rest" if one_vs_rest else f"{new_scores.positive_class} positive"),
                      fontsize=10)
         ax.set_xlabel("1 − specificity", fontsize=9)
         ax.set_ylabel("sensitivity", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.01)
-        ax.set_aspect("equal")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_box_aspect(1)
+        ax.legend(title="AUC", title_fontsize=7, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5),
+                  frameon=False, handlelength=1.4, borderaxespad=0.2)
 
     @staticmethod
     def _confusion(ax, report: dict, title: str, cmap: str) -> None:
@@ -262,7 +272,7 @@ class EvaluationCharts(RenderedFigure):
         ax.set_yticks(range(len(classes)), classes, fontsize=8)
         ax.set_xlabel("predicted", fontsize=9)
         ax.set_ylabel("true", fontsize=9)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
 
 
 def _accuracy(report: dict) -> str:

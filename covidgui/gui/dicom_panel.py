@@ -44,8 +44,9 @@ class DicomInfoPanel(QGroupBox):
         self.reveal_check.setToolTip("Patient identifiers stay hidden unless you ask; they are never logged.")
         self.reveal_check.toggled.connect(self._show_patient)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        # First in the panel, not under its rows: on a 768-px screen the panel's end is below the fold.
         layout.addWidget(self.reveal_check)
+        layout.addLayout(form)
         self.setVisible(False)
 
     def show_info(self, info: dict | None, patient=None) -> None:

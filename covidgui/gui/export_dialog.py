@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QWidget
 
 
-def ask_report_destination(parent: QWidget, source: Path, has_patient: bool) -> tuple[str, bool] | None:
-    """A save dialog with an "Include patient details" box (off by default): the DICOM patient
-    identifiers and the image's file name go into the report only when it is ticked.
+def default_report_name(when: datetime | None = None) -> str:
+    """The report's suggested file name: the time, never the image's name, which can carry the
+    patient's (SMITH_JOHN_CXR.png), whatever the "Include patient details" box says."""
+    return f"CovidGUI report {(when or datetime.now()):%Y-%m-%d %H%M}.pdf"
 
-    Returns (path, include_patient), or None when the user cancels.
-    """
-    dialog = QFileDialog(parent, "Export report", str(source.with_name(source.stem + "-report.pdf")),
-                         "PDF report (*.pdf)")
+
+def report_dialog(parent: QWidget, source: Path, has_patient: bool) -> tuple[QFileDialog, QCheckBox]:
+    """The dialog :func:`ask_report_destination` shows, and its "Include patient details" box."""
+    dialog = QFileDialog(parent, "Export report", str(source.parent / default_report_name()), "PDF report (*.pdf)")
     dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
     dialog.setDefaultSuffix("pdf")
     # The tick box lives in Qt's own dialog: native dialogs cannot take extra widgets.
@@ -25,6 +27,17 @@ def ask_report_destination(parent: QWidget, source: Path, has_patient: bool) -> 
     layout = dialog.layout()
     if layout is not None:
         layout.addWidget(include, layout.rowCount(), 0, 1, -1)
+    return dialog, include
+
+
+def ask_report_destination(parent: QWidget, source: Path, has_patient: bool) -> tuple[str, bool] | None:
+    """A save dialog with an "Include patient details" box (off by default): the DICOM patient
+    identifiers and the image's file name go into the report only when it is ticked. The file name
+    it suggests never carries the image's name (:func:`default_report_name`).
+
+    Returns (path, include_patient), or None when the user cancels.
+    """
+    dialog, include = report_dialog(parent, source, has_patient)
     if not dialog.exec():
         return None
     files = dialog.selectedFiles()

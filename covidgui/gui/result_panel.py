@@ -260,7 +260,7 @@ class ResultPanel(QWidget):
         """Attention on lungs, the lungs-only check and their cautions, and the outline toggle, for
         ``prediction`` (None: all off); ``shown`` is its presentation."""
         lines = [] if shown is None else [line for line in (shown.attention_line, shown.lungs_only_line) if line]
-        self.lung_attention_text.setText("\n".join(lines))
+        self.lung_attention_text.setText("\n".join(lines).replace(" %", "\u00a0%"))  # "%" never wraps alone
         self.lung_attention_text.setVisible(bool(lines))
         cautions = [] if shown is None else list(shown.caution_items)
         self.lung_warning.setText("".join(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QRect, QSettings
+from PySide6.QtGui import QGuiApplication
 
 from covidgui.core.models.registry import data_dir
 
@@ -83,12 +84,46 @@ class AppSettings:
         self.qsettings.sync()
 
 
+# Room left for a window's frame when it is fitted to a screen before it has one (before it is
+# shown, Qt knows only the inside of the window): a title bar.
+TITLE_BAR = 32
+
+
+def fit_to_screen(window, available: QRect | None = None) -> None:
+    """Shrink and move ``window`` so that it lies, frame included, inside ``available`` (default:
+    its screen's available geometry, the screen less task bars). A default or saved size bigger
+    than this screen (a window saved on a larger monitor, or grown by a tab) must never open with
+    its bottom or right edge, and the buttons there, off screen."""
+    if available is None:
+        screen = window.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+    if available.isEmpty():
+        return
+    frame = window.frameGeometry()
+    extra_w, extra_h = frame.width() - window.width(), frame.height() - window.height()
+    if extra_h <= 0:  # no frame yet: allow for a title bar
+        extra_h = TITLE_BAR
+    width = min(window.width(), available.width() - extra_w)
+    height = min(window.height(), available.height() - extra_h)
+    if (width, height) != (window.width(), window.height()):
+        window.resize(max(width, 1), max(height, 1))
+    outer_w, outer_h = window.width() + extra_w, window.height() + extra_h
+    x = max(available.left(), min(frame.x(), available.right() + 1 - outer_w))
+    y = max(available.top(), min(frame.y(), available.bottom() + 1 - outer_h))
+    if (x, y) != (frame.x(), frame.y()):
+        window.move(x, y)  # moves the frame's corner
+
+
 def restore_window(window) -> AppSettings:
-    """Apply saved geometry and opacity to a MainWindow; returns the settings for later saves."""
+    """Apply saved geometry and opacity to a MainWindow, fitted to the screen; returns the settings
+    for later saves."""
     settings = AppSettings()
     geometry = settings.window_geometry()
     if geometry is not None and not geometry.isEmpty():
         window.restoreGeometry(geometry)  # returns False for garbage; the default size stays
+    fit_to_screen(window)
     window.result_panel.opacity_slider.setValue(settings.overlay_opacity())
     window.viewer.set_overlay_opacity(settings.overlay_opacity() / 100)
     return settings

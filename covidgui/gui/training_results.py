@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QPlainTextEdit, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from covidgui.core.scoring.metrics import wilson_interval
 from covidgui.gui.charts import EvaluationCharts, LearningCurves
@@ -16,14 +16,16 @@ class ResultsView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         column = QVBoxLayout(self)
-        column.addWidget(QLabel("<b>Learning curves</b> (one point per epoch)"))
+        # Minimum heights that still show every chart whole, and labels that wrap: the column scrolls
+        # (the tab puts it in a scroll area) on a screen lower than their sum.
+        column.addWidget(_wrapping("<b>Learning curves</b> (one point per epoch)"))
         self.curves = LearningCurves()
-        self.curves.setMinimumHeight(220)
+        self.curves.setMinimumHeight(150)
         column.addWidget(self.curves, 2)
-        column.addWidget(QLabel("<b>Validation results</b>: the new model beside the active model, "
-                                "on the same validation images"))
+        column.addWidget(_wrapping("<b>Validation results</b>: the new model beside the active model, "
+                                   "on the same validation images"))
         self.evaluation = EvaluationCharts()
-        self.evaluation.setMinimumHeight(240)
+        self.evaluation.setMinimumHeight(220)
         column.addWidget(self.evaluation, 2)
         self.metrics_table = QTableWidget(0, 3)
         self.metrics_table.setHorizontalHeaderLabels(["", "New model", "Active model"])
@@ -31,7 +33,8 @@ class ResultsView(QWidget):
         self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.metrics_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.metrics_table.setToolTip("Percentages with their 95 % confidence intervals (Wilson).")
-        self.metrics_table.setMinimumHeight(170)
+        self.metrics_table.setMinimumHeight(120)
+        self.metrics_table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         column.addWidget(self.metrics_table, 1)
         keep = QHBoxLayout()
         self.keep_label = QLabel("")
@@ -106,6 +109,12 @@ class SaveModelDialog(QDialog):
         else:
             self.name_edit.setPlaceholderText("a name is needed")
             self.name_edit.setFocus()
+
+
+def _wrapping(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
 
 
 def _percent_ci(value, ci) -> str:

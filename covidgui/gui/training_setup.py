@@ -14,6 +14,14 @@ from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT
 from covidgui.core.training.train import TrainConfig
 
 _DEFAULTS = TrainConfig()
+# What lung guidance does and does not do, in the README's words ("Lung guidance", "Limits you must
+# know"): it keeps the heatmap on the lungs; it did not stop the bundled model recognising where an
+# image comes from.
+LUNG_GUIDANCE_HELP = (
+    "Adds a penalty on the share of the model's evidence that lies outside the lung fields (outlined by the "
+    "bundled lung model), so its heatmaps stay on the lungs. It does not stop the model learning shortcuts: "
+    "with and without it the bundled model recognised where an image comes from about as much, and was "
+    "as often wrong on a hospital it had never seen. On by default, as for the bundled model.")
 
 
 class FolderPicker(QWidget):
@@ -71,7 +79,7 @@ class SetupForm(QWidget):
         self.train_picker = FolderPicker("Training folder (one subfolder per class)")
         self.train_picker.setToolTip("Each subfolder is a class, named as it should be shown (e.g. Covid, Normal).")
         form.addRow("Training folder", self.train_picker)
-        self.val_share_radio = QRadioButton("Validation: hold back a share of the training images")
+        self.val_share_radio = QRadioButton("Validation: a share of the training images")
         self.val_folder_radio = QRadioButton("Validation: a separate folder")
         self.val_share_radio.setChecked(True)
         group = QButtonGroup(self)
@@ -129,13 +137,11 @@ class SetupForm(QWidget):
         self.augment_check.setToolTip("Random small rotations, zooms and shifts: the model sees "
                                       "slightly changed copies of each image, so it learns the disease rather "
                                       "than the exact pictures. Recommended.")
-        self.lung_check = QCheckBox("keep the model's evidence on the lung fields")
+        self.lung_check = QCheckBox("keep the evidence on the lungs")
         self.lung_check.setChecked(lung_model and _DEFAULTS.lung_guidance > 0)
         self.lung_check.setEnabled(lung_model)
-        self.lung_check.setToolTip(
-            "Penalises evidence the model finds outside the lungs (outlined by the bundled lung model), so "
-            "it cannot learn shortcuts such as the patient's age, markers or positioning. Recommended."
-            if lung_model else "Needs the lung model (models/lung_segmenter.keras), which is not installed.")
+        self.lung_check.setToolTip(LUNG_GUIDANCE_HELP if lung_model else
+                                   "Needs the lung model (models/lung_segmenter.keras), which is not installed.")
         self.patience_spin = QSpinBox(minimum=0, maximum=500, value=_DEFAULTS.patience)
         self.patience_spin.setSpecialValueText("off")
         self.patience_spin.setToolTip("Stop when the validation loss has not improved for this many epochs, "

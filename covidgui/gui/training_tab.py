@@ -9,7 +9,7 @@ state of one run. Every number shown comes from the training worker's signals
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from covidgui.core.inference.lungs import bundled_segmenter_path
 from covidgui.core.models.registry import set_active
@@ -83,22 +83,42 @@ class TrainingTab(QWidget):
         self.keep_label, self.save_button, self.use_button = v.keep_label, v.save_button, v.use_button
 
     def _lay_out(self) -> None:
+        # The form and the results scroll rather than making the window taller or wider than a
+        # 1366 x 768 (or 1024 x 700) screen: their contents have minimum sizes the window must not
+        # inherit. The run controls stay below the form, never scrolled away.
         box = QWidget()
         column = QVBoxLayout(box)
+        column.setContentsMargins(0, 0, 4, 0)
         column.addWidget(self.setup)
-        column.addWidget(self.run_panel)
         column.addStretch(1)
-        left = QScrollArea()
-        left.setWidgetResizable(True)
-        left.setWidget(box)
-        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left.setMinimumWidth(440)
+        self.left_scroll = form = QScrollArea()
+        form.setWidgetResizable(True)
+        form.setWidget(box)
+        form.setFrameShape(QFrame.Shape.NoFrame)
+        # Wide enough for the form beside a vertical scroll bar; narrower (a splitter drag), it scrolls
+        # sideways too instead of cutting the form off.
+        form.setMinimumWidth(box.minimumSizeHint().width() + form.verticalScrollBar().sizeHint().width() + 2)
+        form.setMinimumHeight(120)
+        left = QWidget()
+        left_column = QVBoxLayout(left)
+        left_column.setContentsMargins(0, 0, 0, 0)
+        left_column.addWidget(form, 1)
+        left_column.addWidget(self.run_panel)
+        self.results_scroll = right = QScrollArea()
+        right.setWidgetResizable(True)
+        right.setWidget(self.results)
+        right.setFrameShape(QFrame.Shape.NoFrame)
+        right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.setMinimumHeight(200)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(self.results)
+        splitter.addWidget(right)
+        splitter.setChildrenCollapsible(False)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        QVBoxLayout(self).addWidget(splitter)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
 
     # -- state ----------------------------------------------------------------------------------
     def is_training(self) -> bool:
@@ -163,6 +183,8 @@ class TrainingTab(QWidget):
     def start(self) -> None:
         if self.summary is None or not self.summary.ok or self._training:
             return
+        if self.outcome is not None and self.saved_version is None and not self._confirm_discard_unsaved():
+            return  # the reader keeps the last run's model (and can still save it)
         self._training = True
         self.outcome = None
         self.saved_version = None
@@ -174,6 +196,15 @@ class TrainingTab(QWidget):
                 "left_out_unreadable": self.summary.unreadable, "trained_with": "CovidGUI Training tab"}
         self._update_buttons()
         self.jobs.train(self.summary, self.config(), info)
+
+    def _confirm_discard_unsaved(self) -> bool:
+        """A new run replaces the last one's model, which is not saved: ask first (default: No)."""
+        answer = QMessageBox.question(
+            self, "Discard the unsaved model?",
+            "The model from the last run has not been saved. Starting a new run discards it.\n\n"
+            "Start a new run anyway? (No: keep it, and save it with “Save as new model…”.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     @Slot()
     def cancel(self) -> None:

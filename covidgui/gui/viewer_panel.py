@@ -18,18 +18,29 @@ from covidgui.gui.image_view import DEFAULT_LEVELS, ImageView
 AS_LOADED = "As loaded (file's window)"
 FULL_RANGE = "Full stored range"
 AUTO = "Auto contrast (1–99 %)"
+LUNGS = "Lungs (dark areas)"
+MEDIASTINUM = "Mediastinum / bone (bright areas)"
 # Presets: name -> (center, width) relative to the image's own window (0..1 = that window), or a
-# name handled apart (as loaded, full range, auto). For an image without a window of its own the
-# "own window" is its full range, so these are the classic 0..1 presets.
+# name handled apart (as loaded, full range, auto, and those of IMAGE_PRESETS). For an image without
+# a window of its own the "own window" is its full range.
 PRESETS: dict[str, tuple[float, float] | None] = {
     AS_LOADED: (0.5, 1.0),
     FULL_RANGE: None,
     AUTO: None,
-    "Lungs (dark areas)": (0.30, 0.60),
-    "Mediastinum / bone (bright areas)": (0.70, 0.60),
+    LUNGS: None,
+    MEDIASTINUM: None,
     "High contrast": (0.50, 0.40),
 }
-
+# Presets that window the image's own grey values as shown (percentiles, low..high), 1 = white
+# whatever the photometric interpretation: the lungs are the dark part of what the film holds. A
+# share of the file's window would not do: a MONOCHROME1 film's window (a CR chest, 0..30000 over
+# values 800..26500) reaches far beyond its darkest pixels, and its "dark 60 %" held none of the lungs,
+# which came out white. Measured on the dicom-real chest films and covid-xray: the lung fields
+# span the 6th..68th percentiles of an image's grey values.
+IMAGE_PRESETS: dict[str, tuple[float, float]] = {
+    LUNGS: (1.0, 75.0),
+    MEDIASTINUM: (40.0, 99.5),
+}
 
 
 def start_levels(levels=None) -> tuple[float, float]:
@@ -44,7 +55,8 @@ class ViewerPanel(QWidget):
         super().__init__(parent)
         self.view = ImageView()
         self.levels = None  # core.dicom.FileLevels of the image shown, or None (percent units)
-        self._auto_levels: tuple[float, float] | None = None  # what "Auto contrast" chose last
+        # What "Auto contrast" and IMAGE_PRESETS chose for the image shown (by preset name).
+        self._image_levels: dict[str, tuple[float, float] | None] = {}
 
         self.window_slider = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
         self.window_slider.setToolTip("Window: the values shown from black to white (drag either end, "
@@ -109,7 +121,7 @@ class ViewerPanel(QWidget):
         levels: core.dicom.FileLevels, or None for percent units.
         """
         self.levels = levels
-        self._auto_levels = None
+        self._image_levels = {}
         self._set_slider_range()
         start = start_levels(levels)
         # A new image starts "as loaded", whatever preset the previous one had (otherwise the box
@@ -180,8 +192,8 @@ class ViewerPanel(QWidget):
         """A preset's levels in the view's 0..1 units for the image shown (None: not known)."""
         if name == FULL_RANGE:
             return DEFAULT_LEVELS
-        if name == AUTO:
-            return self._auto_levels
+        if name == AUTO or name in IMAGE_PRESETS:
+            return self._image_levels.get(name)
         relative = PRESETS.get(name)
         if relative is None:
             return None
@@ -192,7 +204,9 @@ class ViewerPanel(QWidget):
         name = self.preset_box.itemText(index)
         self.preset_box.setCurrentIndex(index)  # before the levels change, so the box keeps the name
         if name == AUTO:
-            self._auto_levels = self.view.auto_levels_for_image()
+            self._image_levels[name] = self.view.auto_levels_for_image()
+        elif name in IMAGE_PRESETS:
+            self._image_levels[name] = self.view.auto_levels_for_image(*IMAGE_PRESETS[name])
         levels = self._preset_levels(name)
         if levels is not None:
             self.view.set_levels(*levels)

@@ -90,11 +90,35 @@ def is_native_noise(line: str) -> bool:
     return bool(_NATIVE_NOISE.match(line))
 
 
+# Native INFO lines only: glog-style "I0000 …] " and LiteRT's "INFO: …" (its XNNPACK line at each
+# interpreter's first run). The GUI drops these and keeps the warnings and errors.
+_NATIVE_INFO = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+                          r"STDERR|I\d{4} [\d:.]+\s+\d+ [^\]\s]+:\d+\] |INFO: )")
+
+
+def is_native_info(line: str) -> bool:
+    """Whether a stderr line is an INFO line of TensorFlow's or LiteRT's native logging."""
+    return bool(_NATIVE_INFO.match(line))
+
+
+def quiet_native_info() -> None:
+    """Like :func:`quiet_native_stderr`, but only the native INFO lines are dropped (LiteRT logs its
+    ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` whatever ``TF_CPP_MIN_LOG_LEVEL``
+    says); native warnings and errors, and everything else, still reach stderr."""
+    _filter_native_stderr(is_native_info)
+
+
 def quiet_native_stderr() -> None:
     """Keep TensorFlow's native log lines (``oneDNN custom operations are on…``, absl's banner)
     off this process's stderr. Its C++ code logs before ``TF_CPP_MIN_LOG_LEVEL`` takes effect, so
     the lines are filtered out of file descriptor 2 instead; Python's own ``sys.stderr`` keeps
     writing straight to the original stderr (a terminal stays a terminal for progress bars)."""
+    _filter_native_stderr(is_native_noise)
+
+
+def _filter_native_stderr(drop) -> None:
+    """Lines written to file descriptor 2 for which ``drop(line)`` is true go nowhere; Python's
+    ``sys.stderr`` writes straight to the original stderr."""
     import sys
 
     try:
@@ -104,7 +128,7 @@ def quiet_native_stderr() -> None:
                           errors="backslashreplace")
     except (OSError, ValueError, AttributeError):
         return
-    _route_through((2,), lambda line: "" if is_native_noise(line) else line)
+    _route_through((2,), lambda line: "" if drop(line) else line)
 
 
 def _route_through(fds: tuple[int, ...], transform) -> None:

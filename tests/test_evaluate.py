@@ -88,3 +88,45 @@ def test_wilson_interval_known_values():
     lo, hi = wilson_interval(5, 10)
     assert lo == pytest.approx(0.2366, abs=1e-3) and hi == pytest.approx(0.7634, abs=1e-3)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_evaluate_reports_the_models_own_training_files_apart(covid_val):
+    # covid-xray/Val: 38 of its 59 files are in the bundled model's train part and 14 in its
+    # calibration part (recorded by content in the card's training.file_hashes).
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.scoring.evaluation import evaluate_folder, format_report
+
+    report = evaluate_folder(covid_val, classifier=Classifier.load(lungs=False))
+    parts = report["parts"]
+    assert (parts["train"]["n"], parts["calibration"]["n"], parts["unseen"]["n"]) == (38, 14, 7)
+    for part in parts.values():  # Indeterminate and rejected are outcomes of their own, never "right"
+        assert part["right"] + part["wrong"] + part["indeterminate"] + part["rejected"] == part["n"]
+        assert part["accuracy"] == part["right"] / part["n"]
+    assert sum(p["indeterminate"] for p in parts.values()) > 0
+    text = format_report(report)
+    assert "trained on 38 and calibrated on 14 of these files" in text
+    assert text.index("files it never saw") < text.index("files it was trained on")
+
+
+def test_an_indeterminate_result_is_its_own_outcome():
+    from types import SimpleNamespace
+
+    from covidgui.core.scoring.evaluation import LabelledPredictions, outcomes
+
+    results = [SimpleNamespace(not_xray=False, indeterminate=True), SimpleNamespace(not_xray=False, indeterminate=False),
+               SimpleNamespace(not_xray=True, indeterminate=False), SimpleNamespace(not_xray=False, indeterminate=False)]
+    predicted = LabelledPredictions(np.array([0, 0, 0, 1]), np.array([[0.8, 0.2], [0.9, 0.1], [0.9, 0.1], [0.7, 0.3]]),
+                                    results, ["a"] * 4)
+    got = outcomes(predicted, [0, 1, 2, 3], ["Covid", "Normal"])
+    assert (got["right"], got["wrong"], got["indeterminate"], got["rejected"]) == (1, 1, 1, 1)
+    assert got["accuracy"] == 0.25
+
+
+def test_a_card_without_file_hashes_says_the_files_may_be_its_own(tmp_path):
+    for folder in ("Covid", "Normal"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(chest_like(128)).save(tmp_path / folder / "a.png")
+    from covidgui.core.data.dataset import short_file_hashes, scan_class_folders
+
+    hashes = short_file_hashes(scan_class_folders(tmp_path))
+    assert len(hashes) == 2 and all(len(h) == 16 for h in hashes) and hashes == sorted(hashes)

@@ -32,6 +32,9 @@ def test_the_bundled_model_is_listed_and_active_by_default(user_data_dir):
     assert versions[0].bundled and versions[0].path == bundled_model_path()
     assert registry.active_model_path() == bundled_model_path()
     assert "(bundled)" in versions[0].label
+    # The bundled card's locked test: n, sensitivity, specificity, AUC (not its validation accuracy).
+    assert "locked test n=491: sensitivity 84.7%, specificity 82.0%, AUC 0.928" in versions[0].label
+    assert "validation" not in versions[0].label
 
 
 def test_data_dir_follows_the_environment(user_data_dir):
@@ -47,7 +50,9 @@ def test_save_switch_and_delete_versions(user_data_dir, untrained):
     assert first.path.parent == user_data_dir / "models" and card_path(first.path).is_file()
     assert json.loads(card_path(first.path).read_text())["notes"] == "trained on ward 3"
     assert [v.id for v in registry.list_versions()] == ["bundled", first.id, second.id]
-    assert "validation accuracy 90.0% (n=20)" in registry.list_versions()[1].label
+    # A validation accuracy on 20 images never ranks a model: the list shows locked-test figures or says there are none.
+    label = registry.list_versions()[1].label
+    assert "no locked-test figures" in label and "90.0%" not in label and "validation" not in label
     # No temporary files are left behind by the atomic saves.
     assert sorted(p.name for p in registry.models_dir().iterdir()) == sorted(
         p.name for v in (first, second) for p in (v.path, card_path(v.path), companion_path(v.path, "graph")))

@@ -1,4 +1,5 @@
-"""The Models list: the bundled model and the user's versions, with their validation figures.
+"""The Models list: the bundled model and the user's versions, with their locked-test figures (or
+that a model has none: validation figures are not shown, as those images tuned the model).
 
 Switching writes the choice (core.registry) and asks the window to reload; deleting is refused for
 the bundled model (its row has no Delete). Reading model cards is plain JSON, cheap on this thread.
@@ -71,7 +72,12 @@ class ModelsDialog(QDialog):
         if version is None:
             self.details.setText("")
             return
-        text = version.card.summary()
+        card = version.card
+        text = f"{card.name} v{card.version}\nClasses: {', '.join(map(card.display_name, card.classes))}\n"
+        line = card.locked_test_line()
+        text += line[0].upper() + line[1:] + "."
+        if card.test.get("per_source") or card.leave_one_source_out:
+            text += "\n" + "\n".join(card.source_lines())
         if version.card.notes:
             text += "\nNotes: " + version.card.notes
         text += f"\nFile: {version.path}"

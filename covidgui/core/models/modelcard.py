@@ -14,6 +14,9 @@ from pathlib import Path
 from covidgui.core.errors import ModelError
 
 CARD_SUFFIX = ".json"
+# card.training[FILE_HASHES_KEY] = {"train": [...], "calibration": [...]}: the sorted short sha256
+# of each file a model was fitted and calibrated on (covidgui.core.data.dataset.short_file_hashes).
+FILE_HASHES_KEY = "file_hashes"
 
 
 @dataclass
@@ -51,6 +54,21 @@ class ModelCard:
         """Every image is first stored as the 224-px sources were, in training and inference
         (:func:`covidgui.core.inference.preprocess.harmonise_storage`)."""
         return bool(self.preprocessing.get("harmonise_storage"))
+
+    def seen_files(self) -> dict[str, set[str]]:
+        """Part ("train", "calibration") -> the short sha256 of its files, from the card; {} when
+        the card does not record them (a model trained before they were)."""
+        recorded = self.training.get(FILE_HASHES_KEY) or {}
+        return {part: set(hashes) for part, hashes in recorded.items() if hashes is not None}
+
+    def locked_test_line(self) -> str:
+        """The locked-test figures in one line, or why there are none."""
+        test = self.test or {}
+        if not test.get("n") or test.get("sensitivity") is None:
+            return "no locked-test figures (not tested on images kept out of its training and calibration)"
+        auc = test.get("auc")
+        return (f"locked test n={test['n']}: sensitivity {test['sensitivity']:.1%}, specificity "
+                f"{test['specificity']:.1%}, AUC " + ("n/a" if auc is None else f"{auc:.3f}"))
 
     def display_name(self, class_name: str) -> str:
         """How a class is shown to a clinician (``Covid`` -> ``COVID-19``)."""

@@ -55,11 +55,12 @@ class ModelVersion:
 
     @property
     def label(self) -> str:
-        """How the Models list names it: name, version, and validation accuracy when known."""
-        val = self.card.metrics.get("validation") or {}
-        acc = f" — validation accuracy {val['accuracy']:.1%} (n={val.get('n', '?')})" if val.get("accuracy") is not None else ""
+        """How the Models list names it: name, version, and its locked-test figures, or that it
+        has none. Never its validation accuracy: those images chose its temperature, gate and
+        band (and, for a user's model, its early stop), so the figure flatters it, and a model
+        measured on eight images would read better than one measured on five hundred."""
         origin = " (bundled)" if self.bundled else ""
-        return f"{self.card.name} v{self.card.version}{origin}{acc}"
+        return f"{self.card.name} v{self.card.version}{origin} — {self.card.locked_test_line()}"
 
 
 def bundled_version() -> ModelVersion:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from covidgui.core.analysis.batch import predict_files
-from covidgui.core.data.dataset import LabelledFiles, scan_class_folders
+from covidgui.core.data.dataset import SHORT_HASH_CHARS, LabelledFiles, scan_class_folders, sha256_file
 from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.scoring.metrics import classification_report
 from covidgui.core.inference.classifier import Classifier
@@ -80,15 +80,85 @@ def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
                   rejected=sum(int(r.not_xray) for r in predicted.results), unreadable=predicted.unreadable,
                   model=f"{card.name} v{card.version}",
                   missing_classes=[c for i, c in enumerate(card.classes) if i not in set(files.labels)])
+    roles = seen_roles(card, [r.path for r in predicted.results])
+    report["seen_recorded"] = bool(card.seen_files())
+    report["parts"] = {role: outcomes(predicted, [i for i, r in enumerate(roles) if r == role], card.classes)
+                       for role in PARTS}
     return report
+
+
+# Where a file stands for a model: fitted on ("train"), calibrated on ("calibration"; temperature,
+# input gate, indeterminate band, early stopping), or never seen ("unseen").
+PARTS = ("unseen", "train", "calibration")
+
+
+def seen_roles(card, paths) -> list[str]:
+    """Each file's part for the model of ``card`` (see :data:`PARTS`), matched by content against
+    the short sha256 the card records; "unseen" for every file when the card records none."""
+    seen = card.seen_files()
+    if not seen:
+        return ["unseen"] * len(paths)
+    roles = []
+    for path in paths:
+        digest = sha256_file(path)[:SHORT_HASH_CHARS]
+        roles.append(next((part for part in ("train", "calibration") if digest in seen.get(part, ())), "unseen"))
+    return roles
+
+
+def outcomes(predicted: LabelledPredictions, members: list[int], classes: list[str]) -> dict:
+    """What a clinician would have been shown for the files ``members`` (indices into
+    ``predicted``): per true class, how many were called that class (right), another class
+    (wrong), Indeterminate, or Not a chest X-ray. Indeterminate and rejected results are outcomes
+    of their own, neither right nor wrong; ``accuracy`` is right calls over all files."""
+    rows = {name: {"n": 0, "right": 0, "wrong": 0, "indeterminate": 0, "rejected": 0} for name in classes}
+    for i in members:
+        result, label = predicted.results[i], int(predicted.labels[i])
+        row = rows[classes[label]]
+        row["n"] += 1
+        if result.not_xray:
+            row["rejected"] += 1
+        elif result.indeterminate:
+            row["indeterminate"] += 1
+        elif int(np.argmax(predicted.probabilities[i])) == label:
+            row["right"] += 1
+        else:
+            row["wrong"] += 1
+    total = {key: sum(row[key] for row in rows.values()) for key in ("n", "right", "wrong", "indeterminate", "rejected")}
+    return {**total, "accuracy": total["right"] / total["n"] if total["n"] else None, "per_class": rows}
+
+
+def _outcome_lines(title: str, part: dict) -> list[str]:
+    n = part["n"]
+    share = lambda k: f"{part[k]} ({part[k] / n:.1%})"  # noqa: E731
+    lines = [f"{title}: {n} files: called right {share('right')}, called wrong {share('wrong')}, "
+             f"Indeterminate {share('indeterminate')}, not a chest X-ray {share('rejected')}"]
+    for name, row in part["per_class"].items():
+        if row["n"]:
+            lines.append(f"  {name} ({row['n']}): right {row['right']}, wrong {row['wrong']}, "
+                         f"Indeterminate {row['indeterminate']}, not a chest X-ray {row['rejected']}")
+    return lines
 
 
 def format_report(report: dict) -> str:
     """The report as text for a terminal."""
     classes = report["classes"]
     width = max(len(c) for c in classes) + 2
-    lines = [f"{report['model']}: {report['correct']}/{report['n']} correct ({report['accuracy']:.1%})", "",
-             "confusion matrix (rows = true class, columns = predicted)",
+    parts = report.get("parts") or {}
+    seen = {part: parts[part]["n"] for part in ("train", "calibration") if part in parts}
+    lines = [f"{report['model']} on {report['n']} files"]
+    if not report.get("seen_recorded", True):
+        lines.append("Its model card does not record which files it was trained on: some of these may be its own "
+                     "training images, which flatter every figure below.")
+    elif seen:
+        lines.append(f"It was trained on {seen.get('train', 0)} and calibrated on {seen.get('calibration', 0)} of these "
+                     f"files (matched by content); they are reported apart, as figures on them flatter the model.")
+    for part, title in (("unseen", "files it never saw"), ("train", "files it was trained on"),
+                        ("calibration", "files it was calibrated on")):
+        if parts.get(part, {}).get("n"):
+            lines += _outcome_lines(title, parts[part])
+    lines += ["", "All files by top class, as if \"classify anyway\" were chosen for Indeterminate and rejected ones: "
+              f"{report['correct']}/{report['n']} ({report['accuracy']:.1%})",
+             "confusion matrix (rows = true class, columns = top class)",
              " " * width + "".join(c.rjust(width) for c in classes)]
     for name, row in zip(classes, report["confusion_matrix"]):
         lines.append(name.ljust(width) + "".join(str(v).rjust(width) for v in row))

@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from covidgui.core.data.dataset import short_file_hashes
 from covidgui.core.errors import CovidGUIError
 from covidgui.core.inference.classifier import Classifier
 from covidgui.core.models.model_files import save_model
 from covidgui.core.scoring.comparison import roc_curves, score_files
+from covidgui.core.models.modelcard import FILE_HASHES_KEY
 from covidgui.core.training.progress import READING_TEXT, SCORING_TEXT, RunEvent, TrainingOutcome
 from covidgui.core.training.train import ProgressListener, train
 
@@ -52,6 +54,10 @@ def run_training(train_files, val_files, config, on_event: Callable[[RunEvent], 
 
     started = time.perf_counter()
     on_event(RunEvent.phase(READING_TEXT))
+    # Which files the model is fitted on (train) and calibrated on (val: temperature, gate, band),
+    # by content: an evaluation then reports them apart from files the model never saw.
+    training_info = {**(training_info or {}),
+                     FILE_HASHES_KEY: {"train": short_file_hashes(train_files), "calibration": short_file_hashes(val_files)}}
     result = train(train_files, val_files, config, Listener(), name=name, version=version,
                    training_info=training_info, strategy=strategy)
     if result.cancelled or stop.is_set():

@@ -23,11 +23,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidgui.core.analysis.batch import predict_files  # noqa: E402
 from covidgui.core.data.dataset import LabelledFiles, image_files  # noqa: E402
-from covidgui.core.errors import ImageLoadError  # noqa: E402
 from covidgui.core.inference.classifier import Classifier  # noqa: E402
-from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
+from covidgui.core.scoring.evaluation import calls_on_unlabelled, predict_labelled  # noqa: E402
 from covidgui.core.scoring.metrics import wilson_interval  # noqa: E402
 from covidgui.core.scoring.sources import find_sources, locked_split, rows_by_source, select  # noqa: E402
 
@@ -48,19 +46,6 @@ def part_figures(classifier, files: LabelledFiles) -> dict:
     return row
 
 
-def unlabelled_calls(classifier, folder: Path) -> dict:
-    """How the model calls a folder no model trains on: n, called COVID-19, indeterminate, rejected."""
-    results = [r for r in predict_files(classifier, image_files(folder)) if not isinstance(r, ImageLoadError)]
-    positive = classifier.card.positive_class or classifier.card.classes[0]
-    n = len(results)
-    covid = sum(r.class_name == positive for r in results)
-    indeterminate = sum(r.indeterminate for r in results)
-    return {"n": n, "called_covid": covid, "indeterminate": indeterminate,
-            "rejected": sum(r.not_xray for r in results),
-            "share_called_covid": round(covid / n, 4) if n else None,
-            "share_indeterminate": round(indeterminate / n, 4) if n else None}
-
-
 def measure(classifier, data: Path) -> dict:
     """Everything the module docstring lists, as one JSON-ready dict."""
     split = locked_split(find_sources(data, names=[SIIM], classes=["Covid", "Normal"]), ["Covid", "Normal"])
@@ -69,8 +54,8 @@ def measure(classifier, data: Path) -> dict:
     return {"model": f"{card.name} {card.version}", "path": str(classifier.path),
             "locked_test": part_figures(classifier, split.test),
             "outside_locked_test": part_figures(classifier, development),
-            "indeterminate_films": unlabelled_calls(classifier, data / "siim-covid" / "Indeterminate"),
-            "atypical_films": unlabelled_calls(classifier, data / "siim-covid" / "Atypical")}
+            "indeterminate_films": calls_on_unlabelled(classifier, image_files(data / "siim-covid" / "Indeterminate")),
+            "atypical_films": calls_on_unlabelled(classifier, image_files(data / "siim-covid" / "Atypical"))}
 
 
 def describe(name: str, row: dict) -> str:

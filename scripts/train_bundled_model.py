@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error  # noqa: E402
-from covidgui.core.scoring.evaluation import predict_labelled  # noqa: E402
+from covidgui.core.data.dataset import image_files  # noqa: E402
+from covidgui.core.scoring.evaluation import calls_on_unlabelled, predict_labelled  # noqa: E402
 from covidgui.core.scoring.recalibrate import recalibrate  # noqa: E402
 from covidgui.core.scoring.sources import (BIMCV_POLICIES, CLASSES, DISPLAY_NAMES, NORMAL_CLASS,  # noqa: E402
                                            find_sources, locked_split, rows_by_source)
@@ -108,6 +109,11 @@ def main(argv=None) -> int:
         card.test["called_abnormal"] = {c: round(float((top[predicted.labels == i] != normal).mean()), 4)
                                         for i, c in enumerate(card.classes)
                                         if i != normal and (predicted.labels == i).any()}
+    # Films the radiologists read as neither class: an honest model is unsure on most of them.
+    for reading in ("Indeterminate", "Atypical"):
+        folder = args.data / "siim-covid" / reading
+        if folder.is_dir():
+            card.test.setdefault("siim_readings", {})[reading] = calls_on_unlabelled(classifier, image_files(folder))
     if args.loso:
         loso = json.loads(args.loso.read_text())
         # Per-image probabilities stay in the benchmark's file; the card keeps the counts.

@@ -186,3 +186,33 @@ def test_the_card_words_a_two_class_row_by_its_figures():
                                            "counts": {"Covid": 6, "Normal": 4}, "sensitivity": 0.8333,
                                            "specificity": 0.75, "auc": 0.9}]})
     assert "siim-covid (both classes: 6 COVID-19, 4 Normal): sensitivity 0.83, specificity 0.75, AUC 0.90" in card.summary()
+
+
+def test_films_of_neither_class_are_counted_by_how_the_model_calls_them(tmp_path):
+    from covidgui.core.scoring.evaluation import calls_on_unlabelled
+
+    class Unsure:
+        """A stand-in classifier: COVID-19 at 0.6 for every film, inside its indeterminate band."""
+
+        class card:
+            classes = ["Covid", "Normal"]
+            positive_class = "Covid"
+
+            @staticmethod
+            def display_name(c):
+                return {"Covid": "COVID-19"}.get(c, c)
+
+        input_size, harmonises = 16, False
+
+        def predict_inputs(self, inputs, colourfulness=None, paths=None, lung_attention=False):
+            return [Prediction("Indeterminate", "Indeterminate", "Covid", 0.6, {"COVID-19": 0.6, "Normal": 0.4},
+                               indeterminate=True, path=path) for path in paths]
+
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(chest_like(32, seed=i)).save(paths[-1])
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    calls = calls_on_unlabelled(Unsure(), paths + [tmp_path / "broken.png"])
+    assert calls == {"n": 4, "called_positive": 4, "indeterminate": 4, "rejected": 0,
+                     "share_called_positive": 1.0, "share_indeterminate": 1.0}

@@ -54,6 +54,21 @@ def predict_labelled(classifier: Classifier, files: LabelledFiles) -> LabelledPr
                                results, groups, unreadable)
 
 
+def calls_on_unlabelled(classifier: Classifier, paths: list[Path]) -> dict:
+    """How a model calls films no class fits (SIIM's Indeterminate and Atypical readings, say):
+    n (readable), called_positive (top class is the card's positive class), indeterminate
+    (inside the band), rejected (input gate), and the first two as shares of n."""
+    results = [r for r in predict_files(classifier, paths) if not isinstance(r, ImageLoadError)]
+    positive = classifier.card.positive_class or classifier.card.classes[0]
+    n = len(results)
+    called = sum(r.class_name == positive for r in results)
+    indeterminate = sum(r.indeterminate for r in results)
+    return {"n": n, "called_positive": called, "indeterminate": indeterminate,
+            "rejected": sum(r.not_xray for r in results),
+            "share_called_positive": round(called / n, 4) if n else None,
+            "share_indeterminate": round(indeterminate / n, 4) if n else None}
+
+
 def evaluate_folder(data_dir: str | Path, model_path: str | Path | None = None,
                     classifier: Classifier | None = None) -> dict:
     """Classify every image below ``data_dir`` and compare with its folder's class.

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error  # noqa: E402
-from covidgui.core.data.dataset import image_files  # noqa: E402
+from covidgui.core.data.dataset import image_files, short_file_hashes  # noqa: E402
+from covidgui.core.models.modelcard import FILE_HASHES_KEY, read_card  # noqa: E402
 from covidgui.core.scoring.evaluation import calls_on_unlabelled, predict_labelled  # noqa: E402
 from covidgui.core.scoring.recalibrate import recalibrate  # noqa: E402
 from covidgui.core.scoring.sources import (BIMCV_POLICIES, CLASSES, DISPLAY_NAMES, NORMAL_CLASS,  # noqa: E402
@@ -51,7 +52,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "models" / "covid_classifier.keras",
                         help="the .keras file to write, or a folder to write covid_classifier.keras into")
-    parser.add_argument("--loso", type=Path, help="benchmarks/sources.py --json output of this recipe")
+    parser.add_argument("--loso", type=Path, nargs="*", default=[],
+                        help="benchmarks/sources.py --json outputs of this recipe (a later file's rows replace "
+                             "an earlier one's for the same source: a fold re-run with its hospital group)")
     parser.add_argument("--classes", nargs="*", default=["Covid", "Normal"],
                         help="the model's classes (the sources of these classes train it)")
     parser.add_argument("--bimcv", choices=BIMCV_POLICIES, default="keep",
@@ -77,9 +80,14 @@ def main(argv=None) -> int:
         "bimcv_read_negative": args.bimcv,
         "validation_data": "calibration part of the locked split (temperature, input gate, indeterminate band)",
         "split": split.manifest(),
+        # Which files it was fitted on, by content: evaluate reports them apart from unseen files.
+        FILE_HASHES_KEY: {"train": short_file_hashes(split.train), "calibration": short_file_hashes(split.calibration)},
         "locked_test_files": {s.name: sorted(p.name for p, g in zip(split.test.paths, split.test.groups)
                                              if g == s.name) for s in sources},
     }
+    if config.start_from:  # the card names the model it was fine-tuned from (its path may be overwritten)
+        start = read_card(config.start_from)
+        info["started_from"] = f"{start.name} {start.version} ({Path(config.start_from).name})"
     started = time.perf_counter()
     result = train(split.train, split.calibration, config, PrintProgress(), name="covid-cnn", version=VERSION,
                    display_names=DISPLAY_NAMES, positive_class="Covid",
@@ -115,14 +123,7 @@ def main(argv=None) -> int:
         if folder.is_dir():
             card.test.setdefault("siim_readings", {})[reading] = calls_on_unlabelled(classifier, image_files(folder))
     if args.loso:
-        loso = json.loads(args.loso.read_text())
-        # Per-image probabilities stay in the benchmark's file; the card keeps the counts.
-        card.leave_one_source_out = [{k: v for k, v in row.items()
-                                      if k not in ("positive_probabilities", "probabilities", "classes")}
-                                     for row in loso["rows"]]
-        card.test["loso_schedule"] = (f"{loso['per_source']} training images per source, "
-                                      f"{loso['recipe']['epochs']} epochs, seed {loso['recipe']['seed']}")
-        card.test["loso_command"] = loso.get("command")
+        loso_into_card(card, args.loso)
     card.notes = NOTES
     path = save_model(classifier, out)
     print(json.dumps({"test": {k: v for k, v in card.test.items() if k != "per_source"},
@@ -131,10 +132,33 @@ def main(argv=None) -> int:
     return 0
 
 
-NOTES = ("Trained on eight sources, each holding one class only, so a model can learn where an image comes "
-         "from instead of what it shows. The locked test figures come from images of the same sources "
-         "and are optimistic for a new hospital; the leave-one-source-out figures (each source tested by "
-         "a model that never saw it) predict an unseen hospital better. Research use only.")
+def loso_into_card(card, paths: list[Path]) -> None:
+    """The card's leave-one-source-out rows from benchmarks/sources.py --json files, a later file's
+    row replacing an earlier one's for the same source; per-image probabilities stay in the files."""
+    rows, schedules, commands = {}, [], []
+    for path in paths:
+        loso = json.loads(Path(path).read_text())
+        for row in loso["rows"]:
+            rows[row["source"]] = {k: v for k, v in row.items()
+                                   if k not in ("positive_probabilities", "probabilities", "classes", "labels")}
+        schedules.append(f"{loso['per_source']} training images per source, {loso['recipe']['epochs']} epochs, "
+                         f"seed {loso['recipe']['seed']}")
+        commands.append(loso.get("command"))
+    card.leave_one_source_out = list(rows.values())
+    card.test["loso_schedule"] = "; ".join(dict.fromkeys(schedules))
+    card.test["loso_command"] = commands if len(commands) > 1 else commands[0]
+
+
+NOTES = ("Fine-tuned from covid-cnn 2.0.0 on seven sources. Six hold one class only, so a model can learn where "
+         "an image comes from instead of what it shows; siim-covid holds both classes from the same hospitals, "
+         "read by radiologists (COVID-19 = 'Typical Appearance' of COVID-19 pneumonia, Normal = 'Negative for "
+         "Pneumonia'), weighs three times each other source inside each class, and alone sets the temperature "
+         "and the decision threshold (logit offsets fitted on its calibration films). COVID-19 here means a "
+         "pattern typical of COVID-19 pneumonia on the film: an infected patient with clear lungs is called "
+         "Normal. The locked test figures come from images of the sources it was trained on and are "
+         "optimistic for a new hospital; the leave-one-source-out rows are those of the recipe it was started "
+         "from (each source tested by a model that never saw it, siim-covid and bimcv-radiographydb left out "
+         "together) and predict an unseen hospital better. Research use only.")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ def test_the_bundled_model_is_listed_and_active_by_default(user_data_dir):
     assert registry.active_model_path() == bundled_model_path()
     assert "(bundled)" in versions[0].label
     # The bundled card's locked test: n, sensitivity, specificity, AUC (not its validation accuracy).
-    assert "locked test n=491: sensitivity 84.7%, specificity 82.0%, AUC 0.928" in versions[0].label
+    test = versions[0].card.test
+    assert (f"locked test n={test['n']}: sensitivity {test['sensitivity']:.1%}, specificity "
+            f"{test['specificity']:.1%}, AUC {test['auc']:.3f}") in versions[0].label
     assert "validation" not in versions[0].label
 
 

@@ -293,6 +293,13 @@ def test_the_report_of_a_real_film_with_cautions_fits_its_pages(tmp_path, card, 
     if not film.is_file():
         pytest.skip(f"shared data not found at {film}")
     result = analyse(bundled_classifier, film, display_side=None, pictures=False)
+    if not result.prediction.depends_on_outside_lungs:
+        # v2.0.0 answered otherwise with only the lungs on this film; v3.0.0 does not. The layout is
+        # what is tested here, so the caution the issue saw is put back on the real film's result.
+        other = next(c for c in bundled_classifier.card.classes if c != result.prediction.class_name)
+        result.prediction.lung_only_label = bundled_classifier.card.display_name(other)
+        result.prediction.lung_only_confidence = 0.7
+        result.prediction.depends_on_outside_lungs = True
     out = write_report(tmp_path / "siim.pdf", result.display, result.prediction, bundled_classifier.card,
                        film.name, result.metadata, heatmap=result.prediction.heatmap)
     text = assert_fits_its_pages(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -23,7 +25,8 @@ class FakeLungs:
 def classifier_reading(region: str, bundled) -> Classifier:
     """The bundled model's card with a stand-in network whose COVID-19 logit is the brightness of
     one region of the input: "outside" the lungs or "inside" them."""
-    classifier = Classifier(bundled.graph, bundled.card, lungs=FakeLungs())
+    # Without the card's logit offsets: the stand-in's logits mean what they say (0 is 50/50).
+    classifier = Classifier(bundled.graph, replace(bundled.card, logit_bias=None), lungs=FakeLungs())
     lungs = two_lungs(bundled.input_size, bundled.input_size)
     # "Outside" keeps clear of the margin the check leaves around the lungs.
     where = ~ndimage.binary_dilation(lungs, iterations=20) if region == "outside" else lungs
@@ -107,8 +110,8 @@ def test_a_lung_fields_only_model_sees_its_inputs_blanked_and_needs_the_lung_mod
 
     from covidgui.core.errors import ModelError
 
-    card = replace(bundled_classifier.card, preprocessing={**bundled_classifier.card.preprocessing, "lung_mask": True})
     classifier = classifier_reading("outside", bundled_classifier)
+    card = replace(classifier.card, preprocessing={**classifier.card.preprocessing, "lung_mask": True})
     classifier.card, classifier.masks_lungs = card, True
     result = classifier.predict_inputs(bright_outside_image(classifier.input_size)[np.newaxis])[0]
     # The bright surround never reached the model: its answer is the blanked one, 50/50.

@@ -39,23 +39,35 @@ def acquisition_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarr
     (sigma 0.5-3 % of the range) and JPEG re-compression (quality 25-85), each with its own
     probability; ``rng`` makes it reproducible.
     """
+    return acquisition_augment_changed(image, rng)[0]
+
+
+def acquisition_augment_changed(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """(:func:`acquisition_augment` of ``image``, whether any change was drawn), from the same draws
+    of ``rng``. Unchanged, the image is only clipped to 0..1 as float32, so a caller holding the
+    equalised clean image can use it instead of equalising again."""
     out = np.asarray(image, dtype=np.float32)
+    changed = False
     size = out.shape
     if rng.random() < P_DOWNSCALE:
+        changed = True
         factor = rng.uniform(0.35, 0.8)
         small = (max(8, round(size[0] * factor)), max(8, round(size[1] * factor)))
         out = resize(resize(out, small), size)
     if rng.random() < P_BLUR:
+        changed = True
         out = ndimage.gaussian_filter(out, rng.uniform(0.3, 1.2), mode="reflect")
     if rng.random() < P_NOISE:
+        changed = True
         out = out + rng.normal(0.0, rng.uniform(0.005, 0.03), size).astype(np.float32)
     if rng.random() < P_JPEG:
+        changed = True
         buffer = io.BytesIO()
         grey = Image.fromarray(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
         grey.save(buffer, format="JPEG", quality=int(rng.integers(25, 86)))
         buffer.seek(0)
         out = np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return np.clip(out, 0.0, 1.0).astype(np.float32), changed
 
 
 def amplitude_mix(image: np.ndarray, other: np.ndarray, strength: float) -> np.ndarray:

@@ -72,8 +72,8 @@ def bench_train(data: Path) -> None:
 PROFILE_PARTS = [
     ("decode + crop + resize", ("load_prepared",)),
     ("lung masks (segmenter)", ("training_mask", "training_masks")),
-    ("acquisition augmentation", ("augment_acquisition", "acquisition_augment_batch")),
-    ("amplitude mix", ("augment_amplitude_mix", "amplitude_mix_batch")),
+    ("acquisition augmentation", ("augment_acquisition",)),
+    ("amplitude mix", ("augment_amplitude_mix", "batch_spectra")),
     ("histogram equalisation", ("equalize_histogram", "equalize_histograms")),
     ("BatchNorm re-estimation", ("recalibrate_batch_norm",)),
     ("calibration (validation logits)", ("calibrate_and_measure",)),
@@ -156,16 +156,16 @@ def bench_profile(data: Path, films: int, val_films: int, epochs: int, cprofile:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = train(train_files, val_files, config)
-    total = time.perf_counter() - started
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(cprofile)
     report = result.report
     fit = spent.get("fit (all of it)", 0.0)
     steps = fit - spent.get("fit's validation passes", 0.0)
-    print(f"total {total:.1f} s; validation {report.get('correct')}/{report.get('n')}, AUC {report.get('auc', float('nan')):.3f}")
+    print(f"total {total:.1f} s wall, {cpu:.1f} s CPU (all threads); load average {os.getloadavg()[0]:.1f}; validation {report.get('correct')}/{report.get('n')}, AUC {report.get('auc', float('nan')):.3f}")
     print("| part | seconds (summed over threads) | share of the run's wall time | calls |")
     print("|---|---:|---:|---:|")
     rows = [(label, spent.get(label, 0.0), calls.get(label, 0)) for label, _ in PROFILE_PARTS]

@@ -73,7 +73,18 @@ def acquisition_augment_changed(image: np.ndarray, rng: np.random.Generator) -> 
 def amplitude_mix(image: np.ndarray, other: np.ndarray, strength: float) -> np.ndarray:
     """``image`` (S, S) 0..1 with its Fourier amplitude moved ``strength`` (0..1) of the way to
     ``other``'s (same shape), its phase kept: float32 (S, S) 0..1."""
-    spectrum = np.fft.fft2(np.asarray(image, dtype=np.float64))
-    amplitude = (1.0 - strength) * np.abs(spectrum) + strength * np.abs(np.fft.fft2(np.asarray(other, np.float64)))
+    return amplitude_mix_spectra(np.fft.fft2(np.asarray(image, dtype=np.float64)),
+                                 np.fft.fft2(np.asarray(other, np.float64)), strength)
+
+
+def fourier_spectra(images) -> np.ndarray:
+    """The 2-D Fourier spectra (N, S, S) complex128 of images (N, S, S), in one call."""
+    return np.fft.fft2(np.asarray(images, dtype=np.float64))
+
+
+def amplitude_mix_spectra(spectrum: np.ndarray, other: np.ndarray, strength: float) -> np.ndarray:
+    """:func:`amplitude_mix` from the two images' 2-D Fourier spectra (``np.fft.fft2`` of float64
+    (S, S)), so a batch's spectra are computed once, in one call, however many images borrow them."""
+    amplitude = (1.0 - strength) * np.abs(spectrum) + strength * np.abs(other)
     mixed = np.fft.ifft2(amplitude * np.exp(1j * np.angle(spectrum))).real
     return np.clip(mixed, 0.0, 1.0).astype(np.float32)

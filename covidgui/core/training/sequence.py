@@ -18,7 +18,8 @@ from covidgui.core.errors import ImageLoadError
 from covidgui.core.inference.lungs import blank_outside
 from covidgui.core.inference.preprocess import equalize_histogram, load_prepared
 from covidgui.core.training.augment import acquisition_augment_changed as augment_acquisition
-from covidgui.core.training.augment import amplitude_mix as augment_amplitude_mix
+from covidgui.core.training.augment import amplitude_mix_spectra as augment_amplitude_mix
+from covidgui.core.training.augment import fourier_spectra as batch_spectra
 from covidgui.core.training.lung_guidance import training_masks
 
 
@@ -154,13 +155,16 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             """Give a share of the batch the amplitude spectrum of an image of another class."""
             readable = [k for k, item in enumerate(items) if item is not None]
             out = list(items)
+            spectra = {}  # batch position -> Fourier spectrum, all of them in one call when first needed
             for k in readable:
                 others = [o for o in readable if batch_labels[o] != batch_labels[k]]
                 if others and rng.random() < amplitude_mix:
-                    small, mask = items[k][:2]
-                    other = items[others[int(rng.integers(len(others)))]][0]
+                    if not spectra:
+                        spectra = dict(zip(readable, batch_spectra(np.stack([items[o][0] for o in readable]))))
+                    other = others[int(rng.integers(len(others)))]
+                    mixed = augment_amplitude_mix(spectra[k], spectra[other], rng.uniform(0.2, 0.6))
                     # No clean input: the mixed image is equalised afresh.
-                    out[k] = (augment_amplitude_mix(small, other, rng.uniform(0.2, 0.6)), mask, None, False)
+                    out[k] = (mixed, items[k][1], None, False)
             return out
 
         def __getitem__(self, i):

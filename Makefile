@@ -18,8 +18,11 @@ $(BIN)/.installed-dev: $(BIN)/.installed
 run: $(BIN)/.installed
 	$(BIN)/covidgui gui
 
+# The suite on TEST_WORKERS processes (pytest-xdist); a module's tests stay in one process, so its
+# module-scoped fixtures (trained stand-in models) are made once. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed-dev
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python benchmarks/startup.py

@@ -2,11 +2,20 @@
 
     python benchmarks/training.py train [--data ../shared/data]      # ~5 CPU-minutes
     python benchmarks/training.py gui   [--data ../shared/data] [--epochs 3]
+    python benchmarks/training.py profile [--films 160] [--epochs 3] [--cprofile out.prof]
 
 train: trains with ``TrainConfig()`` defaults on the bundled model's split (covid-xray/Train +
 adult-normal minus the seeded hold-out; validation covid-xray/Val + the held-back adult normals,
 see covidgui.core.data.reference_data), prints the wall time and the validation figures beside the
 bundled model's (scored the same way, on the same files).
+
+profile: where a training run's time goes, on a seeded sample of the same split (``--films`` training
+films, half of each class, and ``--val-films`` validation films): wall time inside each piece of work
+(decode + crop + resize, the lung segmenter's masks, acquisition augmentation, amplitude mix,
+histogram equalisation, producing the batches fit reads, fit's validation passes, BatchNorm
+re-estimation, calibration, the input gate's features), summed over the threads that ran it, and
+fit's remaining time (the training steps' forward and backward passes). Run it twice, before and
+after a change, on the same machine state and compare shares and ratios, not single times.
 
 gui: the main window offscreen, its Training tab on the same folders-and-split as a user would
 choose them (covid-xray/Train with the Val folder), a QTimer ticking every 10 ms on the GUI
@@ -57,6 +66,115 @@ def bench_train(data: Path) -> None:
               f"sensitivity {new['sensitivity']:.1%}, specificity {new['specificity']:.1%} | "
               f"bundled {old['correct']}/{old['n']} ({old['accuracy']:.1%}), AUC {old['auc']:.3f}; "
               f"difference {new['correct'] - old['correct']:+d} images")
+
+
+# (label, names of the functions timed under it; looked up in every loaded covidgui.core.training module)
+PROFILE_PARTS = [
+    ("decode + crop + resize", ("load_prepared",)),
+    ("lung masks (segmenter)", ("training_mask", "training_masks")),
+    ("acquisition augmentation", ("augment_acquisition",)),
+    ("amplitude mix", ("augment_amplitude_mix", "batch_spectra")),
+    ("histogram equalisation", ("equalize_histogram", "equalize_histograms")),
+    ("BatchNorm re-estimation", ("recalibrate_batch_norm",)),
+    ("calibration (validation logits)", ("calibrate_and_measure",)),
+    ("input gate features + fit", ("gate_features", "fit_gate")),
+]
+
+
+def bench_profile(data: Path, films: int, val_films: int, epochs: int, cprofile: Path | None) -> None:
+    import functools
+    import importlib
+    import pkgutil
+
+    import numpy as np
+
+    import covidgui.core.training as training_pkg
+    from covidgui.core.data.reference_data import bundled_model_split
+    from covidgui.core.training.train import TrainConfig, train
+
+    split = bundled_model_split(data)
+    rng = np.random.default_rng(0)
+
+    def sample(files, n):
+        keep = np.zeros(len(files), dtype=bool)
+        labels = np.asarray(files.labels)
+        for c in range(len(files.classes)):
+            members = np.flatnonzero(labels == c)
+            keep[rng.choice(members, min(len(members), n // len(files.classes)), replace=False)] = True
+        return files.subset(keep)
+
+    train_files, val_files = sample(split.train, films), sample(split.val, val_films)
+    config = TrainConfig(epochs=epochs, patience=0)
+    print(f"{len(train_files)} training films {train_files.counts()}, {len(val_files)} validation films, "
+          f"{epochs} epochs, otherwise the default recipe")
+
+    spent: dict[str, float] = {}
+    calls: dict[str, int] = {}
+
+    def timed(label, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+                calls[label] = calls.get(label, 0) + 1
+        wrapper.__wrapped_for_profile__ = True
+        return wrapper
+
+    modules = [importlib.import_module(f"covidgui.core.training.{m.name}")
+               for m in pkgutil.iter_modules(training_pkg.__path__) if m.name not in ("job",)]
+    for label, names in PROFILE_PARTS:
+        for module in modules:
+            for name in names:
+                function = getattr(module, name, None)
+                if callable(function) and not getattr(function, "__wrapped_for_profile__", False):
+                    setattr(module, name, timed(label, function))
+
+    import keras
+
+    keras.Model.fit = timed("fit (all of it)", keras.Model.fit)
+    keras.Model.evaluate = timed("fit's validation passes", keras.Model.evaluate)
+    for module in modules:
+        original = getattr(module, "make_sequence", None)
+        if original is None or getattr(original, "__wrapped_for_profile__", False):
+            continue
+
+        def make_sequence(*args, _original=original, **kwargs):
+            seq = _original(*args, **kwargs)
+            cls = type(seq)
+            if not getattr(cls.__getitem__, "__wrapped_for_profile__", False):
+                cls.__getitem__ = timed("batches read by fit (seq[i])", cls.__getitem__)
+            return seq
+        make_sequence.__wrapped_for_profile__ = True
+        setattr(module, "make_sequence", make_sequence)
+
+    profiler = None
+    if cprofile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = train(train_files, val_files, config)
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(cprofile)
+    report = result.report
+    fit = spent.get("fit (all of it)", 0.0)
+    steps = fit - spent.get("fit's validation passes", 0.0)
+    print(f"total {total:.1f} s wall, {cpu:.1f} s CPU (all threads); load average {os.getloadavg()[0]:.1f}; validation {report.get('correct')}/{report.get('n')}, AUC {report.get('auc', float('nan')):.3f}")
+    print("| part | seconds (summed over threads) | share of the run's wall time | calls |")
+    print("|---|---:|---:|---:|")
+    rows = [(label, spent.get(label, 0.0), calls.get(label, 0)) for label, _ in PROFILE_PARTS]
+    rows += [(label, spent.get(label, 0.0), calls.get(label, 0))
+             for label in ("batches read by fit (seq[i])", "fit's validation passes", "fit (all of it)")]
+    rows.append(("fit minus its validation passes (training steps + the batches they read)", steps, 0))
+    for label, seconds, n in rows:
+        print(f"| {label} | {seconds:.1f} | {seconds / total:.0%} | {n or ''} |")
+    print(f"| whole train() call | {total:.1f} | 100% | 1 |")
 
 
 def bench_gui(data: Path, epochs: int, args_verbose: bool = False, in_thread: bool = False) -> None:
@@ -190,10 +308,13 @@ def bench_gui(data: Path, epochs: int, args_verbose: bool = False, in_thread: bo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["train", "gui"])
+    parser.add_argument("part", choices=["train", "gui", "profile"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--epochs", type=int, default=3, help="epochs for the gui part")
     parser.add_argument("--thread", action="store_true", help="gui: train on a worker thread, not a process")
+    parser.add_argument("--films", type=int, default=160, help="profile: training films (half of each class)")
+    parser.add_argument("--val-films", type=int, default=60, help="profile: validation films")
+    parser.add_argument("--cprofile", type=Path, help="profile: also write cProfile statistics of the run here")
     parser.add_argument("--verbose", action="store_true", help="gui: list gaps over 50 ms beside training events")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -204,6 +325,8 @@ def main() -> int:
         # A throwaway user data directory: the benchmark must not change the user's active model.
         os.environ.setdefault("COVIDGUI_DATA_DIR", tempfile.mkdtemp(prefix="covidgui-bench-"))
         bench_gui(args.data, args.epochs, args.verbose, args.thread)
+    elif args.part == "profile":
+        bench_profile(args.data, args.films, args.val_films, args.epochs, args.cprofile)
     else:
         bench_train(args.data)
     return 0

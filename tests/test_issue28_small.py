@@ -149,7 +149,7 @@ def test_a_percent_sign_never_wraps_onto_its_own_line(qtbot):
     panel = ResultPanel()
     qtbot.addWidget(panel)
     shown = SimpleNamespace(attention_line="Attention on lungs: 88 %",
-                            lungs_only_line="Lungs only (outside blanked): Normal 98 %", cautions=[])
+                            lungs_only_line="Lungs only (outside blanked): Normal 98 %", caution_items=())
     panel._show_lung_fields(None, shown)
     text = panel.lung_attention_text.text()
     assert " %" not in text and "98\u00a0%" in text

@@ -132,14 +132,22 @@ def make_three_classes(root: Path, per_class: int = 8, size: int = 48) -> None:
             Image.fromarray(img.astype(np.uint8)).save(root / label / f"{i}.png")
 
 
-def test_a_three_class_model_trains_with_label_smoothing_and_a_noisy_source(tmp_path):
-    make_three_classes(tmp_path / "train")
-    make_three_classes(tmp_path / "val", per_class=4)
-    files, val = scan_class_folders(tmp_path / "train"), scan_class_folders(tmp_path / "val")
-    assert files.classes == ["Covid", "Normal", "Pneumonia"]
+@pytest.fixture(scope="module")
+def three_class_run(tmp_path_factory):
+    """A user-trained three-class model (label smoothing, a noisy source), trained once for the
+    module: (result, training files)."""
+    root = tmp_path_factory.mktemp("three-classes")
+    make_three_classes(root / "train")
+    make_three_classes(root / "val", per_class=4)
+    files, val = scan_class_folders(root / "train"), scan_class_folders(root / "val")
     config = TrainConfig(epochs=2, batch_size=8, input_size=32, patience=0, label_smoothing=0.1,
                          noisy_sources="Pneumonia", noisy_source_weight=0.5)
-    result = train(files, val, config)
+    return train(files, val, config), files
+
+
+def test_a_three_class_model_trains_with_label_smoothing_and_a_noisy_source(three_class_run):
+    result, files = three_class_run
+    assert files.classes == ["Covid", "Normal", "Pneumonia"]
     card = result.classifier.card
     assert len(result.history["loss"]) == 2 and np.isfinite(result.history["loss"]).all()
     assert np.array(result.report["confusion_matrix"]).shape == (3, 3)
@@ -148,7 +156,8 @@ def test_a_three_class_model_trains_with_label_smoothing_and_a_noisy_source(tmp_
     assert len(prediction.probabilities) == 3 and sum(prediction.probabilities.values()) == pytest.approx(1, abs=1e-5)
 
 
-def test_a_user_trained_three_class_model_shows_three_classes_in_the_window_csv_and_cli(qtbot, tmp_path):
+def test_a_user_trained_three_class_model_shows_three_classes_in_the_window_csv_and_cli(qtbot, tmp_path,
+                                                                                     three_class_run):
     """Every view follows the model's classes: the Image tab's three probability rows, the CSV's
     three probability columns, and classify --json's three probabilities."""
     import csv
@@ -162,10 +171,7 @@ def test_a_user_trained_three_class_model_shows_three_classes_in_the_window_csv_
     from tests.test_cli import run_cli
     from tests.test_gui import drop_files, wait_for_result
 
-    make_three_classes(tmp_path / "train")
-    make_three_classes(tmp_path / "val", per_class=4)
-    files, val = scan_class_folders(tmp_path / "train"), scan_class_folders(tmp_path / "val")
-    result = train(files, val, TrainConfig(epochs=1, batch_size=8, input_size=32, patience=0))
+    result, files = three_class_run  # the model of the test above, trained once
     model_path = save_model(result.classifier, tmp_path / "three.keras")
     image = files.paths[-1]
 

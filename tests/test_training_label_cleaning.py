@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from covidgui.core.data.dataset import scan_class_folders
-from covidgui.core.training import train as train_module
+from covidgui.core.training import label_cleaning as cleaning_module
 from covidgui.core.training.train import TrainConfig, clean_noisy_labels, train
 from tests.conftest import chest_like
 
@@ -38,7 +38,7 @@ def test_cleaning_drops_the_noisy_films_the_first_pass_calls_normal_and_keeps_th
         seen.update(train=first_train, val=first_val, score=to_score, config=config)
         return np.array([normal_p[p.stem] for p in to_score.paths])
 
-    monkeypatch.setattr(train_module, "first_pass_normal_probability", first_pass)
+    monkeypatch.setattr(cleaning_module, "first_pass_normal_probability", first_pass)
     config = TrainConfig(noisy_sources="Pneumonia/nih", clean_noisy_sources=True, clean_threshold=0.5)
     kept, info = clean_noisy_labels(files, val, config)
 
@@ -60,7 +60,7 @@ def test_cleaning_learns_the_first_pass_from_the_other_classes_when_the_noisy_so
     make_sources(tmp_path / "train", layout)
     make_sources(tmp_path / "val", layout)
     files, val = scan_class_folders(tmp_path / "train"), scan_class_folders(tmp_path / "val")
-    monkeypatch.setattr(train_module, "first_pass_normal_probability",
+    monkeypatch.setattr(cleaning_module, "first_pass_normal_probability",
                         lambda first_train, first_val, to_score, config, listener=None:
                         np.array([0.8, 0.1, 0.1, 0.1]))
     kept, info = clean_noisy_labels(files, val, TrainConfig(noisy_sources="Pneumonia/nih", clean_noisy_sources=True))

@@ -39,29 +39,52 @@ def acquisition_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarr
     (sigma 0.5-3 % of the range) and JPEG re-compression (quality 25-85), each with its own
     probability; ``rng`` makes it reproducible.
     """
+    return acquisition_augment_changed(image, rng)[0]
+
+
+def acquisition_augment_changed(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """(:func:`acquisition_augment` of ``image``, whether any change was drawn), from the same draws
+    of ``rng``. Unchanged, the image is only clipped to 0..1 as float32, so a caller holding the
+    equalised clean image can use it instead of equalising again."""
     out = np.asarray(image, dtype=np.float32)
+    changed = False
     size = out.shape
     if rng.random() < P_DOWNSCALE:
+        changed = True
         factor = rng.uniform(0.35, 0.8)
         small = (max(8, round(size[0] * factor)), max(8, round(size[1] * factor)))
         out = resize(resize(out, small), size)
     if rng.random() < P_BLUR:
+        changed = True
         out = ndimage.gaussian_filter(out, rng.uniform(0.3, 1.2), mode="reflect")
     if rng.random() < P_NOISE:
+        changed = True
         out = out + rng.normal(0.0, rng.uniform(0.005, 0.03), size).astype(np.float32)
     if rng.random() < P_JPEG:
+        changed = True
         buffer = io.BytesIO()
         grey = Image.fromarray(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
         grey.save(buffer, format="JPEG", quality=int(rng.integers(25, 86)))
         buffer.seek(0)
         out = np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return np.clip(out, 0.0, 1.0).astype(np.float32), changed
 
 
 def amplitude_mix(image: np.ndarray, other: np.ndarray, strength: float) -> np.ndarray:
     """``image`` (S, S) 0..1 with its Fourier amplitude moved ``strength`` (0..1) of the way to
     ``other``'s (same shape), its phase kept: float32 (S, S) 0..1."""
-    spectrum = np.fft.fft2(np.asarray(image, dtype=np.float64))
-    amplitude = (1.0 - strength) * np.abs(spectrum) + strength * np.abs(np.fft.fft2(np.asarray(other, np.float64)))
+    return amplitude_mix_spectra(np.fft.fft2(np.asarray(image, dtype=np.float64)),
+                                 np.fft.fft2(np.asarray(other, np.float64)), strength)
+
+
+def fourier_spectra(images) -> np.ndarray:
+    """The 2-D Fourier spectra (N, S, S) complex128 of images (N, S, S), in one call."""
+    return np.fft.fft2(np.asarray(images, dtype=np.float64))
+
+
+def amplitude_mix_spectra(spectrum: np.ndarray, other: np.ndarray, strength: float) -> np.ndarray:
+    """:func:`amplitude_mix` from the two images' 2-D Fourier spectra (``np.fft.fft2`` of float64
+    (S, S)), so a batch's spectra are computed once, in one call, however many images borrow them."""
+    amplitude = (1.0 - strength) * np.abs(spectrum) + strength * np.abs(other)
     mixed = np.fft.ifft2(amplitude * np.exp(1j * np.angle(spectrum))).real
     return np.clip(mixed, 0.0, 1.0).astype(np.float32)

@@ -28,12 +28,26 @@ from covidgui.core.inference.lungs import LungSegmenter, allowed_region
 
 # The penalty's weight when guidance is on (the bundled model's and the app's default).
 LUNG_GUIDANCE_WEIGHT = 1.0
+
+
 def training_mask(segmenter: LungSegmenter, model_input: np.ndarray, margin: float | None = None) -> np.ndarray:
     """The lung mask for one prepared input (S, S): float32 (S, S), 1 inside the lungs, 0 outside;
     all ones when the segmenter finds no plausible pair of lungs (no guidance for that image)."""
-    probability = segmenter.probabilities(model_input[np.newaxis])[0]
-    mask = allowed_region(probability, model_input.shape, segmenter.threshold, margin)
-    return np.ones_like(model_input, dtype=np.float32) if mask is None else mask.astype(np.float32)
+    return training_masks(segmenter, model_input[np.newaxis], margin)[0]
+
+
+def training_masks(segmenter: LungSegmenter, model_inputs: np.ndarray, margin: float | None = None) -> np.ndarray:
+    """:func:`training_mask` of each prepared input (N, S, S), with one pass of the segmenter for
+    all of them: float32 (N, S, S)."""
+    model_inputs = np.asarray(model_inputs)
+    masks = np.ones(model_inputs.shape, dtype=np.float32)
+    if len(model_inputs) == 0:
+        return masks
+    for k, probability in enumerate(segmenter.probabilities(model_inputs)):
+        mask = allowed_region(probability, model_inputs.shape[1:], segmenter.threshold, margin)
+        if mask is not None:
+            masks[k] = mask
+    return masks
 
 
 def evidence_outside_share(features, kernel, lung_fraction):

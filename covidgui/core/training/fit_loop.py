@@ -1,0 +1,304 @@
+"""The fit loop: one classifier trained, re-estimated, calibrated and gated (:func:`fit_classifier`).
+
+Fit on labelled files with a recipe, then BatchNorm statistics re-estimated on clean images, the
+temperature and indeterminate band calibrated on the validation files, and the input gate fitted.
+
+:func:`covidgui.core.training.train.train` adds label cleaning in front of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import platform
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from covidgui.core.data.dataset import LabelledFiles
+from covidgui.core.errors import DatasetError
+from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, Classifier, softmax
+from covidgui.core.inference.gate import fit_gate, thumbnails
+from covidgui.core.inference.keras_env import quiet_tensorflow
+from covidgui.core.inference.lungs import LUNG_MARGIN, load_bundled_segmenter
+from covidgui.core.models.modelcard import ModelCard
+from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
+from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
+from covidgui.core.training.distribute import make_fit_work
+from covidgui.core.training.network import build_augmentation, build_classifier, count_flops, starting_network
+from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
+                                           preprocessing_description, source_counts, source_factors)
+from covidgui.core.training.sequence import CACHE_LIMIT_BYTES, make_sequence, unguided_count, warm_unless_stopped
+
+
+@dataclass
+class TrainResult:
+    """A trained classifier, what happened, and how it scored on validation data."""
+
+    classifier: Classifier
+    history: dict[str, list[float]]
+    report: dict
+    cancelled: bool = False
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+
+class ProgressListener:
+    """Receives training progress; the GUI and CLI subclass it. Called on the training thread."""
+
+    def on_batch(self, epoch: int, batch: int, batches: int) -> None: ...
+
+    def on_epoch(self, epoch: int, epochs: int, logs: dict[str, float]) -> None: ...
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainConfig,
+                   listener: ProgressListener | None = None, name: str = "covid-cnn", version: str = "1",
+                   display_names: dict[str, str] | None = None, positive_class: str | None = None,
+                   training_info: dict | None = None, strategy=None, cleaning: dict | None = None) -> TrainResult:
+    """Train a classifier on ``train_files`` as ``config`` says (its label cleaning aside: see
+    :func:`covidgui.core.training.train.train`) and measure it on the validation files.
+
+    The returned classifier is calibrated (temperature fitted on the validation logits) and its
+    card holds the validation report; nothing is written to disk. Raises DatasetError for unusable
+    data. When the listener asks to stop, training ends after the current batch and the result has
+    ``cancelled=True``.
+    strategy: a ``tf.distribute.Strategy`` (see :mod:`covidgui.core.training.distribute`) under whose scope
+        the model is built and trained; None trains on the default device.
+    cleaning: what label cleaning did, recorded in the card.
+    """
+    listener = listener or ProgressListener()
+    check_dataset(train_files, val_files)
+    # Validation labels follow the training class order whatever the folder's case.
+    lower = [c.lower() for c in train_files.classes]
+    val_labels = [lower.index(val_files.classes[v].lower()) for v in val_files.labels]
+
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    n_classes = len(train_files.classes)
+    size = config.input_size
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    weights = balanced_sample_weight(train_files.labels,
+                                     train_files.group_names() if config.source_balance else None, n_classes)
+    weights = down_weight_sources(weights, train_files.labels, train_files.group_names(), source_factors(config))
+    lungs = _guidance_segmenter(config)
+    # The source adversary needs two sources in some class to have anything to tell apart.
+    source_names = sorted(set(train_files.group_names()))
+    source_classes, source_ids = None, None
+    if config.source_adversary > 0 and len(source_names) > n_classes:
+        groups = train_files.group_names()
+        source_ids = np.array([source_names.index(g) for g in groups], dtype=np.int32)
+        source_classes = [train_files.labels[groups.index(name)] for name in source_names]
+    one_hot = n_classes if config.label_smoothing > 0 else 0
+    train_seq = make_sequence(train_files.paths, train_files.labels, size, config.batch_size, True, config.seed,
+                              weights, pool=pool, lungs=lungs,
+                              acquisition_augment=config.augment and config.acquisition_augment,
+                              amplitude_mix=config.amplitude_mix if config.augment else 0.0,
+                              lung_mask=config.lung_mask, source_ids=source_ids, one_hot=one_hot,
+                              harmonise=config.harmonise_storage)
+    val_seq = make_sequence(val_files.paths, val_labels, size, config.batch_size, False, config.seed, pool=pool,
+                            lungs=lungs, lung_mask=config.lung_mask,
+                            # fit's validation pass feeds the same two inputs; the adversary's loss there means nothing
+                            source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32),
+                            one_hot=one_hot, harmonise=config.harmonise_storage)
+    if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
+        warm_unless_stopped(train_seq, listener)
+        warm_unless_stopped(val_seq, listener)
+
+    # Keras takes the distribution strategy from the scope the model is built and compiled in.
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        classifier_model = (starting_network(config.start_from, size, n_classes) if config.start_from
+                            else build_classifier(size, n_classes, config.seed, config.width))
+        augmentation = build_augmentation(config.seed) if config.augment else None
+        from covidgui.core.training.fit_model import build_fit_model  # imports Keras: only when training
+
+        fit_model = build_fit_model(classifier_model, augmentation, 1 if lungs is None else 2,
+                                    guidance=config.lung_guidance if lungs is not None else 0.0,
+                                    source_classes=source_classes, adversary_weight=config.source_adversary,
+                                    features_layer=EMBEDDING_LAYER)
+        steps = len(train_seq) * config.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
+        # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
+        # with a few hundred images single checkpoints vary a lot from seed to seed.
+        fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
+                          loss=(keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                                     label_smoothing=config.label_smoothing)
+                                if one_hot else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+                          weighted_metrics=["accuracy"])
+        make_fit_work(fit_model, strategy)
+
+    stop = _StopAndReport(listener, config.epochs, len(train_seq))
+    callbacks = [stop]
+    if config.patience > 0:  # 0 = train all epochs, so the validation set plays no part in selection
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                       restore_best_weights=True))
+    # A cancel while the images were decoding skips fitting (whose first batch also traces the graph).
+    stop.cancelled = listener.should_stop()
+    history = keras.callbacks.History()
+    history.history = {}
+    if not stop.cancelled:
+        history = fit_model.fit(train_seq, validation_data=val_seq, epochs=config.epochs, callbacks=callbacks,
+                                verbose=0)
+
+    card = ModelCard(
+        name=name, version=version, classes=list(train_files.classes), input_size=size,
+        display_names=dict(display_names or {}), positive_class=positive_class,
+        preprocessing=preprocessing_description(config.lung_mask, config.harmonise_storage),
+        architecture={"name": classifier_model.name, "parameters": int(classifier_model.count_params()),
+                      "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
+        training={**(training_info or {}), "config": asdict(config),
+                  **({"label_cleaning": cleaning} if cleaning is not None else {}),
+                  "lung_guidance": ({"segmenter": lungs.card.get("name", "lung segmenter"),
+                                     "weight": config.lung_guidance, "margin": LUNG_MARGIN,
+                                     "images_without_plausible_lungs": unguided_count(train_seq)}
+                                    if lungs is not None and config.lung_guidance > 0 else None),
+                  "train_sources": source_counts(train_files), "val_sources": source_counts(val_files),
+                  "epochs_run": len(history.history.get("loss", [])),
+                  "train_counts": train_files.counts(), "val_counts": val_files.counts(),
+                  "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    # The lung model too, as Classifier.load gives it: the new model is scored and shown with the
+    # same lung features and shortcut check as a loaded one.
+    classifier = Classifier(classifier_model, card, lungs=lungs if lungs is not None else _bundled_segmenter())
+    report = {}
+    if not stop.cancelled:
+        recalibrate_batch_norm(classifier_model, train_seq)
+        report = calibrate_and_measure(classifier, val_seq, val_labels)
+        card.metrics["validation"] = report
+        classifier.gate = fit_gate(gate_features(classifier, train_seq), gate_features(classifier, val_seq))
+        card.metrics["gate"] = {"thresholds": classifier.gate.thresholds.tolist(),
+                                "scores": list(classifier.gate.NAMES)}
+    unreadable = {**train_seq.unreadable, **val_seq.unreadable}
+    pool.shutdown(wait=False)
+    return TrainResult(classifier, {k: [float(v) for v in vals] for k, vals in history.history.items()},
+                       report, stop.cancelled, unreadable)
+
+
+def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:
+    """Re-estimate BatchNorm statistics on clean (un-augmented) training images.
+
+    During fit the moving averages see augmented batches (noise, contrast, zoom); at inference the
+    images are clean, and the mismatch shifted the logits enough to miss most COVID cases while
+    the ranking stayed near perfect (AUC 0.99, 5/29 found). Forward passes in training mode,
+    without any weight update, replace the averages with clean-data ones ("precise BN",
+    Wu & Johnson 2021). Dropout is active during these passes but sits after every BatchNorm.
+    The momentum of pass k is k / (k + 1), so the result is the plain mean over the passes and
+    nothing of the training-time averages survives (which also differed between the workers of a
+    multi-worker training, each having seen its own augmented batches).
+    """
+    from keras import layers
+
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    try:
+        batches = min(max_batches, len(sequence))
+        passes = 0
+        for i in range(batches):
+            x, _, w = sequence.clean(i)
+            keep = w > 0
+            if keep.any():
+                for layer in norms:
+                    layer.momentum = passes / (passes + 1)
+                model(x[keep][..., :1], training=True)  # channel 0: the image (1: a lung mask, if any)
+                passes += 1
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+
+
+def _all_layers(model) -> list:
+    """Every layer of a model, nested models included."""
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_all_layers(layer))
+    return out
+
+
+def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thumbnails, pooled features, colourfulness) of every readable image of a sequence."""
+    thumbs, features, colour = [], [], []
+    for i in range(len(sequence)):
+        x, _, w = sequence.clean(i)
+        keep = w > 0
+        if not keep.any():
+            continue
+        inputs = x[keep, ..., 0]
+        thumbs.append(thumbnails(inputs))
+        features.append(classifier.forward(inputs)[1])
+        colour.append(sequence.colourfulness[sequence.batch_indices(i)][keep])
+    return np.concatenate(thumbs), np.concatenate(features), np.concatenate(colour)
+
+
+def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]) -> dict:
+    """Fit the temperature and the indeterminate band on validation (calibration) logits, store
+    them in the card, return the report."""
+    logits, labels = [], []
+    for i in range(len(val_seq)):
+        x, y, w = val_seq.clean(i)
+        keep = w > 0
+        logits.append(classifier.logits(x[keep, ..., 0]))
+        labels.append(y[keep])
+    logits = np.concatenate(logits)
+    labels = np.concatenate(labels)
+    ece_before = expected_calibration_error(softmax(logits), labels)
+    classifier.card.temperature = fit_temperature(logits, labels)
+    calibrated = softmax(logits, classifier.card.temperature)
+    classifier.card.indeterminate_band = fit_indeterminate_band(calibrated, labels)
+    report = classification_report(labels, calibrated, classifier.card.classes, classifier.card.positive_class)
+    report["ece_before_calibration"] = ece_before
+    report["temperature"] = classifier.card.temperature
+    return report
+
+
+def _guidance_segmenter(config: TrainConfig):
+    """The lung segmenter lung guidance needs, or None when guidance is off.
+
+    Raises DatasetError when guidance is asked for but the lung model is missing: a model trained
+    without it would silently differ from what was asked.
+    """
+    if config.lung_guidance <= 0 and not config.lung_mask:
+        return None
+    segmenter = _bundled_segmenter()
+    if segmenter is None:
+        raise DatasetError("Lung guidance needs the lung model (models/lung_segmenter.keras), which is missing; "
+                           "set lung guidance to 0 to train without it.")
+    return segmenter
+
+
+def _bundled_segmenter():
+    return load_bundled_segmenter()
+
+
+class _StopAndReport:
+    """Adapts a ProgressListener to Keras callbacks (built lazily so keras stays unimported)."""
+
+    def __new__(cls, listener: ProgressListener, epochs: int, batches: int):
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            cancelled = False
+            _epoch = 0
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                listener.on_batch(self._epoch, batch + 1, batches)
+                if listener.should_stop():
+                    self.cancelled = True
+                    self.model.stop_training = True
+
+            def on_epoch_end(self, epoch, logs=None):
+                listener.on_epoch(epoch, epochs, {k: float(v) for k, v in (logs or {}).items()})
+
+        return _Callback()

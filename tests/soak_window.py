@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-LIMIT_S = 50.0
+# A hang guard, not a speed test: the training step starts a child process that imports
+# TensorFlow, which took over 50 s with the suite's two workers and other jobs on the 2 cores.
+LIMIT_S = 100.0
 
 
 def main(images_dir: str, batch_dir: str, train_dir: str) -> int:

@@ -26,7 +26,7 @@ def test_the_window_survives_a_busy_minute(tmp_path):
         Image.fromarray(chest_like(256, seed=500 + i)).save(batch / f"b_{i:02d}.png")
     train = make_class_folders(tmp_path / "train", {"Covid": 30, "Normal": 30})
     done = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "tests.soak_window", str(drops), str(batch),
-                           str(train)], capture_output=True, text=True, timeout=120, cwd=REPO,
+                           str(train)], capture_output=True, text=True, timeout=170, cwd=REPO,
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}"
     seen = json.loads(done.stdout.strip().splitlines()[-1])

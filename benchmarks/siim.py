@@ -18,7 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -26,30 +25,20 @@ sys.path.insert(0, str(REPO))
 from covidgui.core.data.dataset import LabelledFiles, image_files  # noqa: E402
 from covidgui.core.inference.classifier import Classifier  # noqa: E402
 from covidgui.core.scoring.evaluation import calls_on_unlabelled, predict_labelled  # noqa: E402
-from covidgui.core.scoring.metrics import wilson_interval  # noqa: E402
-from covidgui.core.scoring.sources import find_sources, locked_split, rows_by_source, select  # noqa: E402
+from covidgui.core.scoring.sources import find_sources, locked_split, rows_by_source  # noqa: E402
 
 SIIM = "siim-covid"
 
 
 def part_figures(classifier, files: LabelledFiles) -> dict:
-    """The siim-covid row of rows_by_source, with Wilson intervals on sensitivity and specificity."""
-    row = rows_by_source(predict_labelled(classifier, files), classifier.card)[0]
-    confusion = row["confusion"]
-    positive = classifier.card.positive_class or classifier.card.classes[0]
-    negative = next(c for c in confusion if c != positive)
-    tp, n_pos = confusion[positive][positive], sum(confusion[positive].values())
-    tn = sum(v for c, v in confusion[negative].items() if c != positive)
-    n_neg = sum(confusion[negative].values())
-    row["sensitivity_ci95"] = [round(v, 4) for v in wilson_interval(tp, n_pos)]
-    row["specificity_ci95"] = [round(v, 4) for v in wilson_interval(tn, n_neg)]
-    return row
+    """The siim-covid row of rows_by_source (AUC, sensitivity and specificity with Wilson intervals)."""
+    return rows_by_source(predict_labelled(classifier, files), classifier.card)[0]
 
 
 def measure(classifier, data: Path) -> dict:
     """Everything the module docstring lists, as one JSON-ready dict."""
     split = locked_split(find_sources(data, names=[SIIM], classes=["Covid", "Normal"]), ["Covid", "Normal"])
-    development = select(split.train.extend(split.calibration), lambda name: True)
+    development = split.train.extend(split.calibration)
     card = classifier.card
     return {"model": f"{card.name} {card.version}", "path": str(classifier.path),
             "locked_test": part_figures(classifier, split.test),

@@ -51,6 +51,8 @@ def test_a_two_class_source_row_reports_auc_sensitivity_and_specificity():
     assert row["auc"] == pytest.approx((3 * 5 + 4) / 20)  # 0.4 ranks below the normal at 0.6 only
     assert row["counts"] == {"Covid": 4, "Normal": 5}
     assert row["confusion"] == {"Covid": {"Covid": 3, "Normal": 1}, "Normal": {"Covid": 1, "Normal": 4}}
+    low, high = row["sensitivity_ci95"]
+    assert low < 0.75 < high and row["specificity_ci95"][0] < 0.8 < row["specificity_ci95"][1]
     assert row["correct"] == 7
     # A threshold judged on the row counts each image against its own class.
     assert sources.right_at(row, 0.5).sum() == 7

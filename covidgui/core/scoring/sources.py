@@ -14,6 +14,7 @@ on cannot show that. Two measures here can:
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import random
 from collections.abc import Callable
@@ -21,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from covidgui.core.data.dataset import LabelledFiles, image_files, manifest_hash
 from covidgui.core.errors import DatasetError
 from covidgui.core.scoring.evaluation import predict_labelled
-from covidgui.core.scoring.metrics import expected_calibration_error
+from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 
 # The order a folder-trained model gets (sorted class folder names, as scan_class_folders does).
 CLASSES = ["Covid", "Normal", "Pneumonia"]
@@ -158,8 +158,9 @@ def _read_negative(data_root: Path) -> set[str]:
     table = data_root / BIMCV_READ_BY_SIIM
     if not table.is_file():
         raise DatasetError(f"The SIIM reading of bimcv-radiographydb ({table}) is missing.")
-    rows = [line.split("\t") for line in table.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
-    return {row[0] for row in rows if len(row) >= 3 and row[2].strip() == NEGATIVE_READING}
+    with table.open(encoding="utf-8", newline="") as handle:
+        return {row["bimcv_radiographydb_file"] for row in csv.DictReader(handle, delimiter="\t")
+                if (row.get("siim_study_label") or "").strip() == NEGATIVE_READING}
 
 
 def _apply_reading(paths, labels, read_negative, policy, classes):
@@ -304,21 +305,22 @@ def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[di
 
 
 def two_class_figures(labels: np.ndarray, probs: np.ndarray, classes: list[str], positive: int) -> dict:
-    """AUC of the positive class against the rest, sensitivity and specificity of the top-class
-    call, images per class and the confusion (true -> called -> images) of a source of several classes."""
-    top = probs.argmax(axis=1)
-    is_positive = labels == positive
-    called_positive = top == positive
-    figures = {
-        "auc": round(float(roc_auc_score(is_positive, probs[:, positive])), 4)
-        if 0 < is_positive.sum() < len(labels) else None,
-        "sensitivity": round(float(called_positive[is_positive].mean()), 4) if is_positive.any() else None,
-        "specificity": round(float((~called_positive[~is_positive]).mean()), 4) if (~is_positive).any() else None,
-        "counts": {classes[i]: int((labels == i).sum()) for i in sorted(set(labels.tolist()))},
-        "confusion": {classes[i]: {c: int((top[labels == i] == j).sum()) for j, c in enumerate(classes)}
-                      for i in sorted(set(labels.tolist()))},
-    }
-    return figures
+    """The positive class's AUC (against the rest), sensitivity and specificity of the top-class
+    call with their 95 % Wilson intervals, images per class and the confusion (true -> called ->
+    images) of a source of several classes (:func:`~covidgui.core.scoring.metrics.classification_report`)."""
+    report = classification_report(labels, probs, classes, classes[positive])
+    stats = report["per_class"][classes[positive]]
+    present = sorted(set(labels.tolist()))
+
+    def rounded(value):
+        return None if value is None else round(float(value), 4)
+
+    return {"auc": rounded(report["auc"]), "sensitivity": rounded(report["sensitivity"]),
+            "specificity": rounded(report["specificity"]),
+            "sensitivity_ci95": [rounded(v) for v in stats["sensitivity_ci95"]],
+            "specificity_ci95": [rounded(v) for v in stats["specificity_ci95"]],
+            "counts": {classes[i]: int((labels == i).sum()) for i in present},
+            "confusion": {classes[i]: dict(zip(classes, report["confusion_matrix"][i])) for i in present}}
 
 
 def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFiles, LabelledFiles], object],

@@ -3,8 +3,8 @@
     python scripts/train_bundled_model.py [--data ../shared/data] [--loso LOSO.json] [--out DIR|FILE.keras]
                                           [recipe options]
 
-Data: every source of covidgui.core.scoring.sources.SOURCE_FOLDERS (eight collections, one class each:
-COVID-19, Normal, Pneumonia), split
+Data: the sources of --classes in covidgui.core.scoring.sources.SOURCE_FOLDERS (one class each, but
+siim-covid, which holds COVID-19 and Normal films of the same hospitals), split
 by covidgui.core.scoring.sources.locked_split: the train part trains, the calibration part fits the
 temperature, the input gate and the indeterminate band, and the locked test part is used for
 nothing but the figures in the model card (per source). --loso names the leave-one-source-out
@@ -33,7 +33,7 @@ from covidgui.core.scoring.recalibrate import recalibrate  # noqa: E402
 from covidgui.core.scoring.sources import (BIMCV_POLICIES, CLASSES, DISPLAY_NAMES, NORMAL_CLASS,  # noqa: E402
                                            find_sources, locked_split, rows_by_source)
 from covidgui.core.training.train import (ProgressListener, TrainConfig, add_recipe_arguments,  # noqa: E402
-                                    recipe_from, train)
+                                    recipe_from, source_factors, train)
 from covidgui.core.models.model_files import save_model  # noqa: E402
 
 VERSION = "3.0.0"
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
             card.test.setdefault("siim_readings", {})[reading] = calls_on_unlabelled(classifier, image_files(folder))
     if args.loso:
         loso_into_card(card, args.loso)
-    card.notes = NOTES
+    card.notes = notes_for(config, args.calibrate_on, info.get("started_from"))
     path = save_model(classifier, out)
     print(json.dumps({"test": {k: v for k, v in card.test.items() if k != "per_source"},
                       "per_source": rows}, indent=1))
@@ -149,16 +149,25 @@ def loso_into_card(card, paths: list[Path]) -> None:
     card.test["loso_command"] = commands if len(commands) > 1 else commands[0]
 
 
-NOTES = ("Fine-tuned from covid-cnn 2.0.0 on seven sources. Six hold one class only, so a model can learn where "
-         "an image comes from instead of what it shows; siim-covid holds both classes from the same hospitals, "
-         "read by radiologists (COVID-19 = 'Typical Appearance' of COVID-19 pneumonia, Normal = 'Negative for "
-         "Pneumonia'), weighs three times each other source inside each class, and alone sets the temperature "
-         "and the decision threshold (logit offsets fitted on its calibration films). COVID-19 here means a "
-         "pattern typical of COVID-19 pneumonia on the film: an infected patient with clear lungs is called "
-         "Normal. The locked test figures come from images of the sources it was trained on and are "
-         "optimistic for a new hospital; the leave-one-source-out rows are those of the recipe it was started "
-         "from (each source tested by a model that never saw it, siim-covid and bimcv-radiographydb left out "
-         "together) and predict an unseen hospital better. Research use only.")
+def notes_for(config: TrainConfig, calibrate_on: list[str], started_from: str | None) -> str:
+    """The card's notes, worded from what this run did (its recipe, not a fixed text)."""
+    weights = source_factors(config)
+    lines = [f"Fine-tuned from {started_from}." if started_from else "Trained from a new network.",
+             "Most sources hold one class only, so a model can learn where an image comes from instead of what "
+             "it shows; siim-covid holds both classes from the same hospitals, read by radiologists "
+             "(COVID-19 = 'Typical Appearance' of COVID-19 pneumonia, Normal = 'Negative for Pneumonia')."]
+    if weights:
+        lines.append("Inside each class, " + ", ".join(f"{name} weighs {factor:g} times" for name, factor in weights.items())
+                     + " what another source does.")
+    if calibrate_on:
+        lines.append(f"The temperature and the decision threshold (logit offsets) were fitted on the calibration "
+                     f"films of {', '.join(calibrate_on)} alone.")
+    lines.append("COVID-19 here means a pattern typical of COVID-19 pneumonia on the film: an infected patient with "
+                 "clear lungs is called Normal. The locked test figures come from images of the sources it was "
+                 "trained on and are optimistic for a new hospital; the leave-one-source-out rows (each source "
+                 "tested by a model of the recipe that never saw it, siim-covid and bimcv-radiographydb left out "
+                 "together) predict an unseen hospital better. Research use only.")
+    return " ".join(lines)
 
 
 if __name__ == "__main__":

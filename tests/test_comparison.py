@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidgui.core.scoring.comparison import roc_curves, score_files
-from covidgui.core.data.dataset import LabelledFiles
+from covidgui.core.scoring.comparison import roc_curves, score_files, score_unseen
+from covidgui.core.data.dataset import SHORT_HASH_CHARS, LabelledFiles, sha256_file
 from covidgui.core.errors import DatasetError
 from covidgui.core.inference.classifier import Prediction
-from covidgui.core.models.modelcard import ModelCard
+from covidgui.core.models.modelcard import FILE_HASHES_KEY, ModelCard
 
 
 class TableClassifier:
@@ -78,3 +78,34 @@ def test_three_classes_get_one_curve_each(tmp_path):
     curves = roc_curves(score_files(TableClassifier(["A", "B", "C"], table), files))
     assert set(curves) == {"A", "B", "C"}
     assert all(0 <= auc <= 1 for _, _, auc in curves.values())
+
+
+def test_the_active_model_is_scored_only_on_files_it_never_saw(tmp_path):
+    # Issue 28 item 7: a model compared on its own training films would look better than it is.
+    table = {f"c{i}.png": [0.9, 0.1] for i in range(3)} | {f"n{i}.png": [0.2, 0.8] for i in range(3)}
+    paths = image_files(tmp_path, table)
+    # Distinct contents: the card matches files by hash, so each image must differ.
+    for i, path in enumerate(paths.values()):
+        Image.fromarray(np.full((16, 16), 10 * i, np.uint8)).save(path, format="PNG")
+    names = list(table)
+    files = LabelledFiles(["Covid", "Normal"], [paths[n] for n in names], [0, 0, 0, 1, 1, 1])
+    model = TableClassifier(["Covid", "Normal"], table)
+
+    def short(name):
+        return sha256_file(paths[name])[:SHORT_HASH_CHARS]
+
+    model.card.training[FILE_HASHES_KEY] = {"train": [short("c0.png"), short("n0.png")],
+                                            "calibration": [short("c1.png")]}
+    scores = score_unseen(model, files)
+    assert scores.report["n"] == 3 and scores.labels.tolist() == [0, 1, 1]
+    assert scores.seen == {"train": 2, "calibration": 1}
+    assert scores.seen_note() == "on the 3 images it never saw (2 it was trained on and 1 it was calibrated on left out)"
+    assert scores.seen_note(short=True) == "on the 3 of 6 it never saw"
+
+    model.card.training[FILE_HASHES_KEY] = {"train": [short(n) for n in names]}
+    with pytest.raises(DatasetError, match="trained or calibrated on all 6"):
+        score_unseen(model, files)
+
+    model.card.training.pop(FILE_HASHES_KEY)  # a card that records nothing: every file counts
+    everything = score_unseen(model, files)
+    assert everything.report["n"] == 6 and everything.seen == {} and everything.seen_note() == ""

@@ -26,6 +26,7 @@ def _scores(seed: int) -> Scores:
 
 def _outcome(tmp_path, active: bool = True) -> dict:
     new, old = _scores(0), _scores(1)
+    old.seen = {"train": 38, "calibration": 14}
     return {"model_path": str(tmp_path / "trained.keras"), "history": {"loss": [0.5, 0.4]}, "unreadable": {},
             "new_scores": new, "new_curves": roc_curves(new), "active_scores": old if active else None,
             "active_curves": roc_curves(old) if active else None, "active_note": "", "seconds": 12.5}
@@ -41,8 +42,8 @@ def test_the_outcome_round_trips_through_json_and_npz(tmp_path, active):
         assert again[key] == outcome[key]
     for which in ("new", "active") if active else ("new",):
         a, b = outcome[f"{which}_scores"], again[f"{which}_scores"]
-        assert (b.model, b.classes, b.positive_class, b.unreadable) == (a.model, a.classes, a.positive_class,
-                                                                         a.unreadable)
+        assert (b.model, b.classes, b.positive_class, b.unreadable, b.seen) == (a.model, a.classes, a.positive_class,
+                                                                                 a.unreadable, a.seen)
         assert np.array_equal(a.labels, b.labels) and np.allclose(a.probs, b.probs)
         assert b.report["n"] == a.report["n"] and b.report["auc"] == pytest.approx(a.report["auc"])
         for name, (fpr, tpr, auc) in outcome[f"{which}_curves"].items():

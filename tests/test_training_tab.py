@@ -290,3 +290,11 @@ def test_charts_draw_off_the_gui_thread_and_show_the_numbers_they_were_given(qtb
     assert counts == sorted(np.asarray(report["confusion_matrix"]).ravel().tolist())
     assert charts.new_ax.get_title().startswith("New model")
     assert charts.roc_ax.get_lines() and not charts.pixmap().isNull()
+
+    # An active model scored without the files it was trained on says so over its matrix.
+    active = Scores("covid-cnn v3.0.0", ["Covid", "Normal"], "Covid", labels[:5], probs[:5],
+                    classification_report(labels[:5], probs[:5], ["Covid", "Normal"], "Covid"), seen={"train": 2})
+    charts.show_results(scores, roc_curves(scores), active, roc_curves(active))
+    qtbot.waitUntil(lambda: charts.showing_results() and charts.active_ax.get_title().startswith("Active"),
+                    timeout=30_000)
+    assert "on the 5 of 7 it never saw" in charts.active_ax.get_title()

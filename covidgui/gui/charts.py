@@ -226,8 +226,11 @@ class EvaluationCharts(RenderedFigure):
     def _set_up_results(self, new_scores, new_curves, active_scores, active_curves, active_note) -> None:
         self._confusion(self.new_ax, new_scores.report, f"New model\n{_accuracy(new_scores.report)}", "Blues")
         if active_scores is not None:
+            # A model scored on fewer images than the new one says so in its title (the files it
+            # was trained on are left out: core.scoring.comparison.score_unseen).
+            unseen = f"\n{active_scores.seen_note(short=True)}" if active_scores.seen else ""
             self._confusion(self.active_ax, active_scores.report,
-                            f"Active: {active_scores.model}\n{_accuracy(active_scores.report)}", "Greys")
+                            f"Active: {active_scores.model}{unseen}\n{_accuracy(active_scores.report)}", "Greys")
         else:
             self.active_ax.clear()
             self.active_ax.set_axis_off()

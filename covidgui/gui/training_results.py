@@ -65,8 +65,13 @@ class ResultsView(QWidget):
     def _fill_metrics(self, outcome) -> None:
         new = outcome.new_scores.report
         active = outcome.active_scores.report if outcome.active_scores is not None else None
-        self.metrics_table.setHorizontalHeaderLabels(
-            ["", "New model", f"Active: {outcome.active_scores.model}" if active else "Active model"])
+        header, tip = "Active model", ""
+        if active:
+            scores = outcome.active_scores
+            header = f"Active: {scores.model}" + (f"\n{scores.seen_note(short=True)}" if scores.seen else "")
+            tip = f"The active model {scores.seen_note()}." if scores.seen else ""
+        self.metrics_table.setHorizontalHeaderLabels(["", "New model", header])
+        self.metrics_table.horizontalHeaderItem(2).setToolTip(tip)
 
         def acc(r):
             return None if r is None else _percent_ci(r["accuracy"], wilson_interval(r["correct"], r["n"]))

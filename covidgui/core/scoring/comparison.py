@@ -1,7 +1,8 @@
 """Scoring a classifier on a list of labelled files, so two models can be compared on the same data.
 
-The training tab scores the newly trained model and the active model with :func:`score_files` on
-the same validation files, and draws :func:`roc_curves` from the probabilities.
+The training tab scores the newly trained model with :func:`score_files` on the validation files,
+the active model with :func:`score_unseen` on those of them it was never fitted or calibrated on,
+and draws :func:`roc_curves` from the probabilities.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from covidgui.core.analysis.batch import predict_files
 from covidgui.core.data.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError, ImageLoadError
+from covidgui.core.scoring.evaluation import PARTS, seen_roles
 from covidgui.core.scoring.metrics import classification_report
 
 
@@ -32,6 +34,21 @@ class Scores:
     probs: np.ndarray
     report: dict
     unreadable: dict[str, str] = field(default_factory=dict)
+    # Files offered but left out because the model's card records it was fitted ("train") or
+    # calibrated ("calibration") on them: part -> count (see score_unseen).
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def seen_note(self, short: bool = False) -> str:
+        """"" when nothing was left out, else e.g. "on the 21 images it never saw (38 it was trained
+        on left out)", or with ``short`` "on the 21 of 59 it never saw"."""
+        if not self.seen:
+            return ""
+        n = len(self.labels)
+        if short:
+            return f"on the {n} of {n + sum(self.seen.values())} it never saw"
+        left_out = " and ".join(f"{k} it was {'trained' if part == 'train' else 'calibrated'} on"
+                                for part, k in self.seen.items())
+        return f"on the {n} images it never saw ({left_out} left out)"
 
 
 def score_files(classifier, files: LabelledFiles) -> Scores:
@@ -62,6 +79,24 @@ def score_files(classifier, files: LabelledFiles) -> Scores:
     report = classification_report(labels_arr, probs_arr, card.classes, positive)
     return Scores(f"{card.name} v{card.version}", list(card.classes), positive, labels_arr, probs_arr, report,
                   unreadable)
+
+
+def score_unseen(classifier, files: LabelledFiles) -> Scores:
+    """:func:`score_files` on the files the classifier's card does not record as trained or
+    calibrated on (matched by content hash; all files when the card records none), so that a model
+    is not credited with images it has learned. ``Scores.seen`` counts those left out.
+
+    Raises DatasetError when the model has seen every one of the files.
+    """
+    roles = seen_roles(classifier.card, files.paths)
+    seen = {part: roles.count(part) for part in PARTS if part != "unseen" and roles.count(part)}
+    card = classifier.card
+    if "unseen" not in roles:
+        raise DatasetError(f"{card.name} v{card.version} was trained or calibrated on all {len(roles)} of these "
+                           "images, so they cannot show how it does on films it has not seen.")
+    scores = score_files(classifier, files.subset([role == "unseen" for role in roles]))
+    scores.seen = seen
+    return scores
 
 
 def roc_curves(scores: Scores) -> dict[str, tuple[np.ndarray, np.ndarray, float | None]]:

@@ -102,7 +102,7 @@ def write_outcome(job_dir: Path, outcome: dict) -> None:
         if scores is not None:
             arrays[f"{which}_labels"], arrays[f"{which}_probs"] = scores.labels, scores.probs
             scores = {"model": scores.model, "classes": scores.classes, "positive_class": scores.positive_class,
-                      "report": scores.report, "unreadable": scores.unreadable}
+                      "report": scores.report, "unreadable": scores.unreadable, "seen": scores.seen}
         plain[f"{which}_scores"] = scores
         curves = outcome.get(f"{which}_curves")
         if curves is not None:
@@ -131,7 +131,8 @@ def read_outcome(job_dir: Path) -> dict:
         if scores is not None:
             plain[f"{which}_scores"] = Scores(scores["model"], list(scores["classes"]), scores["positive_class"],
                                               arrays[f"{which}_labels"].astype(int), arrays[f"{which}_probs"],
-                                              scores["report"], dict(scores["unreadable"]))
+                                              scores["report"], dict(scores["unreadable"]),
+                                              dict(scores.get("seen") or {}))
         curves = plain.get(f"{which}_curves")
         if curves is not None:
             plain[f"{which}_curves"] = {name: (arrays[f"{which}_curve{i}_fpr"], arrays[f"{which}_curve{i}_tpr"], auc)

@@ -18,7 +18,7 @@ from covidgui.core.data.dataset import short_file_hashes
 from covidgui.core.errors import CovidGUIError
 from covidgui.core.inference.classifier import Classifier
 from covidgui.core.models.model_files import save_model
-from covidgui.core.scoring.comparison import roc_curves, score_files
+from covidgui.core.scoring.comparison import roc_curves, score_files, score_unseen
 from covidgui.core.models.modelcard import FILE_HASHES_KEY
 from covidgui.core.training.progress import READING_TEXT, SCORING_TEXT, RunEvent, TrainingOutcome
 from covidgui.core.training.train import ProgressListener, train
@@ -35,8 +35,9 @@ def run_training(train_files, val_files, config, on_event: Callable[[RunEvent], 
     stop: set it (from any thread) to end the run after the current batch; the run then returns
         None and has written nothing, so a cancelled training never replaces a good model.
     score: score the new model on the validation files (``new_scores``, ``new_curves``); and,
-        with ``compare_with`` (a .keras path), the model there too (``active_scores``,
-        ``active_curves``, or ``active_note`` when it cannot be compared).
+        with ``compare_with`` (a .keras path), the model there too on the validation files it
+        was never trained or calibrated on (``active_scores``, ``active_curves``, or
+        ``active_note`` when it cannot be compared).
     strategy: a ``tf.distribute.Strategy``, or None for the default device.
     Raises the project's errors (e.g. DatasetError) for unusable data.
     """
@@ -73,7 +74,7 @@ def run_training(train_files, val_files, config, on_event: Callable[[RunEvent], 
         outcome.new_curves = roc_curves(outcome.new_scores)
         if compare_with is not None:
             try:
-                outcome.active_scores = score_files(Classifier.load(compare_with), val_files)
+                outcome.active_scores = score_unseen(Classifier.load(compare_with), val_files)
                 outcome.active_curves = roc_curves(outcome.active_scores)
             except CovidGUIError as exc:
                 outcome.active_note = f"The active model cannot be compared: {exc}"

@@ -250,3 +250,33 @@ def test_the_real_dicom_folder_in_the_batch_tab_flags_every_other_file(qtbot, re
         assert shown(view, rows[name], CONFIDENCE_COLUMN) == ""
     for name in CHEST_FILMS:
         assert shown(view, rows[name], LABEL_COLUMN) in ("COVID-19", "Normal", "Indeterminate")
+
+
+def test_a_model_change_classifies_the_batch_again_with_the_new_model(qtbot, ready_window, tmp_path):
+    """Issue 28: the rows (and the CSV, which names the model) must belong to the model named,
+    never to the one before it."""
+    from covidgui.core.inference.classifier import Classifier
+    from covidgui.core.models import registry
+    from covidgui.core.models.modelcard import ModelCard
+    from covidgui.core.training.train import build_classifier
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(chest_like(128, seed=i)).save(paths[-1])
+    run_batch(qtbot, ready_window, lambda: drop_files(ready_window, *paths))
+    view = ready_window.batch_view
+    bundled = view.card
+    assert f"{bundled.name} v{bundled.version}" in view.title.text()
+
+    clinic = registry.save_version(Classifier(build_classifier(32, 2), ModelCard(
+        name="Clinic", version="0", classes=["Covid", "Normal"], input_size=32)), "Clinic")
+    summary = run_batch(qtbot, ready_window, lambda: ready_window.use_model(str(clinic.path)))
+    assert summary.done == 3 and view.model.rowCount() == 3
+    assert view.card.name == "Clinic"
+    assert "Clinic" in view.title.text() and "Model changed to Clinic" in view.title.text()
+    expected = {p.name: view.classifier.predict_file(p).label for p in paths}
+    assert {shown(view, r, FILE_COLUMN): shown(view, r, LABEL_COLUMN) for r in range(3)} == expected
+    with open(view.export_csv(tmp_path / "after.csv"), newline="", encoding="utf-8-sig") as f:
+        models = {row["model"] for row in csv.DictReader(f)}
+    assert models == {f"Clinic {view.card.version}"}

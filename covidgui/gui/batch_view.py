@@ -169,6 +169,8 @@ class BatchView(QWidget):
         self.card = None
         self.runner: BatchRunner | None = None
         self._queued: list[str] | None = None  # waiting for the model, or for a running batch to stop
+        self._inputs: list[str] = []  # the last batch started (run again when the model changes)
+        self._because = ""
         self._started_at = 0.0
         self._summary = BatchSummary()
 
@@ -242,9 +244,19 @@ class BatchView(QWidget):
 
     # -- model ----------------------------------------------------------------------------------
     def set_classifier(self, classifier) -> None:
-        """The model to use (the single-image worker's, already loaded); starts a waiting batch."""
+        """The model to use (the single-image worker's, already loaded); starts a waiting batch.
+
+        When another model replaces one that made the rows shown (or is making them), the last
+        batch runs again with the new model: rows, summary and CSV always belong to the model named
+        in them, never to the one before it.
+        """
+        changed = self.classifier is not None and classifier is not None and classifier is not self.classifier
         self.classifier = classifier
         self.card = classifier.card if classifier is not None else None
+        if changed and self._inputs and self._queued is None and (self.is_running() or self.model.rowCount()):
+            self.start(self._inputs, because=f"Model changed to {self.card.name} v{self.card.version}: "
+                                             "classifying the batch again")
+            return
         if classifier is not None and self._queued is not None and not self.is_running():
             queued, self._queued = self._queued, None
             self.start(queued)
@@ -259,23 +271,28 @@ class BatchView(QWidget):
     def is_running(self) -> bool:
         return self.runner is not None and self.runner.is_running()
 
-    def start(self, inputs: list[str]) -> None:
+    def start(self, inputs: list[str], because: str = "") -> None:
         """Classify these folders and files (folders searched recursively). A running batch is
-        cancelled first; the new one starts when it has stopped."""
+        cancelled first; the new one starts when it has stopped. ``because``: why it (re)starts,
+        shown in the title."""
         inputs = [str(p) for p in inputs]
         self._queued = inputs
+        self._because = because
         names = ", ".join(Path(p).name or p for p in inputs[:3]) + ("…" if len(inputs) > 3 else "")
         if self.is_running():
             self.runner.cancel()
-            self.title.setText(f"Stopping the current batch to start {names}…")
+            self.title.setText(f"{because}. " if because else f"Stopping the current batch to start {names}…")
+            self.model.clear()  # its rows came from the batch being stopped
             return
         if self.classifier is None:
             self.title.setText(f"Waiting for the model to finish loading to classify {names}…")
             return
         self._queued = None
+        self._inputs = inputs
         self.model.clear()
         self._summary = BatchSummary()
-        self.title.setText(f"<b>Batch:</b> {names}")
+        model = f" · model {self.card.name} v{self.card.version}" if self.card is not None else ""
+        self.title.setText(f"<b>Batch:</b> {names}{model}" + (f"<br>{self._because}." if self._because else ""))
         self.summary_label.setText("Searching for images…")
         self.rate_label.setText("")
         self.progress.setRange(0, 0)  # busy until the search has counted the files
@@ -352,7 +369,7 @@ class BatchView(QWidget):
         self.runner = None
         if self._queued is not None:
             queued, self._queued = self._queued, None
-            self.start(queued)
+            self.start(queued, self._because)
 
     def _show_summary(self, head: str = "") -> None:
         s = self._summary

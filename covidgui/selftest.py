@@ -37,6 +37,7 @@ def _classify(folder: Path) -> str:
 
     # The self-test's imports are its checks: each part must import in this installation, in order.
     from covidgui.core.analysis.analyse import analyse
+    from covidgui.core.output.presentation import present
     from covidgui.core.inference.classifier import INDETERMINATE, Classifier
 
     classifier = Classifier.load()
@@ -51,7 +52,9 @@ def _classify(folder: Path) -> str:
     names = [classifier.card.display_name(c) for c in classifier.card.classes] + [INDETERMINATE]
     if prediction.label not in names:
         raise RuntimeError(f"the label {prediction.label!r} is not one of the model's classes {names}")
-    return f"model {classifier.card.name} v{classifier.card.version}: {prediction.label} ({prediction.confidence:.1%})"
+    shown = present(prediction)  # in the views' words: no confidence for Indeterminate, its probabilities
+    answer = shown.confidence_line or ", ".join(shown.probability_lines)
+    return f"model {classifier.card.name} v{classifier.card.version}: {prediction.label} ({answer})"
 
 
 def _window() -> str:

@@ -35,7 +35,8 @@ def test_classify_json_prints_one_object_per_file_and_exits_1_on_a_bad_file(ches
         if r["not_xray"]:  # withheld: no numbers of an image the model should not judge
             assert r["confidence"] is None and r["probabilities"] is None
         else:
-            assert 0.5 <= r["confidence"] <= 1.0
+            # Indeterminate: the probabilities, no confidence for a label it did not give (issue 28).
+            assert r["confidence"] is None if r["indeterminate"] else 0.5 <= r["confidence"] <= 1.0
             assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
         assert r["classified_anyway"] is False and r["warnings"] == []
         # The shortcut check: null where the lung model finds no plausible lungs, or the image was withheld.

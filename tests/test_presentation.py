@@ -97,6 +97,8 @@ def test_an_indeterminate_result_gives_the_probabilities_and_no_confidence():
     report = _report(prediction, TWO)
     assert "Confidence" not in report and "Normal: 52.5 %" in report
     assert csv_row(PATH, prediction, None, TWO)[2] == ""  # the CSV's confidence cell, as the table's
+    record = prediction.to_dict()  # classify --json
+    assert record["confidence"] is None and record["probabilities"] == {"COVID-19": 0.475, "Normal": 0.525}
 
 
 def test_the_lungs_only_caution_says_what_it_means():

@@ -103,11 +103,12 @@ class Prediction:
 
     def to_dict(self) -> dict:
         """JSON-ready fields (no heatmap). A withheld image (see :attr:`withheld`) has confidence,
-        probabilities and the lung-only answer None."""
+        probabilities and the lung-only answer None; an indeterminate one has confidence None (no
+        confidence for a label it did not give; its probabilities are there), as every view."""
         return {
             "path": str(self.path) if self.path is not None else None,
             "label": self.label,
-            "confidence": None if self.withheld else round(self.confidence, 4),
+            "confidence": None if self.withheld or self.indeterminate else round(self.confidence, 4),
             "probabilities": None if self.withheld else {k: round(v, 4) for k, v in self.probabilities.items()},
             "indeterminate": self.indeterminate,
             "not_xray": self.not_xray,

@@ -163,9 +163,9 @@ def test_csv_has_one_row_per_file_with_probabilities_error_and_model(tmp_path, b
                 assert float(row["probability COVID-19"]) + float(row["probability Normal"]) == pytest.approx(1, abs=2e-4)
             assert row["warnings"] == ""  # PNGs and JPEGs carry no cautions
             attention = item.prediction.lung_attention
-            assert row["lung attention"] == ("" if attention is None else f"{attention:.4f}")
             p = item.prediction
-            # A withheld image's attention is measured (the column) but not flagged: there is no result to doubt.
+            # A withheld image shows no attention (model-derived, withheld with the rest) and no flag.
+            assert row["lung attention"] == ("" if attention is None or p.withheld else f"{attention:.4f}")
             assert ("looked mostly outside the lungs" in row["flags"]) == (
                 attention is not None and attention < 0.5 and not p.withheld)
             if p.lung_only_label is None or p.withheld:  # withheld: no class answer of any kind

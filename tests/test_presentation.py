@@ -164,7 +164,7 @@ def test_a_withheld_image_shows_no_class_answer_of_any_kind():
     shown = present(three_class(label="Not a chest X-ray", not_xray=True, lungs_plausible=False))
     assert shown.withheld and shown.confidence is None and shown.probabilities == ()
     assert shown.attention_line is None and shown.lungs_only_line is None and shown.cautions == ()
-    assert shown.attention == "49 %"  # the measurement stays for the table's column (and the CSV's)
+    assert shown.attention is None  # read off the withheld heatmap: not in the table or the CSV either
     assert shown.notes == (f"{NOT_XRAY_MESSAGE} No plausible pair of lung fields was found.",)
     assert shown.flags == ("not a chest X-ray",) and shown.file_warnings == ("lateral view",)
     anyway = present(three_class(label="Not a chest X-ray", not_xray=True).classify_anyway())
@@ -242,7 +242,7 @@ def test_every_view_shows_the_same_words(qtbot, prediction, card):
 
 
 def test_a_withheld_image_reads_the_same_everywhere(qtbot):
-    prediction = two_class(label="Not a chest X-ray", not_xray=True, lung_attention=0.3)
+    prediction = two_class(label="Not a chest X-ray", not_xray=True, lung_attention=0.3, lungs_plausible=True)
     line = format_line(PATH, prediction)
     report = _report(prediction, TWO)
     panel_text, panel = _panel_text(qtbot, prediction)
@@ -252,7 +252,10 @@ def test_a_withheld_image_reads_the_same_everywhere(qtbot):
         assert "%" not in text and "outside the lungs" not in text  # no number, no caution: there is no result
     assert panel.anyway_button.isVisible() and "--classify-anyway" in line
     assert row["confidence"] == row["probability COVID-19"] == "" and row["flags"] == "not a chest X-ray"
-    assert row["lung attention"] == "0.3000"  # measured, as in the JSON; only not shown as a caution
+    # The lung model's readings are withheld with the rest (issue 28): no attention, no "lungs found".
+    assert row["lung attention"] == ""
+    record = prediction.to_dict()
+    assert record["lung_attention"] is None and record["lungs_found"] is None
     panel.anyway_button.click()
     assert CLASSIFIED_ANYWAY_NOTE in panel.message.text() and panel.label.text() == "COVID-19"
     assert "classified anyway: the input gate" in format_line(PATH, prediction.classify_anyway())

@@ -103,7 +103,7 @@ class Prediction:
 
     def to_dict(self) -> dict:
         """JSON-ready fields (no heatmap). A withheld image (see :attr:`withheld`) has confidence,
-        probabilities and the lung-only answer None; an indeterminate one has confidence None (no
+        probabilities, lungs found, lung attention and the lung-only answer None; an indeterminate one has confidence None (no
         confidence for a label it did not give; its probabilities are there), as every view."""
         return {
             "path": str(self.path) if self.path is not None else None,
@@ -113,8 +113,10 @@ class Prediction:
             "indeterminate": self.indeterminate,
             "not_xray": self.not_xray,
             "gate_score": None if self.gate_score is None else round(self.gate_score, 3),
-            "lungs_found": self.lungs_plausible,
-            "lung_attention": None if self.lung_attention is None else round(self.lung_attention, 4),
+            # The lung model's verdicts are model-derived too: on a withheld image (a landscape, the
+            # moon) "lungs found" would mislead, so they are withheld with the rest.
+            "lungs_found": None if self.withheld else self.lungs_plausible,
+            "lung_attention": None if self.withheld or self.lung_attention is None else round(self.lung_attention, 4),
             # The shortcut check is a class answer too: withheld with the rest for a rejected image.
             "lung_only_label": None if self.withheld else self.lung_only_label,
             "lung_only_confidence": (None if self.withheld or self.lung_only_confidence is None

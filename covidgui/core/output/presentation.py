@@ -140,8 +140,8 @@ class Presentation:
     probabilities: one line per class of the model, in the model card's order (empty when withheld).
     notes: sentences about the result itself, in display order (not an X-ray; classified anyway;
         indeterminate).
-    attention: the measurement, "49 %", or None (not measured): the Batch table's column, as the
-        CSV's; attention_line: "Attention on lungs: 49 %" in the result, None also when withheld
+    attention: the measurement, "49 %", or None (not measured, or withheld): the Batch table's
+        column, as the CSV's; attention_line: "Attention on lungs: 49 %" in the result, or None
         (and then no caution either: there is no result to doubt).
     lungs_only_line: "Lungs only (outside blanked): COVID-19 71 %", the shortcut check, or None.
     caution_items: cautions about the result, in display order (low attention, the lungs-only
@@ -204,7 +204,9 @@ def present(prediction) -> Presentation:
     confidence = None if withheld or p.indeterminate else percent(p.confidence)
     probabilities = () if withheld else tuple(ProbabilityLine(name, value, f"{name}: {percent(value)}")
                                               for name, value in p.probabilities.items())
-    attention = None if p.lung_attention is None else attention_percent(p.lung_attention)
+    # Attention is read off the heatmap, which is withheld with the rest (nothing model-derived for
+    # an image the model should not judge: issue 28).
+    attention = None if withheld or p.lung_attention is None else attention_percent(p.lung_attention)
     low = not withheld and low_attention(p.lung_attention)
     checked = not withheld and p.lung_only_label is not None  # the shortcut check is a class answer too
     outside = checked and bool(p.depends_on_outside_lungs)
@@ -224,7 +226,7 @@ def present(prediction) -> Presentation:
         low_attention=low,
         confidence=confidence, confidence_line=None if confidence is None else f"Confidence: {confidence}",
         probabilities=probabilities, notes=tuple(notes),
-        attention=attention, attention_line=None if attention is None or withheld else f"Attention on lungs: {attention}",
+        attention=attention, attention_line=None if attention is None else f"Attention on lungs: {attention}",
         lungs_only_line=lungs_only, caution_items=tuple(cautions), flags=tuple(flags),
         file_warnings=tuple(getattr(p, "warnings", None) or ()))
 
@@ -271,7 +273,7 @@ def csv_row(path: str | Path, prediction, error: str | None, card) -> list[str]:
     withheld = shown.withheld
     probs = ["" if withheld else f"{p.probabilities[card.display_name(c)]:.4f}" for c in card.classes]
     confidence = "" if shown.confidence is None else f"{p.confidence:.4f}"  # as the views: none when indeterminate
-    attention = "" if p.lung_attention is None else f"{p.lung_attention:.4f}"
+    attention = "" if shown.attention is None else f"{p.lung_attention:.4f}"  # withheld with the rest
     lung_only = ([p.lung_only_label, f"{p.lung_only_confidence:.4f}", "yes" if p.depends_on_outside_lungs else "no"]
                  if shown.lungs_only_line is not None else ["", "", ""])  # the check as the views show it
     return ([str(path), p.label, confidence] + probs + [attention] + lung_only

@@ -171,11 +171,23 @@ def refit(sets: dict, class_conditional: bool = False, components: int = gate_mo
     return gate
 
 
+def with_lung_rule(gate, above: float):
+    """The gate, plus: an image without a plausible pair of lung fields is rejected once its gate
+    score passes ``above`` of the threshold (the lung model alone rejects sick films: consolidation
+    hides a lung field)."""
+    gate.lung_rule = above
+    return gate
+
+
 VARIANTS = {"refitted as shipped": refit_shipped,
             "class-conditional features": lambda sets: refit(sets, class_conditional=True),
             "class-conditional, 32 shape components": lambda sets: refit(sets, True, components=32),
             "class-conditional, 8 shape components": lambda sets: refit(sets, True, components=8),
-            "class-conditional, margin 1.0": lambda sets: refit(sets, True, margin=1.0),
+            "margin 1.0": lambda sets: refit(sets, margin=1.0),
+            "margin 1.5": lambda sets: refit(sets, margin=1.5),
+            "margin 1.8": lambda sets: refit(sets, margin=1.8),
+            "margin 1.19 + no lungs rejects above 0.5": lambda sets: with_lung_rule(refit(sets), 0.5),
+            "margin 1.5 + no lungs rejects above 0.7": lambda sets: with_lung_rule(refit(sets, margin=1.5), 0.7),
             }
 
 
@@ -183,13 +195,17 @@ def rejections(gate, s: dict) -> dict:
     """Per (source, class): n, rejected, and how many each score rejected."""
     ratios = (gate.raw_scores(*triple(s)) - gate.centres) / gate.scales / gate.thresholds
     rejected = ratios.max(axis=1) > 1
+    no_lungs = np.zeros(len(rejected), bool)
+    if getattr(gate, "lung_rule", None) is not None:
+        no_lungs = ~s["lungs"] & (ratios.max(axis=1) > gate.lung_rule)
+        rejected |= no_lungs
     rows = {}
     for key in sorted(set(zip(s["groups"].tolist(), s["classes"].tolist()))):
         member = (s["groups"] == key[0]) & (s["classes"] == key[1])
-        rows[f"{key[0]} / {key[1]}"] = {
-            "n": int(member.sum()), "rejected": int((rejected & member).sum()),
-            "by": {name: int(((ratios[:, i] > 1) & member).sum()) for i, name in enumerate(gate.NAMES)},
-            "accepted": [Path(p).name for p in s["paths"][member & ~rejected]]}
+        by = {name: int(((ratios[:, i] > 1) & member).sum()) for i, name in enumerate(gate.NAMES)}
+        by["no lungs"] = int((no_lungs & member).sum())
+        rows[f"{key[0]} / {key[1]}"] = {"n": int(member.sum()), "rejected": int((rejected & member).sum()), "by": by,
+                                        "accepted": [Path(p).name for p in s["paths"][member & ~rejected]]}
     return rows
 
 
@@ -212,6 +228,27 @@ def describe(name: str, figures: dict) -> str:
     return "\n".join(lines)
 
 
+def summary_table(results: dict) -> str:
+    """One markdown row per gate: rejected real films (SIIM per class, the other sources together,
+    on the locked test; SIIM's unlabelled films) and non-X-rays let through."""
+    lines = ["| gate | SIIM COVID-19 | SIIM Normal | other sources (test) | SIIM Atypical | SIIM Indeterminate "
+             "| non-X-rays let through (generated / devices) |", "|---" * 7 + "|"]
+
+    def cell(row):
+        return f"{row['rejected']}/{row['n']} ({row['rejected'] / max(row['n'], 1):.1%})"
+
+    for name, f in results.items():
+        test, unlabelled, non = f["locked test"], f["siim unlabelled"], f["non-xrays"]
+        others = [r for k, r in test.items() if not k.startswith("siim-covid")]
+        other = {"rejected": sum(r["rejected"] for r in others), "n": sum(r["n"] for r in others)}
+        passed = [len(non[k]["accepted"]) for k in ("generated / not an X-ray", "dicom-real / not a chest film")]
+        lines.append(f"| {name} | {cell(test['siim-covid / Covid'])} | {cell(test['siim-covid / Normal'])} | "
+                     f"{cell(other)} | {cell(unlabelled['siim-covid / Atypical'])} | "
+                     f"{cell(unlabelled['siim-covid / Indeterminate'])} | {passed[0]} of "
+                     f"{non['generated / not an X-ray']['n']} / {passed[1]} of {non['dicom-real / not a chest film']['n']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a .keras model (default: the bundled one)")
@@ -230,6 +267,7 @@ def main(argv=None) -> int:
         results[name] = measure(fit(sets), sets)
     for name, figures in results.items():
         print(describe(name, figures))
+    print("\n" + summary_table(results))
     if args.json:
         args.json.write_text(json.dumps({"model": f"{classifier.card.name} {classifier.card.version}",
                                          "results": results}, indent=1))

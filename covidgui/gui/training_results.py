@@ -23,7 +23,7 @@ class ResultsView(QWidget):
         self.curves.setMinimumHeight(150)
         column.addWidget(self.curves, 2)
         column.addWidget(_wrapping("<b>Validation results</b>: the new model beside the active model, "
-                                   "on the same validation images"))
+                                   "on the validation images (the active model on those it was not trained on)"))
         self.evaluation = EvaluationCharts()
         self.evaluation.setMinimumHeight(220)
         column.addWidget(self.evaluation, 2)

@@ -19,6 +19,8 @@ def adapt_command(args, lung_guidance: float) -> int:
     """Run ``covidgui train --start-from``; ``lung_guidance`` is the weight the CLI resolved."""
     from dataclasses import replace
 
+    import time
+
     from covidgui.core.data.dataset import scan_class_folders
     from covidgui.core.data.datasummary import summarize_training_data
     from covidgui.core.errors import DatasetError
@@ -28,6 +30,7 @@ def adapt_command(args, lung_guidance: float) -> int:
         patient_groups, resolve_start
     from covidgui.core.training.recipe import TrainConfig
 
+    started = time.perf_counter()
     start = resolve_start(args.start_from)
     card = read_card(start)
     check_free_model_path(args.out)
@@ -63,11 +66,13 @@ def adapt_command(args, lung_guidance: float) -> int:
         val = match_model_classes(summary.val, card)
         outcome.update(compare_on(val, start, outcome["classifier"]), evaluated_on=str(args.val))
     elif folds:
-        outcome["evaluated_on"] = f"{folds}-fold cross-validation on {args.train_dir}"
+        outcome["evaluated_on"] = f"the {len(files)} films of {args.train_dir}, each judged by a model not trained on it " \
+                                  f"({folds} folds)"
     result = {"starting": outcome.get("starting"), "adapted": outcome.get("adapted"), "model": outcome["model"],
               "started_from": {"name": card.name, "version": card.version, "path": str(start)},
               **{k: outcome[k] for k in ("folds", "seconds", "seen_by_starting_model", "evaluated_on") if k in outcome},
-              "unreadable": {**summary.unreadable, **outcome.get("unreadable", {})}}
+              "unreadable": {**summary.unreadable, **outcome.get("unreadable", {})},
+              "seconds_total": round(time.perf_counter() - started, 1)}  # "seconds": the cross-validation's
     print(json.dumps(result, indent=1) if args.json else format_comparison(result))
     return 0
 
@@ -80,7 +85,7 @@ def format_comparison(result: dict) -> str:
     if start is None or adapted is None:
         return "\n".join(lines + ["no estimate of the gain: no cross-validation (--folds 0) and no --val folder"])
     name = f"{result['started_from']['name']} {result['started_from']['version']}"
-    lines += [f"on {result.get('evaluated_on', 'the same films')}:",
+    lines += [f"measured on: {result.get('evaluated_on', 'the same films')}",
               f"{'':<13}{'starting (' + name + ')':<32}adapted"]
     for key in ("auc", "sensitivity", "specificity"):
         lines.append(f"{key:<13}{_figure(start, key):<32}{_figure(adapted, key)}")
@@ -98,7 +103,7 @@ def verdict_sentence(start: dict, adapted: dict) -> str:
     if a is None or s is None:
         return "The AUC cannot be measured on these films (one class only), so no gain can be shown."
     if a < s:
-        return (f"The adapted model did worse than the starting model on these films (AUC {a:.3f} against {s:.3f}); "
+        return (f"The adapted model scored lower than the starting model on these films (AUC {a:.3f} against {s:.3f}); "
                 "keep using the starting model.")
     if adapted["auc_ci95"][0] <= s or start["auc_ci95"][1] >= a:
         return (f"The adapted model is not clearly better than the starting model (AUC {a:.3f} against {s:.3f}, "

@@ -163,3 +163,30 @@ def test_auc_interval_holds_the_auc_and_narrows_with_more_films():
     small, large = auc_interval(0.8, 20, 20), auc_interval(0.8, 200, 200)
     assert small[0] < large[0] < 0.8 < large[1] < small[1]
     assert auc_interval(1.0, 10, 10) == (1.0, 1.0) and auc_interval(0.7, 0, 5) == (0.0, 1.0)
+
+
+def test_cli_with_a_val_folder_scores_both_models_there_without_cross_validating(start_model, site, tmp_path):
+    val = make_class_folders(tmp_path / "val", {"Covid": 4, "Normal": 4}, size=32)
+    out = tmp_path / "adapted.keras"
+    done = run_cli("train", site, "--val", val, "--start-from", start_model, "--epochs", "1", "--no-augment",
+                   "--lung-guidance", "0", "--batch-size", "8", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "Fold" not in done.stderr  # --val: no cross-validation unless --folds asks
+    assert f"measured on: {val}" in done.stdout and "starting (tiny-start 1.0)" in done.stdout
+    assert out.is_file()
+
+
+def test_the_text_says_plainly_when_the_adapted_model_is_not_better():
+    from covidgui.cli_adapt import format_comparison, verdict_sentence
+
+    def figures(auc, ci):
+        return {"n": 100, "auc": auc, "auc_ci95": ci, "sensitivity": 0.8, "sensitivity_ci95": (0.7, 0.9),
+                "specificity": 0.7, "specificity_ci95": (0.6, 0.8)}
+
+    start = figures(0.80, (0.72, 0.88))
+    assert "scored lower" in verdict_sentence(start, figures(0.78, (0.69, 0.87)))
+    assert "not clearly better" in verdict_sentence(start, figures(0.84, (0.76, 0.92)))
+    assert verdict_sentence(figures(0.70, (0.60, 0.80)), figures(0.95, (0.91, 0.99))) == ""
+    text = format_comparison({"starting": start, "adapted": figures(0.84, (0.76, 0.92)), "model": "m.keras",
+                              "started_from": {"name": "covid-cnn", "version": "3"}})
+    assert "0.800 (0.720-0.880)" in text and "0.840" in text and "not clearly better" in text

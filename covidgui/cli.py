@@ -58,18 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--val", type=Path, help="validation folder with the same class subfolders")
     val.add_argument("--val-split", type=float, default=0.2,
                      help="share of each class held back for validation when --val is not given (default 0.2)")
-    train.add_argument("--epochs", type=int, default=30)
+    # None: the default of a new model (30, 1e-3, 10) or, with --start-from, the gentle one.
+    train.add_argument("--epochs", type=int, default=None, help="default 30; with --start-from 8")
     train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--learning-rate", type=float, default=None, help="default 0.001; with --start-from 0.0002")
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    train.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0 = off)")
+    train.add_argument("--patience", type=int, default=None,
+                       help="early-stopping patience in epochs (0 = off; default 10, with --start-from 0)")
     train.add_argument("--lung-guidance", type=float, default=None, metavar="WEIGHT",
                        help="weight of the penalty on evidence outside the lung fields (0 = off; default: "
                             "the app's, when the lung model is installed)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--input-size", type=int, default=224)
+    train.add_argument("--input-size", type=int, default=None, help="default 224; with --start-from the model's")
     train.add_argument("--name", default="custom-model")
     train.add_argument("--out", type=Path, required=True, help="where to write the .keras model (and its .json card)")
+    train.add_argument("--start-from", metavar="active|bundled|PATH",
+                       help="adapt a model to these films instead of training a new one: its architecture, "
+                            "preprocessing and classes kept, trained gently")
+    train.add_argument("--folds", type=int, default=None,
+                       help="with --start-from: cross-validation folds for an honest estimate of the gain "
+                            "(default 5 without --val, 0 with it; 0 = none)")
+    train.add_argument("--json", action="store_true",
+                       help="with --start-from: print one JSON object (starting and adapted figures, model path)")
     train.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"], default="default",
                        help="tf.distribute strategy: mirrored = all local devices; multi-worker = several "
                             "machines, each configured by its TF_CONFIG environment variable")
@@ -216,15 +226,20 @@ def cmd_train(args) -> int:
         if event.kind == "epoch":
             print(event.describe(), file=sys.stderr, flush=True)
 
+    if args.start_from:
+        from covidgui.cli_adapt import adapt_command
+
+        return adapt_command(args, _lung_guidance(args.lung_guidance))
     check_free_model_path(args.out)  # before an hour of training, not after
     summary = summarize_training_data(args.train_dir, args.val, args.val_split, args.seed)
     print(summary.text(), file=sys.stderr, flush=True)
     if not summary.ok:
         raise DatasetError(" ".join(summary.problems))
     strategy = make_strategy(args.strategy)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                         augment=not args.no_augment, patience=args.patience, seed=args.seed,
-                         input_size=args.input_size, lung_guidance=_lung_guidance(args.lung_guidance))
+    given = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate),
+                               ("patience", args.patience), ("input_size", args.input_size)) if v is not None}
+    config = TrainConfig(batch_size=args.batch_size, augment=not args.no_augment, seed=args.seed,
+                         lung_guidance=_lung_guidance(args.lung_guidance), **given)
     info = {"command": "covidgui " + " ".join(sys.argv[1:]) if sys.argv[1:] else "covidgui train",
             "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split"),
             "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}

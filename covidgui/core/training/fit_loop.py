@@ -116,6 +116,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         classifier_model = (starting_network(config.start_from, size, n_classes) if config.start_from
                             else build_classifier(size, n_classes, config.seed, config.width))
+        freeze_layers_before(classifier_model, config.freeze_before)
         augmentation = build_augmentation(config.seed) if config.augment else None
         from covidgui.core.training.fit_model import build_fit_model  # imports Keras: only when training
 
@@ -170,16 +171,30 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     classifier = Classifier(classifier_model, card, lungs=lungs if lungs is not None else _bundled_segmenter())
     report = {}
     if not stop.cancelled:
-        recalibrate_batch_norm(classifier_model, train_seq)
+        recalibrate_batch_norm(classifier_model, train_seq)  # frozen BatchNorm layers keep their statistics
         report = calibrate_and_measure(classifier, val_seq, val_labels)
         card.metrics["validation"] = report
         classifier.gate = fit_gate(gate_features(classifier, train_seq), gate_features(classifier, val_seq))
         card.metrics["gate"] = {"thresholds": classifier.gate.thresholds.tolist(),
                                 "scores": list(classifier.gate.NAMES)}
+    classifier_model.trainable = True  # the saved file does not carry the freeze into a later fine-tune
     unreadable = {**train_seq.unreadable, **val_seq.unreadable}
     pool.shutdown(wait=False)
     return TrainResult(classifier, {k: [float(v) for v in vals] for k, vals in history.history.items()},
                        report, stop.cancelled, unreadable)
+
+
+def freeze_layers_before(model, layer_name: str) -> None:
+    """Every layer of ``model`` trainable, then those before ``layer_name`` not (their weights and,
+    for BatchNorm, statistics stay; "" freezes nothing). Raises DatasetError for an unknown name."""
+    model.trainable = True  # a saved model may carry an earlier freeze
+    if not layer_name:
+        return
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        raise DatasetError(f"The model {model.name} has no layer {layer_name!r} to freeze up to.")
+    for layer in model.layers[:names.index(layer_name)]:
+        layer.trainable = False
 
 
 def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:

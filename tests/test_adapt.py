@@ -1,0 +1,192 @@
+"""Adapting a model to a site's films (issue 25): honest out-of-fold figures, refused mismatches,
+the command line's JSON, and a cancel that writes nothing. Tiny 32-px models on generated films."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from covidgui.core.data.dataset import scan_class_folders
+from covidgui.core.errors import DatasetError, ModelError
+from covidgui.core.training import adapt as adapt_module
+from covidgui.core.training.adapt import (adapt, adaptation_config, cross_validate, fold_indices, match_model_classes,
+                                          patient_groups, resolve_start)
+from covidgui.core.training.train import TrainConfig, train
+from covidgui.core.models.model_files import save_model
+from covidgui.core.models.modelcard import read_card
+from covidgui.core.scoring.metrics import auc_interval
+from tests.test_cli import run_cli
+from tests.tiny_data import make_class_folders
+
+# One epoch, no augmentation or lung guidance: these tests check what is judged by what, not accuracy.
+QUICK = dict(epochs=1, batch_size=8, augment=False, lung_guidance=0.0)
+
+
+@pytest.fixture(scope="module")
+def start_model(tmp_path_factory):
+    """A tiny 32-px Covid/Normal model saved with its card, as a site would start from."""
+    root = tmp_path_factory.mktemp("start")
+    files = scan_class_folders(make_class_folders(root / "data", {"Covid": 10, "Normal": 10}, size=32))
+    result = train(files, files, TrainConfig(input_size=32, patience=0, **QUICK), name="tiny-start", version="1.0",
+                   positive_class="Covid")
+    return save_model(result.classifier, root / "start.keras")
+
+
+@pytest.fixture
+def site(tmp_path):
+    """The site's films: 12 per class, the classes in lower case (matched to the model's)."""
+    return make_class_folders(tmp_path / "site", {"covid": 12, "normal": 12}, size=32)
+
+
+def test_out_of_fold_films_are_never_judged_by_a_model_that_trained_on_them(start_model, site, monkeypatch):
+    trained_on, judged = {}, {}  # id(classifier) -> paths fitted or calibrated on / paths it scored
+
+    def recording_train(fit, calibration, config, *args, **kwargs):
+        result = train(fit, calibration, config, *args, **kwargs)
+        trained_on[id(result.classifier)] = ([str(p) for p in fit.paths + calibration.paths],
+                                             [fit.counts(), calibration.counts()])
+        return result
+
+    real_score = adapt_module.score_files
+
+    def recording_score(classifier, files):
+        judged.setdefault(id(classifier), []).append(([str(p) for p in files.paths], files.counts()))
+        return real_score(classifier, files)
+
+    monkeypatch.setattr(adapt_module, "train", recording_train)
+    monkeypatch.setattr(adapt_module, "score_files", recording_score)
+    files = scan_class_folders(site)
+    config = adaptation_config(start_model, TrainConfig(**QUICK))
+    out = cross_validate(files, start_model, config, folds=3, seed=0)
+
+    assert len(trained_on) == 3
+    every_film = sorted(map(str, files.paths))
+    out_of_fold = []
+    for classifier, (paths, counts) in trained_on.items():
+        assert all(n > 0 for part in counts for n in part.values())  # both classes fitted and calibrated on
+        (scored, held_counts), = judged[classifier]  # each fold model judges once: its own fold
+        assert not set(scored) & set(paths), "a film was judged by a model that trained on it"
+        assert sorted(scored + paths) == every_film
+        assert set(held_counts.values()) == {4}  # stratified: each fold holds both classes, 4 of each
+        out_of_fold += scored
+    assert sorted(out_of_fold) == every_film  # every film predicted exactly once
+    start_runs = [v for k, v in judged.items() if k not in trained_on]
+    assert len(start_runs) == 1 and sorted(start_runs[0][0][0]) == every_film  # the starting model: same films
+    for key in ("starting", "adapted"):
+        figures = out[key]
+        assert figures["n"] == 24 and np.array(figures["confusion_matrix"]).sum() == 24
+        assert figures["classes"] == ["Covid", "Normal"]
+        for name in ("auc", "sensitivity", "specificity"):
+            lo, hi = figures[f"{name}_ci95"]
+            assert lo <= figures[name] <= hi
+    assert out["folds"] == 3
+
+
+def test_folds_are_stratified_and_keep_a_patients_films_together(tmp_path):
+    root = make_class_folders(tmp_path / "site", {"Covid": 10, "Normal": 10}, size=32)
+    files = scan_class_folders(root)
+    rows = ["file,patient"] + [f"{p.relative_to(root).as_posix()},{p.parent.name}-{i // 2}"
+                               for i, p in enumerate(files.paths)]
+    (root / "patients.csv").write_text("\n".join(rows) + "\n")
+    groups = patient_groups(root, files)
+    assert len(set(groups)) == 10
+    for train_idx, test_idx in fold_indices(files.labels, 5, 0, groups):
+        assert {groups[i] for i in train_idx}.isdisjoint(groups[i] for i in test_idx)
+        assert {files.labels[i] for i in test_idx} == {0, 1}
+    assert patient_groups(tmp_path, files) is None  # no patients.csv: no grouping
+    with pytest.raises(DatasetError, match="at least 11 films of each class"):
+        fold_indices(files.labels, 11, 0)
+
+
+def test_other_classes_and_input_sizes_are_refused_with_their_names(start_model, tmp_path):
+    other = scan_class_folders(make_class_folders(tmp_path / "o", {"Covid": 3, "Pneumonia": 3}, size=32))
+    with pytest.raises(DatasetError, match="knows Covid, Normal; the folder has Covid, Pneumonia"):
+        match_model_classes(other, read_card(start_model))
+    config = adaptation_config(start_model, TrainConfig(input_size=224))
+    assert config.input_size == 32 and config.start_from == str(start_model)  # the model's size, not the base's
+    assert config.epochs == 8 and config.learning_rate <= 3e-4 and config.freeze_before == "last_conv"
+    site = scan_class_folders(make_class_folders(tmp_path / "s", {"Covid": 6, "Normal": 6}, size=32))
+    with pytest.raises(DatasetError, match=r"takes 32 x 32 px .* needs 48 px"):
+        train(site, site, replace(config, input_size=48, **QUICK))
+    with pytest.raises(ModelError, match="nothing.keras"):
+        resolve_start(tmp_path / "nothing.keras")
+    assert resolve_start("bundled").name == "covid_classifier.keras"
+
+
+def test_cancelling_writes_nothing(start_model, site, tmp_path):
+    files = scan_class_folders(site)
+    config = adaptation_config(start_model, TrainConfig(**QUICK))
+    for moment in ("Fold 2", "Adapting the final model"):  # during cross-validation, during the final model
+        stop, out = threading.Event(), tmp_path / f"cancelled-{moment[:4]}.keras"
+
+        def on_event(event, moment=moment, stop=stop):
+            if event.kind == "phase" and event.text.startswith(moment):
+                stop.set()
+
+        assert adapt(files, start_model, config, folds=2, on_event=on_event, stop=stop, save_to=out) is None
+        assert not list(tmp_path.glob("cancelled-*"))
+
+
+def test_cli_json_gives_both_figures_and_the_card_says_where_it_started(start_model, site, tmp_path):
+    out = tmp_path / "adapted.keras"
+    done = run_cli("train", site, "--start-from", start_model, "--folds", "2", "--epochs", "1", "--no-augment",
+                   "--lung-guidance", "0", "--batch-size", "8", "--json", "--out", out)
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)  # exactly one JSON object on stdout
+    for key in ("starting", "adapted"):
+        assert {"n", "auc", "sensitivity", "specificity"} <= set(printed[key]) and printed[key]["n"] == 24
+    assert printed["model"] == str(out) and out.is_file() and printed["folds"] == 2
+    assert "Fold 2 of 2" in done.stderr
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    from covidgui.core.models.model_files import file_digest
+
+    assert training["started_from"]["sha256"] == file_digest(start_model)
+    assert training["adaptation"]["adapted"]["n"] == 24 and training["config"]["epochs"] == 1
+    assert training["config"]["learning_rate"] == pytest.approx(2e-4)  # gentle unless asked otherwise
+    assert "held out of fitting" in training["calibration"]
+
+
+def test_cli_refuses_a_folder_whose_classes_the_bundled_model_does_not_have(tmp_path):
+    site = make_class_folders(tmp_path / "site", {"Covid": 3, "Normal": 3, "Pneumonia": 3}, size=32)
+    out = tmp_path / "m.keras"
+    done = run_cli("train", site, "--start-from", "bundled", "--json", "--out", out)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "knows Covid, Normal; the folder has Covid, Normal, Pneumonia" in done.stderr
+    assert done.stdout == "" and not out.exists()
+
+
+def test_auc_interval_holds_the_auc_and_narrows_with_more_films():
+    small, large = auc_interval(0.8, 20, 20), auc_interval(0.8, 200, 200)
+    assert small[0] < large[0] < 0.8 < large[1] < small[1]
+    assert auc_interval(1.0, 10, 10) == (1.0, 1.0) and auc_interval(0.7, 0, 5) == (0.0, 1.0)
+
+
+def test_cli_with_a_val_folder_scores_both_models_there_without_cross_validating(start_model, site, tmp_path):
+    val = make_class_folders(tmp_path / "val", {"Covid": 4, "Normal": 4}, size=32)
+    out = tmp_path / "adapted.keras"
+    done = run_cli("train", site, "--val", val, "--start-from", start_model, "--epochs", "1", "--no-augment",
+                   "--lung-guidance", "0", "--batch-size", "8", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "Fold" not in done.stderr  # --val: no cross-validation unless --folds asks
+    assert f"measured on: {val}" in done.stdout and "starting (tiny-start 1.0)" in done.stdout
+    assert out.is_file()
+
+
+def test_the_text_says_plainly_when_the_adapted_model_is_not_better():
+    from covidgui.cli_adapt import format_comparison, verdict_sentence
+
+    def figures(auc, ci):
+        return {"n": 100, "auc": auc, "auc_ci95": ci, "sensitivity": 0.8, "sensitivity_ci95": (0.7, 0.9),
+                "specificity": 0.7, "specificity_ci95": (0.6, 0.8)}
+
+    start = figures(0.80, (0.72, 0.88))
+    assert "scored lower" in verdict_sentence(start, figures(0.78, (0.69, 0.87)))
+    assert "not clearly better" in verdict_sentence(start, figures(0.84, (0.76, 0.92)))
+    assert verdict_sentence(figures(0.70, (0.60, 0.80)), figures(0.95, (0.91, 0.99))) == ""
+    text = format_comparison({"starting": start, "adapted": figures(0.84, (0.76, 0.92)), "model": "m.keras",
+                              "started_from": {"name": "covid-cnn", "version": "3"}})
+    assert "0.800 (0.720-0.880)" in text and "0.840" in text and "not clearly better" in text

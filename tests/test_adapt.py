@@ -190,3 +190,33 @@ def test_the_text_says_plainly_when_the_adapted_model_is_not_better():
     text = format_comparison({"starting": start, "adapted": figures(0.84, (0.76, 0.92)), "model": "m.keras",
                               "started_from": {"name": "covid-cnn", "version": "3"}})
     assert "0.800 (0.720-0.880)" in text and "0.840" in text and "not clearly better" in text
+
+
+def test_batchnorm_adaptation_moves_only_the_statistics_to_the_sites_films(start_model, site):
+    """AdaBN: every weight stays the starting model's, the BatchNorm means become those of the
+    site's films (here darker than the ones it was trained on), and the gate and card stay."""
+    from PIL import Image
+
+    from covidgui.core.inference.runtime import load_keras
+    from covidgui.core.training.adabn import adapt_batch_norm
+    from covidgui.core.training.fit_loop import _all_layers
+
+    paths = sorted(site.rglob("*.png"))
+    for path in paths:  # the new hospital's look: a darker, flatter exposure
+        Image.fromarray((np.asarray(Image.open(path).convert("L"), float) * 0.4).astype(np.uint8)).save(path)
+    start = load_keras(start_model)
+    adapted = adapt_batch_norm(start_model, paths + [site / "missing.png"])
+
+    def norms(model):
+        return [layer for layer in _all_layers(model) if layer.__class__.__name__ == "BatchNormalization"]
+
+    before, after = norms(start), norms(adapted._keras_model)
+    assert before and len(before) == len(after)
+    assert any(not np.allclose(a.moving_mean, b.moving_mean) for a, b in zip(after, before))
+    for a, b in zip(after, before):
+        assert np.allclose(a.gamma, b.gamma) and np.allclose(a.beta, b.beta)
+    assert adapted.card.classes == read_card(start_model).classes
+    assert adapted.card.training["batchnorm_adaptation"]["films"] == len(paths)
+    assert adapted.gate is not None and adapted.predict_file(paths[0]).label
+    with pytest.raises(DatasetError, match="could be read"):
+        adapt_batch_norm(start_model, [site / "missing.png"])

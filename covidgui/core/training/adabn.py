@@ -1,0 +1,59 @@
+"""Adapting without labels: a model's BatchNorm statistics re-estimated on a site's own films.
+
+Each BatchNorm layer normalises with the mean and variance it saw in training. A new hospital's
+machines and processing shift those statistics; re-estimating them on the hospital's unlabelled
+films ("AdaBN", Li et al. 2016, "Revisiting batch normalization for practical domain
+adaptation") moves the model toward the new look without a single label. Every weight stays; the
+temperature, band and input gate stay the starting model's (there are no labels to refit them).
+Whether it helps is an empirical question: ``benchmarks/adapt.py`` measures it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from covidgui.core.errors import DatasetError, ImageLoadError
+from covidgui.core.inference.classifier import Classifier
+from covidgui.core.inference.preprocess import load_prepared
+from covidgui.core.inference.runtime import load_keras
+from covidgui.core.training.fit_loop import recalibrate_batch_norm
+
+BATCH = 32
+
+
+class _CleanBatches:
+    """The films' model inputs in batches, as :func:`recalibrate_batch_norm` reads a training
+    sequence (``clean(i)`` -> (x (B, S, S, 1), labels, weights))."""
+
+    def __init__(self, inputs: np.ndarray):
+        self.inputs = inputs
+
+    def __len__(self) -> int:
+        return -(-len(self.inputs) // BATCH)
+
+    def clean(self, i: int):
+        x = self.inputs[i * BATCH:(i + 1) * BATCH, ..., None]
+        return x, None, np.ones(len(x))
+
+
+def adapt_batch_norm(start_path: str | Path, paths) -> Classifier:
+    """The model at ``start_path`` with its BatchNorm statistics re-estimated on the films
+    ``paths`` (labels unused; unreadable files skipped). Raises DatasetError when none is readable."""
+    start = Classifier.load(start_path)
+    inputs = []
+    for path in paths:
+        try:
+            inputs.append(load_prepared(path, start.input_size, harmonise=start.harmonises)[1].input)
+        except ImageLoadError:
+            continue
+    if not inputs:
+        raise DatasetError("None of the films for BatchNorm adaptation could be read.")
+    network = load_keras(Path(start_path), "model to adapt")
+    recalibrate_batch_norm(network, _CleanBatches(np.stack(inputs).astype(np.float32)))
+    card = replace(start.card, version=f"{start.card.version}-adabn",
+                   training={**start.card.training,
+                             "batchnorm_adaptation": {"films": len(inputs), "from": str(start_path)}})
+    return Classifier(network, card, gate=start.gate, lungs=start.lungs)

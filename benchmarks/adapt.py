@@ -3,6 +3,7 @@
     python benchmarks/adapt.py starting --out START.keras [--per-source 120] [--epochs 10] [--seed 0] [recipe options]
     python benchmarks/adapt.py run --start START.keras [--n 0 10 25 50 100 200] [--seeds 0 1]
                                    [--json out.json] [--plot out.png]
+    python benchmarks/adapt.py time --start START.keras [--n 50] [--folds 5] [--repeats 3]
 
 starting: the model a hospital would install: trained without siim-covid and without
 bimcv-radiographydb (one hospital group), on the other sources' train parts (at most
@@ -21,12 +22,17 @@ SIIM's locked test (881 films, by study id):
 with AUC, sensitivity and specificity (as each model calls), and the wall time of each adaptation.
 N = 0 is the starting model itself. Writes the rows to --json after each one (a long run keeps
 what it did) and draws AUC against N to --plot.
+
+time: the wall time of what the app does when a hospital adapts on --n films per class: --folds
+cross-validation folds plus the final model (covidgui.core.training.adapt.adapt), --repeats times
+on different draws; prints each and the median. Run it on a quiet machine for the figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -164,6 +170,23 @@ def plot(rows: list[dict], out: Path) -> None:
     fig.savefig(out, dpi=120)
 
 
+def time_adaptation(args) -> None:
+    from covidgui.core.training.adapt import adapt, adaptation_config
+
+    pool = locked_split(find_sources(args.data, names=[SIIM], classes=CLASSES), CLASSES).train
+    seconds = []
+    for repeat in range(args.repeats):
+        files = select(pool, lambda name: True, args.n, repeat)
+        started = time.perf_counter()
+        summary = adapt(files, args.start, replace(adaptation_config(args.start), seed=repeat), folds=args.folds,
+                        seed=repeat)
+        seconds.append(time.perf_counter() - started)
+        print(f"run {repeat + 1}: {seconds[-1]:.0f} s; out of fold AUC starting {summary['starting']['auc']:.3f}, "
+              f"adapted {summary['adapted']['auc']:.3f}", flush=True)
+    print(f"median {np.median(seconds):.0f} s over {len(seconds)} runs ({args.n} films per class, {args.folds} folds "
+          f"+ the final model); load average {os.getloadavg()[0]:.1f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,9 +203,17 @@ def main(argv=None) -> int:
     run.add_argument("--methods", nargs="+", default=["adapted", "scratch", "batchnorm"])
     run.add_argument("--json", type=Path)
     run.add_argument("--plot", type=Path)
+    timing = sub.add_parser("time")
+    timing.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    timing.add_argument("--start", type=Path, required=True)
+    timing.add_argument("--n", type=int, default=50)
+    timing.add_argument("--folds", type=int, default=5)
+    timing.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     if args.command == "starting":
         make_starting_model(args)
+    elif args.command == "time":
+        time_adaptation(args)
     else:
         run_benchmark(args)
     return 0

@@ -259,4 +259,4 @@ def test_the_verdict_is_better_only_beyond_both_intervals():
 
     assert adaptation_verdict({"starting": figures(0.70, (0.60, 0.80)), "adapted": figures(0.95, (0.91, 0.99))})[0]
     better, text = adaptation_verdict({"starting": figures(0.86, (0.8, 0.92)), "adapted": figures(0.81, (0.75, 0.87))})
-    assert not better and "scored lower" in text and "0.810 against 0.860" in text
+    assert not better and "scored lower" in text and "0.810 against 0.860" in text and "Keep using the starting model" in text

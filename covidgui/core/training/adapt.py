@@ -247,23 +247,24 @@ def comparison_scores(summary: dict) -> tuple:
     return tuple(out)
 
 
-def adaptation_verdict(summary: dict) -> tuple[bool, str]:
+def adaptation_verdict(summary: dict, starting: str = "the starting model") -> tuple[bool, str]:
     """(better, sentence) for a comparison with "starting" and "adapted" figures (see
     :func:`figures`): better only when the adapted model's AUC is higher beyond both 95 %
-    intervals; the sentence says so, or plainly why the starting model should be kept."""
+    intervals; the sentence says so, or plainly why the starting model (called ``starting``,
+    e.g. "the active model") should be kept."""
     start, adapted = summary["starting"], summary["adapted"]
     a, s = adapted.get("auc"), start.get("auc")
     if a is None or s is None:
         return False, "The AUC cannot be measured on these films (one class only), so no gain can be shown."
     if a < s:
-        return False, (f"The adapted model scored lower than the model it started from on these films "
-                       f"(AUC {a:.3f} against {s:.3f}): keep using the starting model.")
+        return False, (f"Not better: the adapted model scored lower than the model it started from on these films "
+                       f"(AUC {a:.3f} against {s:.3f}). Keep using {starting}.")
     if adapted["auc_ci95"][0] <= s or start["auc_ci95"][1] >= a:
-        return False, (f"The adapted model is not clearly better than the model it started from (AUC {a:.3f} "
-                       f"against {s:.3f}, within the 95 % intervals): on this many films the difference may be "
-                       "chance; keep using the starting model unless you have other reasons.")
-    return True, (f"The adapted model is better than the model it started from on these films (AUC {a:.3f} "
-                  f"against {s:.3f}, beyond the 95 % intervals).")
+        return False, (f"Not better: the adapted model is not clearly better than the model it started from "
+                       f"(AUC {a:.3f} against {s:.3f}, within the 95 % intervals); on this many films the "
+                       f"difference may be chance. Keep using {starting}.")
+    return True, (f"Better: the adapted model did better than the model it started from on these films "
+                  f"(AUC {a:.3f} against {s:.3f}, beyond the 95 % intervals).")
 
 
 def compare_on(files: LabelledFiles, start_path: str | Path, adapted: Classifier) -> dict:
@@ -326,7 +327,7 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
 def run_adaptation(train_files: LabelledFiles, val_files: LabelledFiles | None, config: TrainConfig,
                    start_path: str | Path, on_event: Callable[[RunEvent], None], stop: threading.Event | None = None,
                    *, folds: int = 5, seed: int = 0, save_to: str | Path | None = None,
-                   training_info: dict | None = None):
+                   training_info: dict | None = None, starting_called: str = "the starting model"):
     """The Training tab's adaptation: :func:`adapt` the model at ``start_path`` and compare it with
     that model, as a :class:`~covidgui.core.training.progress.TrainingOutcome`.
 
@@ -336,7 +337,8 @@ def run_adaptation(train_files: LabelledFiles, val_files: LabelledFiles | None, 
     carries the user's epochs, learning rate and patience; the rest of the recipe comes from the
     starting model (:func:`adaptation_config`). The outcome's ``new_scores`` are the adapted
     model's, ``active_scores`` the starting model's on the same films, ``adaptation`` the plain
-    figures and :func:`adaptation_verdict`. None when ``stop`` was set: nothing was written.
+    figures and :func:`adaptation_verdict` (naming the starting model ``starting_called``). None
+    when ``stop`` was set: nothing was written.
     """
     from covidgui.core.scoring.comparison import roc_curves
     from covidgui.core.training.progress import TrainingOutcome
@@ -357,10 +359,9 @@ def run_adaptation(train_files: LabelledFiles, val_files: LabelledFiles | None, 
         outcome.update(compare_on(val_files, start_path, outcome["classifier"]))
         evaluated_on = f"the {outcome['adapted']['n']} validation films, which neither model was fitted on"
     else:
-        evaluated_on = (f"the {outcome['adapted']['n']} films, each judged by a model adapted without it "
-                        f"({folds} folds)")
+        evaluated_on = f"the {outcome['adapted']['n']} films, each by a model adapted without it ({folds} folds)"
     adapted_scores, starting_scores = comparison_scores(outcome)
-    better, verdict = adaptation_verdict(outcome)
+    better, verdict = adaptation_verdict(outcome, starting_called)
     seen = outcome.get("seen_by_starting_model", 0)
     if seen:
         verdict += (f" Note: the starting model was trained or calibrated on {seen} of these films, "

@@ -98,17 +98,12 @@ def format_comparison(result: dict) -> str:
 
 
 def verdict_sentence(start: dict, adapted: dict) -> str:
-    """"" when the adapted model's AUC is higher beyond both intervals, else a plain sentence."""
-    a, s = adapted.get("auc"), start.get("auc")
-    if a is None or s is None:
-        return "The AUC cannot be measured on these films (one class only), so no gain can be shown."
-    if a < s:
-        return (f"The adapted model scored lower than the starting model on these films (AUC {a:.3f} against {s:.3f}); "
-                "keep using the starting model.")
-    if adapted["auc_ci95"][0] <= s or start["auc_ci95"][1] >= a:
-        return (f"The adapted model is not clearly better than the starting model (AUC {a:.3f} against {s:.3f}, "
-                "within the 95 % intervals): on this many films the difference may be chance.")
-    return ""
+    """"" when the adapted model's AUC is higher beyond both intervals, else a plain sentence
+    (:func:`covidgui.core.training.adapt.adaptation_verdict`, which the Training tab shows too)."""
+    from covidgui.core.training.adapt import adaptation_verdict
+
+    better, sentence = adaptation_verdict({"starting": start, "adapted": adapted})
+    return "" if better else sentence
 
 
 def _figure(figures: dict, key: str) -> str:

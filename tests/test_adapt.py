@@ -220,3 +220,43 @@ def test_batchnorm_adaptation_moves_only_the_statistics_to_the_sites_films(start
     assert adapted.gate is not None and adapted.predict_file(paths[0]).label
     with pytest.raises(DatasetError, match="could be read"):
         adapt_batch_norm(start_model, [site / "missing.png"])
+
+
+def test_an_adaptation_outcome_holds_both_models_on_the_same_films_and_crosses_as_plain_data(start_model, site,
+                                                                                               tmp_path):
+    """What the Training tab gets from its child: both models' out-of-fold Scores, the figures with
+    AUC intervals and the verdict, through JSON + npz (read back without pickle)."""
+    from covidgui.core.training.adapt import adaptation_verdict, run_adaptation
+    from covidgui.core.training.job import read_outcome, write_outcome
+
+    files = scan_class_folders(site)
+    phases = []
+    outcome = run_adaptation(files, None, TrainConfig(**QUICK), start_model,
+                             lambda e: phases.append((e.text, e.part, e.parts)) if e.kind == "phase" else None,
+                             folds=2, save_to=tmp_path / "adapted.keras")
+    assert [p[1:] for p in phases if p[2]] == [(0, 3), (1, 3), (2, 3)]  # fold 1, fold 2, the final model
+    assert outcome.new_scores.model == "Adapted (out of fold)" and outcome.active_scores.model == "Starting: tiny-start v1.0"
+    assert np.array_equal(outcome.new_scores.labels, outcome.active_scores.labels) and len(outcome.new_scores.labels) == 24
+    figures = outcome.adaptation
+    assert figures["adapted"]["n"] == figures["starting"]["n"] == 24 and figures["folds"] == 2
+    assert figures["verdict"].startswith(adaptation_verdict(figures)[1]) and figures["better"] in (True, False)
+    assert (tmp_path / "adapted.keras").is_file() and outcome.model_path == str(tmp_path / "adapted.keras")
+
+    write_outcome(tmp_path, outcome.plain_fields())
+    back = read_outcome(tmp_path)
+    for key in ("new_scores", "active_scores"):
+        assert np.allclose(back[key].probs, getattr(outcome, key).probs) and back[key].model == getattr(outcome, key).model
+    assert back["adaptation"]["adapted"]["auc_ci95"] == list(figures["adapted"]["auc_ci95"])
+    assert back["adaptation"]["verdict"] == figures["verdict"]
+    assert set(back["new_curves"]) == {"Covid"}
+
+
+def test_the_verdict_is_better_only_beyond_both_intervals():
+    from covidgui.core.training.adapt import adaptation_verdict
+
+    def figures(auc, ci):
+        return {"auc": auc, "auc_ci95": ci}
+
+    assert adaptation_verdict({"starting": figures(0.70, (0.60, 0.80)), "adapted": figures(0.95, (0.91, 0.99))})[0]
+    better, text = adaptation_verdict({"starting": figures(0.86, (0.8, 0.92)), "adapted": figures(0.81, (0.75, 0.87))})
+    assert not better and "scored lower" in text and "0.810 against 0.860" in text and "Keep using the starting model" in text

@@ -202,9 +202,11 @@ class EvaluationCharts(RenderedFigure):
         self.request(None)
 
     def show_results(self, new_scores, new_curves: dict, active_scores=None, active_curves: dict | None = None,
-                     active_note: str = "") -> None:
-        """new/active_scores: core.comparison.Scores; *_curves: core.comparison.roc_curves output."""
-        self.request((new_scores, new_curves, active_scores, active_curves, active_note))
+                     active_note: str = "", names: dict | None = None) -> None:
+        """new/active_scores: core.comparison.Scores; *_curves: core.comparison.roc_curves output.
+        names: the matrices' titles ("new", "active") and the ROC legend's ("new_short",
+        "active_short"), e.g. for an adaptation; by default "New model", "Active: <model>", "new", "active"."""
+        self.request((new_scores, new_curves, active_scores, active_curves, active_note, names or {}))
 
     def showing_results(self) -> bool:
         """Whether the picture on screen is a run's results (not the empty placeholder)."""
@@ -223,14 +225,16 @@ class EvaluationCharts(RenderedFigure):
         self.new_ax.text(0.5, 0.5, "Results appear when training ends", ha="center", va="center",
                          transform=self.new_ax.transAxes, color="#777", fontsize=9)
 
-    def _set_up_results(self, new_scores, new_curves, active_scores, active_curves, active_note) -> None:
-        self._confusion(self.new_ax, new_scores.report, f"New model\n{_accuracy(new_scores.report)}", "Blues")
+    def _set_up_results(self, new_scores, new_curves, active_scores, active_curves, active_note, names) -> None:
+        self._confusion(self.new_ax, new_scores.report,
+                        f"{names.get('new', 'New model')}\n{_accuracy(new_scores.report)}", "Blues")
         if active_scores is not None:
             # A model scored on fewer images than the new one says so in its title (the files it
             # was trained on are left out: core.scoring.comparison.score_unseen).
             unseen = f"\n{active_scores.seen_note(short=True)}" if active_scores.seen else ""
+            title = names.get("active", f"Active: {active_scores.model}{unseen}")
             self._confusion(self.active_ax, active_scores.report,
-                            f"Active: {active_scores.model}{unseen}\n{_accuracy(active_scores.report)}", "Greys")
+                            f"{title}\n{_accuracy(active_scores.report)}", "Greys")
         else:
             self.active_ax.clear()
             self.active_ax.set_axis_off()
@@ -241,8 +245,9 @@ class EvaluationCharts(RenderedFigure):
         ax.set_axis_on()
         ax.plot([0, 1], [0, 1], ":", color="#bbb", lw=1)
         one_vs_rest = len(new_scores.classes) > 2
-        for curves, colour, who, style in ((new_curves, NEW_COLOUR, "new", "-"),
-                                           (active_curves or {}, ACTIVE_COLOUR, "active", "--")):
+        for curves, colour, who, style in ((new_curves, NEW_COLOUR, names.get("new_short", "new"), "-"),
+                                           (active_curves or {}, ACTIVE_COLOUR, names.get("active_short", "active"),
+                                            "--")):
             for name, (fpr, tpr, auc) in curves.items():
                 label = f"{who} {name} {auc:.3f}" if one_vs_rest else f"{who} {auc:.3f}"
                 ax.plot(fpr, tpr, style, color=colour, lw=1.6, label=label)

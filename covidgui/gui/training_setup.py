@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDoubleSpinBox, QFileDia
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
                                QRadioButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from covidgui.core.training.adapt import GENTLE_EPOCHS, GENTLE_LEARNING_RATE
 from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT
 from covidgui.core.training.train import TrainConfig
 
@@ -22,6 +23,22 @@ LUNG_GUIDANCE_HELP = (
     "bundled lung model), so its heatmaps stay on the lungs. It does not stop the model learning shortcuts: "
     "with and without it the bundled model recognised where an image comes from about as much, and was "
     "as often wrong on a hospital it had never seen. On by default, as for the bundled model.")
+DEFAULT_FOLDS = 5
+ACTIVE_CHOICE = "The active model\n(adapt it to these films)"
+# The settings' help, for a new network and for adapting the active model.
+EPOCHS_HELP = ("How many times training goes through every training image. Early stopping may end it sooner.",
+               f"How many times adapting goes through every film. Few ({GENTLE_EPOCHS} by default): the model "
+               "starts from what it already knows and should only be nudged towards these films.")
+LR_HELP = ("Size of each weight update at the start (it then decreases). Too high makes the loss jump around; "
+           "too low learns slowly.",
+           f"Size of each weight update. Small ({GENTLE_LEARNING_RATE:g} by default, a tenth of a new network's) "
+           "so that adapting does not undo what the model learned; the early layers are kept as they are.")
+FOLDS_HELP = ("How the gain is measured without a separate validation folder: the films are split into this "
+              "many parts; each part is judged by a model adapted on the other parts only, beside the active "
+              "model's judgement of the same films. The final model is then adapted on all the films. "
+              "More folds take longer (one adaptation per fold, plus the final one); the validation share "
+              "above is then not used. 0 = none: that share of the films is set aside to compare the two "
+              "models instead.")
 
 
 class FolderPicker(QWidget):
@@ -71,6 +88,9 @@ class SetupForm(QWidget):
         column.addWidget(self._data_group())
         column.addWidget(self._check_group())
         column.addWidget(self._settings_group(lung_model))
+        # The new-network settings a switch to adapting replaced, restored when switching back.
+        self._new_network_settings = None
+        self._update_start_from()
 
     # -- layout ---------------------------------------------------------------------------------
     def _data_group(self) -> QGroupBox:
@@ -122,7 +142,37 @@ class SetupForm(QWidget):
 
     def _settings_group(self, lung_model: bool) -> QGroupBox:
         settings = QGroupBox("3. Settings")
-        form = QFormLayout(settings)
+        form = self.settings_form = QFormLayout(settings)
+        self.start_new_radio = QRadioButton("A new network")
+        self.start_new_radio.setToolTip("Train a network from scratch on these folders (needs many films).")
+        self.start_active_radio = QRadioButton(ACTIVE_CHOICE)
+        self.start_active_radio.setToolTip(
+            "Start from the model that classifies images now: keep its architecture, preprocessing and classes "
+            "(the folders must hold the same classes), start from its weights and train gently. The window "
+            "then shows it beside the adapted model on the same films.")
+        self.start_new_radio.setChecked(True)
+        start_group = QButtonGroup(self)
+        start_group.addButton(self.start_new_radio)
+        start_group.addButton(self.start_active_radio)
+        start_column = QVBoxLayout()
+        start_column.setSpacing(2)
+        start_column.addWidget(self.start_new_radio)
+        start_column.addWidget(self.start_active_radio)
+        # The active model's name on a line of its own that wraps: a long name must not widen the form.
+        self.active_model_label = QLabel("")
+        self.active_model_label.setWordWrap(True)
+        self.active_model_label.setStyleSheet("color: #555; margin-left: 22px")
+        self.active_model_label.setVisible(False)
+        start_column.addWidget(self.active_model_label)
+        form.addRow("Start from", start_column)
+        self.folds_spin = QSpinBox(minimum=0, maximum=20, value=DEFAULT_FOLDS)
+        self.folds_spin.setSpecialValueText("none")
+        self.folds_spin.setToolTip(FOLDS_HELP)
+        self.folds_spin.valueChanged.connect(self._skip_one_fold)
+        self._folds_before = DEFAULT_FOLDS
+        form.addRow("Cross-validation folds", self.folds_spin)
+        self.start_active_radio.toggled.connect(self._update_start_from)
+        self.val_folder_radio.toggled.connect(self._update_start_from)
         self.epochs_spin = QSpinBox(minimum=1, maximum=500, value=_DEFAULTS.epochs)
         self.epochs_spin.setToolTip("How many times training goes through every training image. "
                                     "Early stopping may end it sooner.")
@@ -157,6 +207,55 @@ class SetupForm(QWidget):
             form.addRow(label, widget)
         return settings
 
+    # -- start from -----------------------------------------------------------------------------
+    def adapting(self) -> bool:
+        """Whether the run adapts the active model (else it trains a new network)."""
+        return self.start_active_radio.isChecked()
+
+    def folds(self) -> int:
+        """Cross-validation folds of an adaptation: 0 with a separate validation folder or "none"."""
+        return 0 if self.val_folder_radio.isChecked() else self.folds_spin.value()
+
+    def set_active_model_name(self, name: str) -> None:
+        """Name the model an adaptation starts from under its choice, e.g. "covid-cnn v3.0.0"."""
+        self.active_model_label.setText(f"now: {name}")
+        self.active_model_label.setVisible(bool(name))
+
+    def _skip_one_fold(self, value: int) -> None:
+        if value == 1:  # one fold is no cross-validation: step over it
+            self.folds_spin.setValue(2 if self._folds_before == 0 else 0)
+            return
+        self._folds_before = value
+        self._update_share()
+
+    def _share_used(self) -> bool:
+        """Whether the validation share matters: not when an adaptation cross-validates on every film."""
+        return not (self.adapting() and self.folds())
+
+    def _update_share(self) -> None:
+        self.val_share_spin.setEnabled(self.val_share_radio.isChecked() and self._share_used()
+                                       and self.train_picker.isEnabled())
+
+    def _update_start_from(self, *_args) -> None:
+        """Adapting: the gentle epochs and learning rate, no early stopping, and the folds when there
+        is no validation folder; back to a new network: the settings it had."""
+        adapting = self.adapting()
+        self.settings_form.setRowVisible(self.folds_spin, adapting and not self.val_folder_radio.isChecked())
+        self._update_share()
+        self.epochs_spin.setToolTip(EPOCHS_HELP[adapting])
+        self.lr_spin.setToolTip(LR_HELP[adapting])
+        if adapting and self._new_network_settings is None:
+            self._new_network_settings = (self.epochs_spin.value(), self.lr_spin.value(), self.patience_spin.value())
+            self.epochs_spin.setValue(GENTLE_EPOCHS)
+            self.lr_spin.setValue(GENTLE_LEARNING_RATE)
+            self.patience_spin.setValue(0)
+        elif not adapting and self._new_network_settings is not None:
+            epochs, lr, patience = self._new_network_settings
+            self._new_network_settings = None
+            self.epochs_spin.setValue(epochs)
+            self.lr_spin.setValue(lr)
+            self.patience_spin.setValue(patience)
+
     # -- state ----------------------------------------------------------------------------------
     def inputs(self) -> tuple:
         """What the data check depends on: (training folder, validation folder or "", share, seed)."""
@@ -178,9 +277,10 @@ class SetupForm(QWidget):
         """Lock every control while a run trains; the validation controls follow their choice."""
         folder = self.val_folder_radio.isChecked()
         self.val_picker.setEnabled(folder and editable)
-        self.val_share_spin.setEnabled(not folder and editable)
+        self.val_share_spin.setEnabled(not folder and editable and self._share_used())
         for w in (self.train_picker, self.val_share_radio, self.val_folder_radio, self.epochs_spin,
-                  self.batch_spin, self.lr_spin, self.augment_check, self.patience_spin, self.seed_spin):
+                  self.batch_spin, self.lr_spin, self.augment_check, self.patience_spin, self.seed_spin,
+                  self.start_new_radio, self.start_active_radio, self.folds_spin):
             w.setEnabled(editable)
         self.lung_check.setEnabled(editable and lung_model)
 

@@ -59,6 +59,8 @@ class TrainingTab(QWidget):
         self.run_panel = RunPanel()
         self.run_panel.start_button.clicked.connect(self.start)
         self.run_panel.cancel_button.clicked.connect(self.cancel)
+        self.setup.start_active_radio.toggled.connect(
+            lambda adapting: self.start_button.setText("Start adapting" if adapting else "Start training"))
         self.results = ResultsView()
         self.results.save_button.clicked.connect(self.ask_save)
         self.results.use_button.clicked.connect(self.use_new_model)
@@ -75,12 +77,15 @@ class TrainingTab(QWidget):
         self.epochs_spin, self.batch_spin, self.lr_spin = s.epochs_spin, s.batch_spin, s.lr_spin
         self.augment_check, self.lung_check = s.augment_check, s.lung_check
         self.patience_spin, self.seed_spin = s.patience_spin, s.seed_spin
+        self.start_new_radio, self.start_active_radio, self.folds_spin = (s.start_new_radio, s.start_active_radio,
+                                                                          s.folds_spin)
         self.summary_status, self.counts_table = s.summary_status, s.counts_table
         self.summary_messages, self.unreadable_list = s.summary_messages, s.unreadable_list
         self.start_button, self.cancel_button = r.start_button, r.cancel_button
         self.progress, self.progress_label = r.progress, r.progress_label
         self.curves, self.evaluation, self.metrics_table = v.curves, v.evaluation, v.metrics_table
         self.keep_label, self.save_button, self.use_button = v.keep_label, v.save_button, v.use_button
+        self.verdict_label = v.verdict_label
 
     def _lay_out(self) -> None:
         # The form and the results scroll rather than making the window taller or wider than a
@@ -119,6 +124,22 @@ class TrainingTab(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
+
+    def showEvent(self, event):  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._name_active_model()
+
+    def _name_active_model(self) -> None:
+        """Name the active model in the "Start from" choice (it may have changed in the Models dialog)."""
+        from covidgui.core.errors import CovidGUIError
+        from covidgui.core.models.modelcard import read_card
+        from covidgui.core.models.registry import active_model_path
+
+        try:
+            card = read_card(active_model_path())
+            self.setup.set_active_model_name(f"{card.name} v{card.version}")
+        except (CovidGUIError, OSError, ValueError):
+            self.setup.set_active_model_name("")
 
     # -- state ----------------------------------------------------------------------------------
     def is_training(self) -> bool:
@@ -194,8 +215,12 @@ class TrainingTab(QWidget):
         info = {"data": train_dir, "validation_data": val_dir or f"{share:.0%} of each training class, seed {seed}",
                 "train_counts": self.summary.train_counts, "val_counts": self.summary.val_counts,
                 "left_out_unreadable": self.summary.unreadable, "trained_with": "CovidGUI Training tab"}
+        adaptation = None
+        if self.setup.adapting():
+            adaptation = {"folds": self.setup.folds()}
+            info["trained_with"] = "CovidGUI Training tab, adapting the active model"
         self._update_buttons()
-        self.jobs.train(self.summary, self.config(), info)
+        self.jobs.train(self.summary, self.config(), info, adaptation)
 
     def _confirm_discard_unsaved(self) -> bool:
         """A new run replaces the last one's model, which is not saved: ask first (default: No)."""
@@ -221,7 +246,9 @@ class TrainingTab(QWidget):
     @Slot(object)
     def _on_progress(self, event: RunEvent) -> None:
         if event.kind == "phase":
-            self.run_panel.show_phase(event.text)
+            self.run_panel.show_phase(event.text, event.part, event.parts)
+            if event.parts:
+                self.curves.reset()  # each fold, and the final model, is a training of its own
         elif event.kind == "epoch":
             self.curves.add_epoch(event.logs)
         elif self._training:
@@ -255,7 +282,10 @@ class TrainingTab(QWidget):
         if self.outcome is None:
             return
         train_name = self.train_picker.path().rstrip("/").split("/")[-1] or "model"
-        self.save_dialog = SaveModelDialog(self, default_name=f"{train_name} model")
+        default = f"{train_name} model"
+        if self.outcome.adaptation:
+            default = f"{self.outcome.adaptation['starting_model']} adapted to {train_name}"
+        self.save_dialog = SaveModelDialog(self, default_name=default)
         self.save_dialog.accepted.connect(self._save_accepted)
         self.save_dialog.rejected.connect(lambda: setattr(self, "_activate_after_save", False))
         self.save_dialog.open()
@@ -270,15 +300,28 @@ class TrainingTab(QWidget):
 
     @Slot()
     def use_new_model(self) -> None:
+        adaptation = self.outcome.adaptation if self.outcome is not None else None
+        if adaptation and not adaptation["better"] and not self._confirm_use_not_better(adaptation["verdict"]):
+            return
         if self.saved_version is None:
             self._activate_after_save = True
             self.ask_save()
             return
         self._activate(self.saved_version)
 
+    def _confirm_use_not_better(self, verdict: str) -> bool:
+        """The adapted model is not better than the active one: ask before using it (default: No)."""
+        answer = QMessageBox.question(
+            self, "Use a model that is not better?",
+            f"{verdict}\n\nUse the adapted model for classifying images anyway? "
+            "(No: the active model stays as it is.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
     def _activate(self, version) -> None:
         set_active(version.id)
         self.keep_label.setText(f"“{version.card.name}” v{version.card.version} is now the active model.")
+        self._name_active_model()
         self.model_activated.emit(str(version.path))
 
     @Slot(object)

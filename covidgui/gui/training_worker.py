@@ -85,16 +85,18 @@ class TrainingWorker(QObject):
             return
         self.summary_ready.emit(request_id, summary)
 
-    def train(self, summary, config, training_info: dict) -> None:
-        """Train on a summary's readable files; emits finished, cancelled or failed."""
+    def train(self, summary, config, training_info: dict, adaptation: dict | None = None) -> None:
+        """Train on a summary's readable files; emits finished, cancelled or failed. With
+        ``adaptation`` ({"folds": K}) the active model is adapted to them instead
+        (covidgui.core.training.adapt.run_adaptation)."""
         self._stop.clear()
         self._outcome = None
         if self.use_process:
-            self._train_in_process(summary, config, training_info)
+            self._train_in_process(summary, config, training_info, adaptation)
         else:
-            self._train_in_thread(summary, config, training_info)
+            self._train_in_thread(summary, config, training_info, adaptation)
 
-    def _train_in_process(self, summary, config, training_info: dict) -> None:
+    def _train_in_process(self, summary, config, training_info: dict, adaptation: dict | None = None) -> None:
         import json
         import multiprocessing
         import tempfile
@@ -105,7 +107,7 @@ class TrainingWorker(QObject):
 
         self.remove_job_folder()
         job_dir = self._job_dir = Path(tempfile.mkdtemp(prefix="covidgui-training-"))
-        write_job(job_dir, summary.train, summary.val, config, training_info, active_model_path())
+        write_job(job_dir, summary.train, summary.val, config, training_info, active_model_path(), adaptation)
         log_path = job_dir / "stderr.log"
         log_path.touch()
         # spawn on every platform: a fresh interpreter (never a fork of a process holding Qt's and
@@ -163,13 +165,19 @@ class TrainingWorker(QObject):
             self._outcome = TrainingOutcome(**{k: v for k, v in data.items() if k in known})
             self.finished.emit(self._outcome)
 
-    def _train_in_thread(self, summary, config, training_info: dict) -> None:
+    def _train_in_thread(self, summary, config, training_info: dict, adaptation: dict | None = None) -> None:
         # Here, not at the top: as above (scikit-learn, Keras), only when a training runs.
+        from covidgui.core.training.adapt import run_adaptation
         from covidgui.core.training.run import run_training
 
         try:
-            outcome = run_training(summary.train, summary.val, config, self.progress.emit, self._stop,
-                                   compare_with=active_model_path(), training_info=training_info)
+            if adaptation:
+                outcome = run_adaptation(summary.train, summary.val, config, active_model_path(), self.progress.emit,
+                                         self._stop, folds=int(adaptation["folds"]), seed=config.seed,
+                                         training_info=training_info, starting_called="the active model")
+            else:
+                outcome = run_training(summary.train, summary.val, config, self.progress.emit, self._stop,
+                                       compare_with=active_model_path(), training_info=training_info)
         except CovidGUIError as exc:
             self.failed.emit(str(exc))
             return
@@ -219,8 +227,8 @@ class TrainingThread(QObject):
     def summarize(self, request_id: int, train_dir: str, val_dir: str, val_share: float, seed: int) -> None:
         self.thread.submit(self.worker.summarize, request_id, train_dir, val_dir, val_share, seed)
 
-    def train(self, summary, config, training_info: dict) -> None:
-        self.thread.submit(self.worker.train, summary, config, training_info)
+    def train(self, summary, config, training_info: dict, adaptation: dict | None = None) -> None:
+        self.thread.submit(self.worker.train, summary, config, training_info, adaptation)
 
     def save(self, name: str, notes: str) -> None:
         self.thread.submit(self.worker.save, name, notes)

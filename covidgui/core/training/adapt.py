@@ -147,6 +147,9 @@ def figures(labels, probs, classes: list[str], positive: str) -> dict:
 
 def _listener(on_event, stop: threading.Event, epochs: int) -> ProgressListener:
     class Listener(ProgressListener):
+        def on_batch(self, epoch, batch, batches):
+            on_event(RunEvent("batch", epoch=epoch, epochs=epochs, batch=batch, batches=batches))
+
         def on_epoch(self, epoch, n_epochs, logs):
             on_event(RunEvent("epoch", epoch=epoch, epochs=epochs, logs={k: float(v) for k, v in logs.items()}))
 
@@ -166,8 +169,9 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
     the model is adapted on the other folds (temperature, band and gate refitted on a held-out part
     of *them*) and judges the fold. Returns {"starting": figures, "adapted": figures, "folds",
     "seconds", "seen_by_starting_model"} (see :func:`figures`; the last: films the starting model's
-    card says it was trained or calibrated on, which flatter its figures), or None when ``stop``
-    was set (nothing is kept).
+    card says it was trained or calibrated on, which flatter its figures) with the out-of-fold
+    arrays of :data:`PER_FILM_KEYS` (see :func:`_side_by_side`), or None when ``stop`` was set
+    (nothing is kept).
     """
     on_event = on_event or (lambda event: None)
     stop = stop or threading.Event()
@@ -188,7 +192,8 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
         part, held = _take(files, train_idx), _take(files, test_idx)
         part_groups = None if groups is None else [groups[i] for i in train_idx]
         fit, calibration = split_for_calibration(part, seed + k, part_groups)
-        on_event(RunEvent.phase(f"Fold {k} of {folds}: adapting on {len(part)} films, judging {len(held)}…"))
+        on_event(RunEvent("phase", text=f"Fold {k} of {folds}: adapting on {len(part)} films, judging {len(held)}…",
+                          part=k - 1, parts=folds + 1))  # the last part: adapt's final model
         result = train(fit, calibration, config, _listener(on_event, stop, config.epochs), name=card.name,
                        version=f"{card.version}-fold{k}", display_names=card.display_names,
                        positive_class=card.positive_class)
@@ -201,24 +206,79 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
     labels = [files.labels[i] for i in judged]
     paths = [str(files.paths[i]) for i in judged]
     seen = set().union(*card.seen_files().values())
-    return {"starting": figures(labels, np.array([starting_probs[p] for p in paths]), card.classes, positive),
-            "adapted": figures(labels, np.array([adapted_probs[p] for p in paths]), card.classes, positive),
+    return {**_side_by_side(labels, paths, np.array([starting_probs[p] for p in paths]),
+                            np.array([adapted_probs[p] for p in paths]), card),
             "folds": folds, "seconds": round(time.perf_counter() - started, 1),
             "seen_by_starting_model": sum(h in seen for h in short_file_hashes(files)) if seen else 0}
 
 
+# The keys of a comparison that hold one row per film (not JSON-sized: left out of the CLI's JSON
+# and of the model card).
+PER_FILM_KEYS = ("labels", "paths", "starting_probs", "adapted_probs")
+
+
+def _side_by_side(labels, paths, starting_probs: np.ndarray, adapted_probs: np.ndarray, card: ModelCard) -> dict:
+    """The figures of both models on the same films, with the per-film arrays the charts need:
+    "labels" (N,) int, "paths" (N,) str, "starting_probs" and "adapted_probs" (N, C) float, and
+    "starting_model" (the starting model's name and version)."""
+    positive = card.positive_class or card.classes[0]
+    return {"starting": figures(labels, starting_probs, card.classes, positive),
+            "adapted": figures(labels, adapted_probs, card.classes, positive),
+            "labels": np.asarray(labels, dtype=int), "paths": list(paths),
+            "starting_probs": np.asarray(starting_probs, dtype=float),
+            "adapted_probs": np.asarray(adapted_probs, dtype=float),
+            "starting_model": f"{card.name} v{card.version}"}
+
+
+def comparison_scores(summary: dict) -> tuple:
+    """(adapted, starting) :class:`~covidgui.core.scoring.comparison.Scores` of a comparison that
+    :func:`cross_validate` or :func:`compare_on` returned, named for the charts:
+    "Adapted (out of fold)" (or "Adapted" on a validation folder) and "Starting: <name> v<version>"."""
+    from covidgui.core.scoring.comparison import Scores
+
+    classes, positive = summary["starting"]["classes"], summary["starting"]["positive_class"]
+    labels = np.asarray(summary["labels"], dtype=int)
+    out = []
+    for key, name in (("adapted", "Adapted (out of fold)" if summary.get("folds") else "Adapted"),
+                      ("starting", f"Starting: {summary.get('starting_model', 'the starting model')}")):
+        probs = np.asarray(summary[f"{key}_probs"], dtype=float)
+        out.append(Scores(name, list(classes), positive, labels, probs,
+                          classification_report(labels, probs, classes, positive)))
+    return tuple(out)
+
+
+def adaptation_verdict(summary: dict, starting: str = "the starting model") -> tuple[bool, str]:
+    """(better, sentence) for a comparison with "starting" and "adapted" figures (see
+    :func:`figures`): better only when the adapted model's AUC is higher beyond both 95 %
+    intervals; the sentence says so, or plainly why the starting model (called ``starting``,
+    e.g. "the active model") should be kept."""
+    start, adapted = summary["starting"], summary["adapted"]
+    a, s = adapted.get("auc"), start.get("auc")
+    if a is None or s is None:
+        return False, "The AUC cannot be measured on these films (one class only), so no gain can be shown."
+    if a < s:
+        return False, (f"Not better: the adapted model scored lower than the model it started from on these films "
+                       f"(AUC {a:.3f} against {s:.3f}). Keep using {starting}.")
+    if adapted["auc_ci95"][0] <= s or start["auc_ci95"][1] >= a:
+        return False, (f"Not better: the adapted model is not clearly better than the model it started from "
+                       f"(AUC {a:.3f} against {s:.3f}, within the 95 % intervals); on this many films the "
+                       f"difference may be chance. Keep using {starting}.")
+    return True, (f"Better: the adapted model did better than the model it started from on these films "
+                  f"(AUC {a:.3f} against {s:.3f}, beyond the 95 % intervals).")
+
+
 def compare_on(files: LabelledFiles, start_path: str | Path, adapted: Classifier) -> dict:
     """{"starting": figures, "adapted": figures} of the two models on the same ``files`` (a
-    validation folder neither was fitted or calibrated on), on the films both could read."""
+    validation folder neither was fitted or calibrated on), on the films both could read, with the
+    per-film arrays of :data:`PER_FILM_KEYS`."""
     start = Classifier.load(start_path)
     files = match_model_classes(files, start.card)
-    positive = start.card.positive_class or start.card.classes[0]
     both = [score_files(model, files) for model in (start, adapted)]
     rows = [dict(zip(map(str, _readable(files, scores)), scores.probs)) for scores in both]
     judged = [i for i, p in enumerate(map(str, files.paths)) if all(p in r for r in rows)]
     labels = [files.labels[i] for i in judged]
-    return {key: figures(labels, np.array([r[str(files.paths[i])] for i in judged]), start.card.classes, positive)
-            for key, r in zip(("starting", "adapted"), rows)}
+    paths = [str(files.paths[i]) for i in judged]
+    return _side_by_side(labels, paths, *(np.array([r[p] for p in paths]) for r in rows), start.card)
 
 
 def _readable(files: LabelledFiles, scores) -> list:
@@ -252,11 +312,65 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
             FILE_HASHES_KEY: {"train": short_file_hashes(fit), "calibration": short_file_hashes(calibration)}}
     if summary:
         info["adaptation"] = {k: summary[k] for k in ("folds", "starting", "adapted", "seen_by_starting_model")}
-    on_event(RunEvent.phase(f"Adapting the final model on all {len(files)} films…"))
+    on_event(RunEvent("phase", text=f"Adapting the final model on all {len(files)} films…",
+                      part=folds, parts=folds + 1))
     result = train(fit, calibration, config, _listener(on_event, stop, config.epochs),
                    name=name or f"{card.name}-adapted", version="1", display_names=card.display_names,
                    positive_class=card.positive_class, training_info=info)
     if result.cancelled or stop.is_set():
         return None
     path = str(save_model(result.classifier, save_to)) if save_to is not None else None
-    return {**summary, "model": path, "classifier": result.classifier, "unreadable": result.unreadable}
+    return {**summary, "model": path, "classifier": result.classifier, "unreadable": result.unreadable,
+            "history": result.history}
+
+
+def run_adaptation(train_files: LabelledFiles, val_files: LabelledFiles | None, config: TrainConfig,
+                   start_path: str | Path, on_event: Callable[[RunEvent], None], stop: threading.Event | None = None,
+                   *, folds: int = 5, seed: int = 0, save_to: str | Path | None = None,
+                   training_info: dict | None = None, starting_called: str = "the starting model"):
+    """The Training tab's adaptation: :func:`adapt` the model at ``start_path`` and compare it with
+    that model, as a :class:`~covidgui.core.training.progress.TrainingOutcome`.
+
+    With ``folds`` >= 2, ``train_files`` and ``val_files`` (when given) are pooled and every film is
+    judged out of fold (:func:`cross_validate`); with ``folds`` 0 the model is adapted on
+    ``train_files`` and both models are judged on ``val_files`` (:func:`compare_on`). ``config``
+    carries the user's epochs, learning rate and patience; the rest of the recipe comes from the
+    starting model (:func:`adaptation_config`). The outcome's ``new_scores`` are the adapted
+    model's, ``active_scores`` the starting model's on the same films, ``adaptation`` the plain
+    figures and :func:`adaptation_verdict` (naming the starting model ``starting_called``). None
+    when ``stop`` was set: nothing was written.
+    """
+    from covidgui.core.scoring.comparison import roc_curves
+    from covidgui.core.training.progress import TrainingOutcome
+
+    started = time.perf_counter()
+    card = read_card(start_path)
+    config = replace(adaptation_config(start_path, config), epochs=config.epochs,
+                     learning_rate=config.learning_rate, patience=config.patience)
+    pooled = folds >= 2 or val_files is None or not len(val_files)
+    files = train_files.extend(val_files) if pooled and val_files is not None else train_files
+    files = match_model_classes(files, card)
+    outcome = adapt(files, start_path, config, folds=folds if pooled else 0, seed=seed, on_event=on_event, stop=stop,
+                    save_to=save_to, name=f"{card.name}-adapted", training_info=training_info)
+    if outcome is None or (stop is not None and stop.is_set()):
+        return None
+    if not outcome.get("starting"):  # no cross-validation: both models judged on the validation films
+        on_event(RunEvent.phase("Scoring the adapted and the starting model on the validation films…"))
+        outcome.update(compare_on(val_files, start_path, outcome["classifier"]))
+        evaluated_on = f"the {outcome['adapted']['n']} validation films, which neither model was fitted on"
+    else:
+        evaluated_on = f"the {outcome['adapted']['n']} films, each by a model adapted without it ({folds} folds)"
+    adapted_scores, starting_scores = comparison_scores(outcome)
+    better, verdict = adaptation_verdict(outcome, starting_called)
+    seen = outcome.get("seen_by_starting_model", 0)
+    if seen:
+        verdict += (f" Note: the starting model was trained or calibrated on {seen} of these films, "
+                    "which flatters its figures.")
+    adaptation = {"starting": outcome["starting"], "adapted": outcome["adapted"],
+                  "folds": outcome.get("folds", 0), "evaluated_on": evaluated_on,
+                  "starting_model": outcome["starting_model"], "seen_by_starting_model": seen,
+                  "better": better, "verdict": verdict}
+    return TrainingOutcome(outcome["history"], outcome["unreadable"], time.perf_counter() - started,
+                           new_scores=adapted_scores, new_curves=roc_curves(adapted_scores),
+                           active_scores=starting_scores, active_curves=roc_curves(starting_scores),
+                           model_path=outcome["model"], classifier=outcome["classifier"], adaptation=adaptation)

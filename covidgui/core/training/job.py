@@ -47,8 +47,9 @@ _fault_file = None  # stderr.log for faulthandler, kept open
 
 
 def write_job(job_dir: Path, train: LabelledFiles, val: LabelledFiles, config, training_info: dict,
-              active_model: str | Path) -> Path:
-    """Describe a run in ``job_dir/job.json``; returns that path."""
+              active_model: str | Path, adaptation: dict | None = None) -> Path:
+    """Describe a run in ``job_dir/job.json``; returns that path. ``adaptation`` ({"folds": K}):
+    adapt the active model instead of training a new network (see :func:`run`)."""
 
     def files(f: LabelledFiles) -> dict:
         return {"classes": f.classes, "paths": [str(p) for p in f.paths], "labels": list(f.labels)}
@@ -56,7 +57,8 @@ def write_job(job_dir: Path, train: LabelledFiles, val: LabelledFiles, config, t
     job_dir.mkdir(parents=True, exist_ok=True)
     path = job_dir / JOB_FILE
     path.write_text(json.dumps({"train": files(train), "val": files(val), "config": asdict(config),
-                                "training_info": training_info, "active_model": str(active_model)}),
+                                "training_info": training_info, "active_model": str(active_model),
+                                "adaptation": adaptation}),
                     encoding="utf-8")
     return path
 
@@ -66,18 +68,30 @@ def _files(data: dict) -> LabelledFiles:
 
 
 def run(job_dir: Path, emit, stop: threading.Event) -> None:
-    """The run ``job_dir/job.json`` describes (:func:`covidgui.core.training.run.run_training`),
-    its model saved to ``job_dir``; ``emit(dict)`` gets each RunEvent as JSON data, then
-    ``cancelled`` or ``finished``."""
+    """The run ``job_dir/job.json`` describes (:func:`covidgui.core.training.run.run_training`, or
+    with "adaptation" :func:`covidgui.core.training.adapt.run_adaptation` of the active model), its
+    model saved to ``job_dir``; ``emit(dict)`` gets each RunEvent as JSON data, then ``cancelled``
+    or ``finished``."""
     # Here, not at the top: the child lowers its priority and redirects its output
     # (_prepare_child_output) before it loads scikit-learn and the training code.
-    from covidgui.core.training.run import run_training
     from covidgui.core.training.train import TrainConfig
 
     job = json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
-    outcome = run_training(_files(job["train"]), _files(job["val"]), TrainConfig(**job["config"]),
-                           lambda event: emit(event.to_dict()), stop, save_to=job_dir / MODEL_FILE,
-                           compare_with=job["active_model"], training_info=job["training_info"])
+    config = TrainConfig(**job["config"])
+    if job.get("adaptation"):
+        from covidgui.core.training.adapt import run_adaptation
+
+        val = _files(job["val"])
+        outcome = run_adaptation(_files(job["train"]), val if val.paths else None, config, job["active_model"],
+                                 lambda event: emit(event.to_dict()), stop, folds=int(job["adaptation"]["folds"]),
+                                 seed=config.seed, save_to=job_dir / MODEL_FILE, training_info=job["training_info"],
+                                 starting_called="the active model")
+    else:
+        from covidgui.core.training.run import run_training
+
+        outcome = run_training(_files(job["train"]), _files(job["val"]), config,
+                               lambda event: emit(event.to_dict()), stop, save_to=job_dir / MODEL_FILE,
+                               compare_with=job["active_model"], training_info=job["training_info"])
     if outcome is None:
         emit({"event": "cancelled"})
         return

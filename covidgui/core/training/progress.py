@@ -16,9 +16,10 @@ READING_TEXT = "Reading images…"
 class RunEvent:
     """One step of a run's progress, the same whoever listens.
 
-    kind: "phase" (``text`` is a short status line), "batch" (after batch ``batch`` of
-    ``batches``, 1-based, in epoch ``epoch`` of ``epochs``, 0-based) or "epoch" (epoch ``epoch``
-    ended; ``logs`` maps loss, accuracy, val_loss, val_accuracy to floats).
+    kind: "phase" (``text`` is a short status line; in a run made of several trainings, e.g. the
+    folds of an adaptation, ``part`` of ``parts``, 0-based, is the training that starts), "batch"
+    (after batch ``batch`` of ``batches``, 1-based, in epoch ``epoch`` of ``epochs``, 0-based) or
+    "epoch" (epoch ``epoch`` ended; ``logs`` maps loss, accuracy, val_loss, val_accuracy to floats).
     """
 
     KINDS = ("phase", "batch", "epoch")
@@ -30,6 +31,8 @@ class RunEvent:
     batch: int = 0
     batches: int = 0
     logs: dict = field(default_factory=dict)
+    part: int = 0
+    parts: int = 0  # 0: a run of one training
 
     @classmethod
     def phase(cls, text: str) -> RunEvent:
@@ -40,6 +43,8 @@ class RunEvent:
         data = {"event": self.kind}
         if self.kind == "phase":
             data["text"] = self.text
+            if self.parts:
+                data.update(part=self.part, parts=self.parts)
         else:
             data.update(epoch=self.epoch, epochs=self.epochs)
             if self.kind == "batch":
@@ -84,6 +89,10 @@ class TrainingOutcome:
     active_curves: dict | None = None
     active_note: str = ""  # why the active model could not be compared, when it could not
     model_path: str | None = None  # where the model was saved (save_to), else None
+    # An adaptation (core.training.adapt.run_adaptation): new_scores are the adapted model's,
+    # active_scores the starting model's on the same films; this holds the plain figures of both
+    # (with AUC intervals), what they were measured on, "better" and the "verdict" sentence.
+    adaptation: dict | None = None
     classifier: object | None = None  # the trained classifier, in the process that trained it
 
     def plain_fields(self) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from covidgui.core.models import registry
@@ -343,6 +343,17 @@ def adapting_tab(qtbot, tmp_path, start_model, epochs: int):
     tab.lung_check.setChecked(False)
     tab.set_training_folder(site)
     qtbot.waitUntil(lambda: tab.summary is not None and tab._summary_inputs == tab._inputs(), timeout=60_000)
+    # The check says how the films will be used: all of them, in folds; no "too few to learn" warning.
+    status, messages = tab.setup.summary_status.text(), tab.setup.summary_messages.text()
+    assert "24 films" in status and "2-fold cross-validation" in status, status
+    assert tab.setup.counts_table.item(0, 1).text() == "12" and tab.setup.counts_table.item(0, 2).text() == "in every fold"
+    assert "Fewer than" not in messages
+    # A new network (clicked on its round button: the radio is wider than its words): the usual split and warning.
+    new = tab.setup.start_new_radio
+    qtbot.mouseClick(new, Qt.MouseButton.LeftButton, pos=QPoint(8, new.height() // 2))
+    assert "validation: 20%" in tab.setup.summary_status.text() and "Fewer than" in tab.setup.summary_messages.text()
+    qtbot.mouseClick(tab.start_active_radio, Qt.MouseButton.LeftButton)
+    tab.epochs_spin.setValue(epochs)  # switching back restores the gentle schedule: set the test's again
     return win, tab, active
 
 

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDoubleSpinBox, QFileDia
                                QRadioButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from covidgui.core.training.adapt import GENTLE_EPOCHS, GENTLE_LEARNING_RATE
+from covidgui.core.data.datasummary import FEW_IMAGES_WARNING
 from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT
 from covidgui.core.training.train import TrainConfig
 
@@ -227,6 +228,12 @@ class SetupForm(QWidget):
             return
         self._folds_before = value
         self._update_share()
+        self._show_summary_again()
+
+    def _show_summary_again(self) -> None:
+        """The check's table and sentence as the chosen start and folds will use the films."""
+        if getattr(self, "_summary", None) is not None:
+            self.show_summary(self._summary)
 
     def _share_used(self) -> bool:
         """Whether the validation share matters: not when an adaptation cross-validates on every film."""
@@ -242,6 +249,7 @@ class SetupForm(QWidget):
         adapting = self.adapting()
         self.settings_form.setRowVisible(self.folds_spin, adapting and not self.val_folder_radio.isChecked())
         self._update_share()
+        self._show_summary_again()
         self.epochs_spin.setToolTip(EPOCHS_HELP[adapting])
         self.lr_spin.setToolTip(LR_HELP[adapting])
         if adapting and self._new_network_settings is None:
@@ -293,21 +301,35 @@ class SetupForm(QWidget):
             self.summary_status.setText(f"Checking the images… {done}/{total}")
 
     def show_summary(self, summary) -> None:
-        """Show a core.data.datasummary.DatasetSummary: counts per class, problems, warnings."""
+        """Show a core.data.datasummary.DatasetSummary: counts per class, problems, warnings; as
+        an adaptation that cross-validates will use them (every film, in folds) when that is chosen."""
+        self._summary = summary
+        folds = self.folds() if self.adapting() else 0
         self.counts_table.setRowCount(len(summary.classes))
         for row, name in enumerate(summary.classes):
-            for col, text in enumerate((name, str(summary.train_counts.get(name, 0)),
-                                        str(summary.val_counts.get(name, 0)) if summary.val_counts else "–")):
+            train, val = summary.train_counts.get(name, 0), summary.val_counts.get(name, 0)
+            cells = ((name, str(train + val), "in every fold") if folds else
+                     (name, str(train), str(val) if summary.val_counts else "–"))
+            for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.counts_table.setItem(row, col, item)
         total = sum(summary.train_counts.values())
-        self.summary_status.setText(f"{total} training images in {len(summary.classes)} classes; "
-                                    f"validation: {summary.validation_source}." if summary.classes else "")
+        if not summary.classes:
+            status = ""
+        elif folds:
+            status = (f"{total + sum(summary.val_counts.values())} films in {len(summary.classes)} classes; "
+                      f"{folds}-fold cross-validation: each film judged once by a model adapted without it, "
+                      "then the final model adapted on all of them.")
+        else:
+            status = f"{total} training images in {len(summary.classes)} classes; validation: {summary.validation_source}."
+        self.summary_status.setText(status)
+        # "Too few images to learn from" speaks of a new network: adapting exists for a few dozen films.
+        warnings = [w for w in summary.warnings if not (self.adapting() and w.startswith(FEW_IMAGES_WARNING))]
         text = "".join(f"<p style='color:#b00020'><b>Cannot train:</b> {html.escape(p)}</p>" for p in summary.problems)
-        text += "".join(f"<p style='color:#8a5a00'><b>Warning:</b> {html.escape(w)}</p>" for w in summary.warnings)
-        if summary.ok and not summary.warnings:
+        text += "".join(f"<p style='color:#8a5a00'><b>Warning:</b> {html.escape(w)}</p>" for w in warnings)
+        if summary.ok and not warnings:
             text = "<p style='color:#1b6e20'>Ready to train.</p>"
         self.summary_messages.setText(text)
         self.unreadable_list.setPlainText("\n".join(f"{p}: {r}" for p, r in summary.unreadable.items()))

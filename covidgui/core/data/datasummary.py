@@ -22,6 +22,8 @@ from covidgui.core.io.images import load_xray
 IMBALANCE_RATIO = 3.0
 # Warn when a training class has fewer images than this.
 MIN_IMAGES_PER_CLASS = 20
+# The start of the warning a small class gets (the Training tab leaves it out when adapting a model).
+FEW_IMAGES_WARNING = f"Fewer than {MIN_IMAGES_PER_CLASS} training images"
 # Reading checks decode at about this size: enough to catch truncated or foreign files, and fast
 # (JPEGs decode at 1/8 scale in Pillow's draft mode).
 _CHECK_SIDE = 64
@@ -166,6 +168,6 @@ def summarize_training_data(train_dir: str | Path, val_dir: str | Path | None = 
                                 "classes equally, but the small class's figures will be uncertain.")
     few = [f"{c} ({n})" for c, n in counts.items() if 0 < n < MIN_IMAGES_PER_CLASS]
     if few:
-        summary.warnings.append(f"Fewer than {MIN_IMAGES_PER_CLASS} training images in {', '.join(few)}: "
+        summary.warnings.append(f"{FEW_IMAGES_WARNING} in {', '.join(few)}: "
                                 "the model will learn little from so few examples.")
     return summary

@@ -88,10 +88,20 @@ def judge(classifier, test: LabelledFiles) -> dict:
     return {k: row.get(k) for k in ("n", "auc", "sensitivity", "specificity", "ece", "indeterminate", "rejected")}
 
 
+def adapt_config(args, seed: int) -> TrainConfig:
+    """The app's adaptation recipe, with this run's --adapt-* changes (a variant to compare)."""
+    from covidgui.core.training.adapt import adaptation_config
+
+    config = replace(adaptation_config(args.start), seed=seed)
+    changes = {k: v for k, v in (("epochs", args.adapt_epochs), ("learning_rate", args.adapt_learning_rate),
+                                 ("freeze_before", args.adapt_freeze_before)) if v is not None}
+    return replace(config, **changes)
+
+
 def run_benchmark(args) -> None:
     from covidgui.core.inference.classifier import Classifier
     from covidgui.core.training.adabn import adapt_batch_norm
-    from covidgui.core.training.adapt import adapt, adaptation_config, split_for_calibration
+    from covidgui.core.training.adapt import adapt, split_for_calibration
     from covidgui.core.training.train import train
 
     split = locked_split(find_sources(args.data, names=[SIIM], classes=CLASSES), CLASSES)
@@ -114,8 +124,7 @@ def run_benchmark(args) -> None:
             for method in args.methods:
                 started = time.perf_counter()
                 if method == "adapted":
-                    classifier = adapt(files, args.start, replace(adaptation_config(args.start), seed=seed),
-                                       folds=0, seed=seed)["classifier"]
+                    classifier = adapt(files, args.start, adapt_config(args, seed), folds=0, seed=seed)["classifier"]
                 elif method == "scratch":
                     fit, calibration = split_for_calibration(files, seed)
                     classifier = train(fit, calibration, replace(SHIPPED, seed=seed), name="scratch", version="0",
@@ -123,7 +132,8 @@ def run_benchmark(args) -> None:
                 else:
                     classifier = adapt_batch_norm(args.start, files.paths)
                 seconds = round(time.perf_counter() - started, 1)
-                keep({"method": method, "n_per_class": n, "seed": seed, "seconds": seconds, **judge(classifier, test)})
+                name = f"adapted ({args.variant})" if method == "adapted" and args.variant else method
+                keep({"method": name, "n_per_class": n, "seed": seed, "seconds": seconds, **judge(classifier, test)})
     if args.plot:
         plot(record["rows"], args.plot)
     print(table(record["rows"]))
@@ -201,6 +211,10 @@ def main(argv=None) -> int:
     run.add_argument("--n", type=int, nargs="+", default=[0, 10, 25, 50, 100, 200])
     run.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     run.add_argument("--methods", nargs="+", default=["adapted", "scratch", "batchnorm"])
+    run.add_argument("--adapt-epochs", type=int, help="a variant of the app's adaptation recipe: its epochs")
+    run.add_argument("--adapt-learning-rate", type=float)
+    run.add_argument("--adapt-freeze-before", help='the layer the freeze stops at ("" = train every layer)')
+    run.add_argument("--variant", default="", help="the variant's name in the rows (with --adapt-*)")
     run.add_argument("--json", type=Path)
     run.add_argument("--plot", type=Path)
     timing = sub.add_parser("time")

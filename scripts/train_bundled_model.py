@@ -36,7 +36,7 @@ from covidgui.core.training.train import (ProgressListener, TrainConfig, add_rec
                                     recipe_from, source_factors, train)
 from covidgui.core.models.model_files import save_model  # noqa: E402
 
-VERSION = "3.0.0"
+VERSION = "3.1.0"
 # The shipped recipe: what the leave-one-source-out tables rewarded (see the model card's notes).
 RECIPE = TrainConfig(epochs=30, patience=0, source_balance=True, acquisition_augment=True, amplitude_mix=0.5,
                      lung_guidance=1.0)
@@ -50,6 +50,7 @@ class PrintProgress(ProgressListener):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--version", default=VERSION, help=f"the model's version in its card (default {VERSION})")
     parser.add_argument("--out", type=Path, default=REPO / "models" / "covid_classifier.keras",
                         help="the .keras file to write, or a folder to write covid_classifier.keras into")
     parser.add_argument("--loso", type=Path, nargs="*", default=[],
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
         start = read_card(config.start_from)
         info["started_from"] = f"{start.name} {start.version} ({Path(config.start_from).name})"
     started = time.perf_counter()
-    result = train(split.train, split.calibration, config, PrintProgress(), name="covid-cnn", version=VERSION,
+    result = train(split.train, split.calibration, config, PrintProgress(), name="covid-cnn", version=args.version,
                    display_names=DISPLAY_NAMES, positive_class="Covid",
                    training_info=info)
     seconds = time.perf_counter() - started

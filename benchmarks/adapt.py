@@ -107,7 +107,8 @@ def run_benchmark(args) -> None:
     split = locked_split(find_sources(args.data, names=[SIIM], classes=CLASSES), CLASSES)
     test, pool = split.test, split.train
     record = {"start": str(args.start), "command": " ".join(sys.argv), "test": test.counts(),
-              "scratch_recipe": asdict(SHIPPED), "rows": []}
+              "scratch_recipe": asdict(SHIPPED), "rows": [row for path in args.merge
+                                                          for row in json.loads(path.read_text())["rows"]]}
 
     def keep(row):
         record["rows"].append(row)
@@ -164,7 +165,11 @@ def plot(rows: list[dict], out: Path) -> None:
     start = [r["auc"] for r in rows if r["method"] == "starting"]
     if start:
         ax.axhline(start[0], color="#777", ls=":", lw=1, label=f"starting model {start[0]:.3f}")
-    for method, colour in (("adapted", "#1565c0"), ("scratch", "#c62828"), ("batchnorm", "#2e7d32")):
+    colours = {"adapted": "#1565c0", "scratch": "#c62828", "batchnorm": "#2e7d32"}
+    others = iter(("#6a1b9a", "#ef6c00", "#00838f", "#5d4037"))
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "starting"))
+    for method in methods:
+        colour = colours.get(method) or next(others)
         got = [r for r in rows if r["method"] == method and r["auc"] is not None]
         if not got:
             continue
@@ -216,6 +221,8 @@ def main(argv=None) -> int:
     run.add_argument("--adapt-freeze-before", help='the layer the freeze stops at ("" = train every layer)')
     run.add_argument("--variant", default="", help="the variant's name in the rows (with --adapt-*)")
     run.add_argument("--json", type=Path)
+    run.add_argument("--merge", type=Path, nargs="*", default=[],
+                     help="earlier --json files whose rows go into this run's table and plot")
     run.add_argument("--plot", type=Path)
     timing = sub.add_parser("time")
     timing.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")

@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--val-split", type=float, default=0.2,
                      help="share of each class held back for validation when --val is not given (default 0.2)")
     # None: the default of a new model (30, 1e-3, 10) or, with --start-from, the gentle one.
-    train.add_argument("--epochs", type=int, default=None, help="default 30; with --start-from 8")
+    train.add_argument("--epochs", type=int, default=None, help="default 30; with --start-from 10")
     train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--learning-rate", type=float, default=None, help="default 0.001; with --start-from 0.0002")
+    train.add_argument("--learning-rate", type=float, default=None, help="default 0.001; with --start-from 0.0005")
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
     train.add_argument("--patience", type=int, default=None,
                        help="early-stopping patience in epochs (0 = off; default 10, with --start-from 0)")

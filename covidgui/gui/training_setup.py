@@ -32,8 +32,8 @@ EPOCHS_HELP = ("How many times training goes through every training image. Early
                "starts from what it already knows and should only be nudged towards these films.")
 LR_HELP = ("Size of each weight update at the start (it then decreases). Too high makes the loss jump around; "
            "too low learns slowly.",
-           f"Size of each weight update. Small ({GENTLE_LEARNING_RATE:g} by default, a tenth of a new network's) "
-           "so that adapting does not undo what the model learned; the early layers are kept as they are.")
+           f"Size of each weight update. Small ({GENTLE_LEARNING_RATE:g} by default, half a new network's) "
+           "so that adapting starts from what the model learned instead of undoing it.")
 FOLDS_HELP = ("How the gain is measured without a separate validation folder: the films are split into this "
               "many parts; each part is judged by a model adapted on the other parts only, beside the active "
               "model's judgement of the same films. The final model is then adapted on all the films. "

@@ -146,7 +146,9 @@ def test_cli_json_gives_both_figures_and_the_card_says_where_it_started(start_mo
 
     assert training["started_from"]["sha256"] == file_digest(start_model)
     assert training["adaptation"]["adapted"]["n"] == 24 and training["config"]["epochs"] == 1
-    assert training["config"]["learning_rate"] == pytest.approx(2e-4)  # gentle unless asked otherwise
+    from covidgui.core.training.adapt import GENTLE_LEARNING_RATE
+
+    assert training["config"]["learning_rate"] == pytest.approx(GENTLE_LEARNING_RATE)  # gentle unless asked otherwise
     assert "held out of fitting" in training["calibration"]
 
 

@@ -102,6 +102,22 @@ def test_folds_are_stratified_and_keep_a_patients_films_together(tmp_path):
         fold_indices(files.labels, 11, 0)
 
 
+def test_the_training_tabs_adaptation_groups_by_the_folders_patients_file(start_model, tmp_path, monkeypatch):
+    """The Training tab's path (run_adaptation, given the training folder) keeps a patient's films
+    in one fold as the command line does: the groups reach adapt() from the folder's patients.csv."""
+    from covidgui.core.training.adapt import run_adaptation
+
+    root = make_class_folders(tmp_path / "site", {"Covid": 6, "Normal": 6}, size=32)
+    files = scan_class_folders(root)
+    rows = ["file,patient"] + [f"{p.relative_to(root).as_posix()},{p.parent.name}-{i // 2}"
+                               for i, p in enumerate(files.paths)]
+    (root / "patients.csv").write_text("\n".join(rows) + "\n")
+    seen = []
+    monkeypatch.setattr(adapt_module, "adapt", lambda files, *a, groups=None, **k: seen.append(groups))
+    run_adaptation(files, None, TrainConfig(**QUICK), start_model, lambda event: None, folds=2, data_root=root)
+    assert seen and len(seen[0]) == len(files) and len(set(seen[0])) == 6
+
+
 def test_other_classes_and_input_sizes_are_refused_with_their_names(start_model, tmp_path):
     other = scan_class_folders(make_class_folders(tmp_path / "o", {"Covid": 3, "Pneumonia": 3}, size=32))
     with pytest.raises(DatasetError, match="knows Covid, Normal; the folder has Covid, Pneumonia"):

@@ -174,7 +174,8 @@ class TrainingWorker(QObject):
             if adaptation:
                 outcome = run_adaptation(summary.train, summary.val, config, active_model_path(), self.progress.emit,
                                          self._stop, folds=int(adaptation["folds"]), seed=config.seed,
-                                         training_info=training_info, starting_called="the active model")
+                                         training_info=training_info, starting_called="the active model",
+                                         data_root=training_info.get("data"))
             else:
                 outcome = run_training(summary.train, summary.val, config, self.progress.emit, self._stop,
                                        compare_with=active_model_path(), training_info=training_info)

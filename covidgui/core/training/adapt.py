@@ -330,7 +330,8 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
 def run_adaptation(train_files: LabelledFiles, val_files: LabelledFiles | None, config: TrainConfig,
                    start_path: str | Path, on_event: Callable[[RunEvent], None], stop: threading.Event | None = None,
                    *, folds: int = 5, seed: int = 0, save_to: str | Path | None = None,
-                   training_info: dict | None = None, starting_called: str = "the starting model"):
+                   training_info: dict | None = None, starting_called: str = "the starting model",
+                   data_root: str | Path | None = None):
     """The Training tab's adaptation: :func:`adapt` the model at ``start_path`` and compare it with
     that model, as a :class:`~covidgui.core.training.progress.TrainingOutcome`.
 
@@ -340,8 +341,9 @@ def run_adaptation(train_files: LabelledFiles, val_files: LabelledFiles | None, 
     carries the user's epochs, learning rate and patience; the rest of the recipe comes from the
     starting model (:func:`adaptation_config`). The outcome's ``new_scores`` are the adapted
     model's, ``active_scores`` the starting model's on the same films, ``adaptation`` the plain
-    figures and :func:`adaptation_verdict` (naming the starting model ``starting_called``). None
-    when ``stop`` was set: nothing was written.
+    figures and :func:`adaptation_verdict` (naming the starting model ``starting_called``).
+    data_root: the training folder; its ``patients.csv`` (:func:`patient_groups`) keeps a patient's
+    films in one fold, as on the command line. None when ``stop`` was set: nothing was written.
     """
     from covidgui.core.scoring.comparison import roc_curves
     from covidgui.core.training.progress import TrainingOutcome
@@ -353,8 +355,10 @@ def run_adaptation(train_files: LabelledFiles, val_files: LabelledFiles | None, 
     pooled = folds >= 2 or val_files is None or not len(val_files)
     files = train_files.extend(val_files) if pooled and val_files is not None else train_files
     files = match_model_classes(files, card)
-    outcome = adapt(files, start_path, config, folds=folds if pooled else 0, seed=seed, on_event=on_event, stop=stop,
-                    save_to=save_to, name=f"{card.name}-adapted", training_info=training_info)
+    groups = patient_groups(data_root, files) if data_root else None
+    outcome = adapt(files, start_path, config, folds=folds if pooled else 0, seed=seed, groups=groups,
+                    on_event=on_event, stop=stop, save_to=save_to, name=f"{card.name}-adapted",
+                    training_info=training_info)
     if outcome is None or (stop is not None and stop.is_set()):
         return None
     if not outcome.get("starting"):  # no cross-validation: both models judged on the validation films

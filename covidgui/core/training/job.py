@@ -85,7 +85,7 @@ def run(job_dir: Path, emit, stop: threading.Event) -> None:
         outcome = run_adaptation(_files(job["train"]), val if val.paths else None, config, job["active_model"],
                                  lambda event: emit(event.to_dict()), stop, folds=int(job["adaptation"]["folds"]),
                                  seed=config.seed, save_to=job_dir / MODEL_FILE, training_info=job["training_info"],
-                                 starting_called="the active model")
+                                 starting_called="the active model", data_root=job["training_info"].get("data"))
     else:
         from covidgui.core.training.run import run_training
 

@@ -166,12 +166,16 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                   "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    if not stop.cancelled:
+        # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)
+        # from the network's weights and statistics as they are then. Re-estimated afterwards, the
+        # saved .keras and its graph disagreed (v3.0.0 and v3.1.0 ship such a pair).
+        recalibrate_batch_norm(classifier_model, train_seq)  # frozen BatchNorm layers keep their statistics
     # The lung model too, as Classifier.load gives it: the new model is scored and shown with the
     # same lung features and shortcut check as a loaded one.
     classifier = Classifier(classifier_model, card, lungs=lungs if lungs is not None else _bundled_segmenter())
     report = {}
     if not stop.cancelled:
-        recalibrate_batch_norm(classifier_model, train_seq)  # frozen BatchNorm layers keep their statistics
         report = calibrate_and_measure(classifier, val_seq, val_labels)
         card.metrics["validation"] = report
         classifier.gate = fit_gate(gate_features(classifier, train_seq), gate_features(classifier, val_seq))

@@ -70,7 +70,8 @@ def adapt_command(args, lung_guidance: float) -> int:
                                   f"({folds} folds)"
     result = {"starting": outcome.get("starting"), "adapted": outcome.get("adapted"), "model": outcome["model"],
               "started_from": {"name": card.name, "version": card.version, "path": str(start)},
-              **{k: outcome[k] for k in ("folds", "seconds", "seen_by_starting_model", "evaluated_on") if k in outcome},
+              **{k: outcome[k] for k in ("folds", "seconds", "seen_by_starting_model", "evaluated_on", "operating_point")
+                 if k in outcome},
               "unreadable": {**summary.unreadable, **outcome.get("unreadable", {})},
               "seconds_total": round(time.perf_counter() - started, 1)}  # "seconds": the cross-validation's
     print(json.dumps(result, indent=1) if args.json else format_comparison(result))

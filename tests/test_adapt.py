@@ -166,6 +166,32 @@ def test_cli_json_gives_both_figures_and_the_card_says_where_it_started(start_mo
 
     assert training["config"]["learning_rate"] == pytest.approx(GENTLE_LEARNING_RATE)  # gentle unless asked otherwise
     assert "held out of fitting" in training["calibration"]
+    # The final model's operating point is the one fitted on the out-of-fold logits of all 24 films.
+    point, card = printed["operating_point"], read_card(out)
+    assert point["films"] == 24 and "out-of-fold logits of 24 films" in training["calibration"]
+    assert card.temperature == pytest.approx(point["temperature"])
+    assert card.logit_bias == pytest.approx(point["logit_bias"])
+    assert list(card.indeterminate_band) == pytest.approx(point["indeterminate_band"])
+
+
+def test_no_film_sets_the_threshold_that_judges_it_out_of_fold():
+    """Cross-fitted calibration: a fold's probabilities come from parameters fitted on the other
+    folds, so changing that fold's labels leaves them as they were; the final model's parameters,
+    fitted on every film, move."""
+    from covidgui.core.training.adapt import out_of_fold_calibration
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 30)
+    logits = np.stack([rng.normal(0, 1, 60) + 1.5 * (labels == 0), rng.normal(0, 1, 60)], axis=1)
+    fold_of = np.tile(np.arange(3), 20)
+    before = out_of_fold_calibration(logits, labels, fold_of)
+    flipped = labels.copy()
+    flipped[fold_of == 0] = 1 - flipped[fold_of == 0]
+    after = out_of_fold_calibration(logits, flipped, fold_of)
+    assert after["probs"][fold_of == 0] == pytest.approx(before["probs"][fold_of == 0])
+    assert not np.allclose(after["probs"][fold_of == 1], before["probs"][fold_of == 1])
+    assert after["logit_bias"][1] != pytest.approx(before["logit_bias"][1], abs=1e-3)
+    assert before["films"] == 60 and before["probs"].sum(axis=1) == pytest.approx(np.ones(60))
 
 
 def test_cli_refuses_a_folder_whose_classes_the_bundled_model_does_not_have(tmp_path):
@@ -278,3 +304,13 @@ def test_the_verdict_is_better_only_beyond_both_intervals():
     assert adaptation_verdict({"starting": figures(0.70, (0.60, 0.80)), "adapted": figures(0.95, (0.91, 0.99))})[0]
     better, text = adaptation_verdict({"starting": figures(0.86, (0.8, 0.92)), "adapted": figures(0.81, (0.75, 0.87))})
     assert not better and "scored lower" in text and "0.810 against 0.860" in text and "Keep using the starting model" in text
+
+
+def test_the_logits_behind_calibrated_probabilities_give_them_back():
+    from covidgui.core.inference.classifier import softmax
+    from covidgui.core.scoring.calibration import logits_behind
+
+    logits = np.random.default_rng(1).normal(0, 4, (20, 3))
+    probs = softmax(logits, 0.7, [0.0, 0.4, -1.2])
+    recovered = logits_behind(probs, 0.7, [0.0, 0.4, -1.2])
+    assert softmax(recovered) == pytest.approx(softmax(logits))  # the same logits, up to a constant per row

@@ -4,7 +4,9 @@ A hospital has a few dozen labelled films and a model trained elsewhere. :func:`
 the model gently on them (:func:`adaptation_config`) and, when there is no separate validation
 folder, first estimates the gain by k-fold cross-validation (:func:`cross_validate`): every film is
 judged once, by a model adapted (and calibrated) on the other folds only, beside the starting
-model's judgement of the same film. The final model is then adapted on all the films.
+model's judgement of the same film. The final model is then adapted on all the films, and its
+operating point (temperature, decision threshold, indeterminate band) is fitted on every film's
+out-of-fold logits (:func:`out_of_fold_calibration`), not on the few films of one held-out part.
 
 Plain Python around :func:`covidgui.core.training.train.train`; no Qt.
 """
@@ -26,6 +28,8 @@ from covidgui.core.errors import DatasetError, ModelError
 from covidgui.core.inference.classifier import Classifier
 from covidgui.core.models.model_files import bundled_model_path, file_digest, save_model
 from covidgui.core.models.modelcard import FILE_HASHES_KEY, ModelCard, read_card
+from covidgui.core.inference.classifier import softmax
+from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature_and_bias, logits_behind
 from covidgui.core.scoring.comparison import score_files
 from covidgui.core.scoring.metrics import auc_interval, classification_report
 from covidgui.core.training.progress import RunEvent
@@ -187,7 +191,7 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
     on_event(RunEvent.phase(f"Scoring {card.name} v{card.version} on the {len(files)} films…"))
     base = score_files(start, files)
     starting_probs = {str(p): row for p, row in zip(_readable(files, base), base.probs)}
-    adapted_probs: dict[str, np.ndarray] = {}
+    adapted_logits: dict[str, tuple[np.ndarray, int]] = {}  # path -> (out-of-fold logits, fold)
     splits = fold_indices(files.labels, folds, seed, groups)
     for k, (train_idx, test_idx) in enumerate(splits, 1):
         if stop.is_set():
@@ -203,16 +207,46 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
         if result.cancelled or stop.is_set():
             return None
         scores = score_files(result.classifier, held)
-        adapted_probs.update({str(p): row for p, row in zip(_readable(held, scores), scores.probs)})
+        fold_card = result.classifier.card
+        adapted_logits.update({str(p): (logits_behind(row, fold_card.temperature, fold_card.logit_bias), k)
+                               for p, row in zip(_readable(held, scores), scores.probs)})
     # The films both models could read, each judged once by each.
-    judged = [i for i, p in enumerate(map(str, files.paths)) if p in adapted_probs and p in starting_probs]
+    judged = [i for i, p in enumerate(map(str, files.paths)) if p in adapted_logits and p in starting_probs]
     labels = [files.labels[i] for i in judged]
     paths = [str(files.paths[i]) for i in judged]
+    operating_point = out_of_fold_calibration(np.array([adapted_logits[p][0] for p in paths]), labels,
+                                              [adapted_logits[p][1] for p in paths])
     seen = set().union(*card.seen_files().values())
     return {**_side_by_side(labels, paths, np.array([starting_probs[p] for p in paths]),
-                            np.array([adapted_probs[p] for p in paths]), card),
-            "folds": folds, "seconds": round(time.perf_counter() - started, 1),
+                            operating_point.pop("probs"), card),
+            "folds": folds, "seconds": round(time.perf_counter() - started, 1), "operating_point": operating_point,
             "seen_by_starting_model": sum(h in seen for h in short_file_hashes(files)) if seen else 0}
+
+
+def out_of_fold_calibration(logits, labels, fold_of) -> dict:
+    """The adapted model's operating point from out-of-fold logits (N, C) of every film, with
+    their labels (N,) and folds (N,).
+
+    Temperature and logit offsets (the decision threshold, :func:`fit_temperature_and_bias`) and
+    the indeterminate band are fitted on all N films, for the final model: with 25 films per class
+    that is 50 films where a held-out fifth would give 10, and the threshold fitted on 10 swung
+    sensitivity between 0.08 and 0.99 from one draw to the next (benchmarks/results/adapt-siim.md).
+    The final model is fitted on as many films as a fold's model, so their logits share a scale.
+    "probs" (N, C), for the out-of-fold figures, are cross-fitted: each fold's films calibrated by
+    parameters fitted on the other folds' films, so no film sets the threshold that judges it.
+    Returns {"temperature", "logit_bias", "indeterminate_band", "films", "probs"}.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels, fold_of = np.asarray(labels, dtype=int), np.asarray(fold_of)
+    probs = np.empty_like(logits)
+    for fold in np.unique(fold_of):
+        inside = fold_of == fold
+        temperature, bias = fit_temperature_and_bias(logits[~inside], labels[~inside])
+        probs[inside] = softmax(logits[inside], temperature, bias)
+    temperature, bias = fit_temperature_and_bias(logits, labels)
+    band = fit_indeterminate_band(softmax(logits, temperature, bias), labels)
+    return {"temperature": temperature, "logit_bias": bias, "indeterminate_band": list(band),
+            "films": int(len(labels)), "probs": probs}
 
 
 # The keys of a comparison that hold one row per film (not JSON-sized: left out of the CLI's JSON
@@ -314,7 +348,13 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
                            f"{len(files)} films ({CALIBRATION_SHARE:.0%} of each class, held out of fitting)",
             FILE_HASHES_KEY: {"train": short_file_hashes(fit), "calibration": short_file_hashes(calibration)}}
     if summary:
-        info["adaptation"] = {k: summary[k] for k in ("folds", "starting", "adapted", "seen_by_starting_model")}
+        point = summary["operating_point"]
+        info["calibration"] = (f"temperature, decision threshold (logit offsets) and indeterminate band fitted on the "
+                               f"out-of-fold logits of {point['films']} films ({folds} folds); input gate refitted on "
+                               f"{len(calibration)} of the {len(files)} films ({CALIBRATION_SHARE:.0%} of each class, "
+                               f"held out of fitting)")
+        info["adaptation"] = {k: summary[k] for k in ("folds", "starting", "adapted", "seen_by_starting_model",
+                                                      "operating_point")}
     on_event(RunEvent("phase", text=f"Adapting the final model on all {len(files)} films…",
                       part=folds, parts=folds + 1))
     result = train(fit, calibration, config, _listener(on_event, stop, config.epochs),
@@ -322,6 +362,11 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
                    positive_class=card.positive_class, training_info=info)
     if result.cancelled or stop.is_set():
         return None
+    if summary:
+        point = summary["operating_point"]
+        result.classifier.card.temperature = point["temperature"]
+        result.classifier.card.logit_bias = point["logit_bias"]
+        result.classifier.card.indeterminate_band = tuple(point["indeterminate_band"])
     path = str(save_model(result.classifier, save_to)) if save_to is not None else None
     return {**summary, "model": path, "classifier": result.classifier, "unreadable": result.unreadable,
             "history": result.history}

@@ -13,8 +13,9 @@ their calibration parts: the valencia fold of ``benchmarks/sources.py``, saved.
 run: for each N (labelled films per class drawn from SIIM's train part, seeded) and seed, on
 SIIM's locked test (881 films, by study id):
 - (a) ``adapted``: the starting model adapted on the 2N films as the app does
-  (covidgui.core.training.adapt: gentle schedule, early layers frozen, temperature, band and gate
-  refitted on a held-out fifth);
+  (covidgui.core.training.adapt: gentle schedule, --folds cross-validation folds whose out-of-fold
+  logits set the final model's temperature, threshold and band; with --folds 0, as before issue
+  25's second round, all three refitted on a held-out fifth; the gate always is);
 - (b) ``scratch``: a new network trained on the same films and split, the reduced schedule of the
   leave-one-source-out tables (the shipped recipe, 10 epochs);
 - (c) ``batchnorm``: the starting model with its BatchNorm statistics re-estimated on the same
@@ -94,7 +95,8 @@ def adapt_config(args, seed: int) -> TrainConfig:
 
     config = replace(adaptation_config(args.start), seed=seed)
     changes = {k: v for k, v in (("epochs", args.adapt_epochs), ("learning_rate", args.adapt_learning_rate),
-                                 ("freeze_before", args.adapt_freeze_before)) if v is not None}
+                                 ("freeze_before", args.adapt_freeze_before),
+                                 ("reestimate_batch_norm", args.adapt_reestimate_batch_norm)) if v is not None}
     return replace(config, **changes)
 
 
@@ -125,7 +127,8 @@ def run_benchmark(args) -> None:
             for method in args.methods:
                 started = time.perf_counter()
                 if method == "adapted":
-                    classifier = adapt(files, args.start, adapt_config(args, seed), folds=0, seed=seed)["classifier"]
+                    classifier = adapt(files, args.start, adapt_config(args, seed), folds=args.folds,
+                                       seed=seed)["classifier"]
                 elif method == "scratch":
                     fit, calibration = split_for_calibration(files, seed)
                     classifier = train(fit, calibration, replace(SHIPPED, seed=seed), name="scratch", version="0",
@@ -134,7 +137,8 @@ def run_benchmark(args) -> None:
                     classifier = adapt_batch_norm(args.start, files.paths)
                 seconds = round(time.perf_counter() - started, 1)
                 name = f"adapted ({args.variant})" if method == "adapted" and args.variant else method
-                keep({"method": name, "n_per_class": n, "seed": seed, "seconds": seconds, **judge(classifier, test)})
+                keep({"method": name, "n_per_class": n, "seed": seed, "seconds": seconds,
+                      **({"folds": args.folds} if method == "adapted" else {}), **judge(classifier, test)})
     if args.plot:
         plot(record["rows"], args.plot)
     print(table(record["rows"]))
@@ -219,6 +223,11 @@ def main(argv=None) -> int:
     run.add_argument("--adapt-epochs", type=int, help="a variant of the app's adaptation recipe: its epochs")
     run.add_argument("--adapt-learning-rate", type=float)
     run.add_argument("--adapt-freeze-before", help='the layer the freeze stops at ("" = train every layer)')
+    run.add_argument("--adapt-reestimate-batch-norm", type=lambda s: s.lower() in ("1", "true", "yes", "on"),
+                     metavar="0|1", help="re-estimate BatchNorm statistics on the clean films after fit")
+    run.add_argument("--folds", type=int, default=5,
+                     help="adapted: cross-validation folds before the final model, as the app (its operating "
+                          "point is fitted on their out-of-fold logits); 0: none, calibrated on a held-out fifth")
     run.add_argument("--variant", default="", help="the variant's name in the rows (with --adapt-*)")
     run.add_argument("--json", type=Path)
     run.add_argument("--merge", type=Path, nargs="*", default=[],

@@ -155,3 +155,17 @@ def test_sequences_inside_decode_once_share_each_decoded_film(tmp_path, monkeypa
     assert str(broken) in second.unreadable
     batches(make_sequence(paths, labels, 32, 4, True, 0))
     assert len(decoded) == 2 * len(paths)  # outside the block: decoded afresh
+
+
+def test_batchnorm_re_estimation_can_be_left_out_of_a_recipe(tmp_path, monkeypatch):
+    from covidgui.core.training import fit_loop
+
+    calls = []
+    real = fit_loop.recalibrate_batch_norm
+    monkeypatch.setattr(fit_loop, "recalibrate_batch_norm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    files = make_dataset(tmp_path / "train", per_class=4, size=48)
+    for reestimate in (False, True):
+        result = train(files, files, TrainConfig(epochs=1, batch_size=8, input_size=32, patience=0, augment=False,
+                                                 lung_guidance=0.0, reestimate_batch_norm=reestimate))
+        assert result.classifier.card.training["config"]["reestimate_batch_norm"] is reestimate
+    assert calls == [1]

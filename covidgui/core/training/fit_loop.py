@@ -166,7 +166,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                   "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    if not stop.cancelled:
+    if not stop.cancelled and config.reestimate_batch_norm:
         # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)
         # from the network's weights and statistics as they are then. Re-estimated afterwards, the
         # saved .keras and its graph disagreed (v3.0.0 and v3.1.0 ship such a pair).

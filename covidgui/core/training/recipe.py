@@ -84,6 +84,9 @@ class TrainConfig:
     # films of a new site the early filters have too little data to move safely, and the backward
     # pass through them is most of a step's cost.
     freeze_before: str = ""
+    # After fit, BatchNorm statistics re-estimated on clean (un-augmented) training films
+    # (fit_loop.recalibrate_batch_norm); off: the running averages of the last training steps stay.
+    reestimate_batch_norm: bool = True
 
 
 def add_recipe_arguments(parser, defaults: TrainConfig) -> None:

@@ -125,38 +125,6 @@ def test_training_can_start_from_a_saved_model_and_refuses_one_that_does_not_fit
         train(files, val, replace(config, input_size=48))
 
 
-def test_sequences_inside_decode_once_share_each_decoded_film(tmp_path, monkeypatch):
-    """Adapting's six runs over one set of films decode each film once: a second sequence made in
-    the same decode_once block decodes nothing, gives the same batches and still names the
-    unreadable file; outside the block every sequence decodes for itself."""
-    from covidgui.core.training import sequence as sequence_module
-    from covidgui.core.training.sequence import decode_once, make_sequence
-
-    files = make_dataset(tmp_path / "films", per_class=4, size=48)
-    broken = tmp_path / "films" / "Clear" / "broken.png"
-    broken.write_bytes(b"not a png")
-    paths, labels = files.paths + [broken], files.labels + [0]
-    decoded = []
-    real = sequence_module.load_prepared
-    monkeypatch.setattr(sequence_module, "load_prepared", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
-
-    def batches(seq):
-        return [seq.clean(i)[0] for i in range(len(seq))]
-
-    with decode_once():
-        first = make_sequence(paths, labels, 32, 4, True, 0)
-        first_batches = batches(first)
-        assert len(decoded) == len(paths)
-        second = make_sequence(paths, labels, 32, 4, True, 0)
-        second_batches = batches(second)
-        assert len(decoded) == len(paths)  # nothing decoded again
-    for a, b in zip(first_batches, second_batches):
-        np.testing.assert_array_equal(a, b)
-    assert str(broken) in second.unreadable
-    batches(make_sequence(paths, labels, 32, 4, True, 0))
-    assert len(decoded) == 2 * len(paths)  # outside the block: decoded afresh
-
-
 def test_batchnorm_re_estimation_can_be_left_out_of_a_recipe(tmp_path, monkeypatch):
     from covidgui.core.training import fit_loop
 

@@ -25,15 +25,15 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from covidgui.core.data.dataset import LabelledFiles, short_file_hashes
 from covidgui.core.errors import DatasetError, ModelError
-from covidgui.core.inference.classifier import Classifier, softmax
+from covidgui.core.inference.classifier import Classifier
 from covidgui.core.models.model_files import bundled_model_path, file_digest, save_model
 from covidgui.core.models.modelcard import FILE_HASHES_KEY, ModelCard, read_card
+from covidgui.core.inference.classifier import softmax
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature_and_bias, logits_behind
 from covidgui.core.scoring.comparison import score_files
 from covidgui.core.scoring.metrics import auc_interval, classification_report
 from covidgui.core.training.progress import RunEvent
 from covidgui.core.training.recipe import TrainConfig
-from covidgui.core.training.sequence import decode_once
 from covidgui.core.training.train import ProgressListener, train
 
 # Gentle fine-tuning: half a new network's learning rate, few epochs, every epoch kept (the
@@ -332,12 +332,8 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
     one) with "model" (the saved path or None) and "classifier", or None when ``stop`` was set,
     in which case nothing was written. Raises DatasetError or ModelError for unusable data or models.
     """
-    with decode_once():  # the folds and the final model read the same films: each decoded once
-        return _adapt(files, start_path, config, folds, seed, groups, on_event or (lambda event: None),
-                      stop or threading.Event(), save_to, name, training_info)
-
-
-def _adapt(files, start_path, config, folds, seed, groups, on_event, stop, save_to, name, training_info):
+    on_event = on_event or (lambda event: None)
+    stop = stop or threading.Event()
     card = read_card(start_path)
     files = match_model_classes(files, card)
     config = replace(config, start_from=str(start_path))

@@ -6,7 +6,6 @@ segmented once per run) and streams large ones.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import threading
@@ -28,23 +27,6 @@ from covidgui.core.training.lung_guidance import training_masks
 CACHE_LIMIT_BYTES = 1_500_000_000
 # Films decoded (in the thread pool) and segmented (one pass of the lung model) together.
 WARM_CHUNK = 32
-# Inside decode_once(): (path, size, preprocessing) -> (loaded item or None, colourfulness or the
-# reason it is unreadable), shared by every sequence made there.
-_shared_items: dict | None = None
-
-
-@contextlib.contextmanager
-def decode_once():
-    """Inside this block, sequences of the same films share what they decoded: adapting trains
-    five fold models and a final one on one set of films, and each film is then decoded, resized,
-    equalised and segmented once, not once per run. The shared items are dropped at the end."""
-    global _shared_items
-    outer = _shared_items
-    _shared_items = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _shared_items = outer
 
 
 def _finish(equalised: np.ndarray, mask: np.ndarray | None, lung_mask: bool) -> np.ndarray:
@@ -116,44 +98,19 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             return prepared.resized, prepared.input
 
         def _load_many(self, indices) -> list[tuple | None]:
-            """The loaded item of each index (see _item), from the cache (or the items shared by
-            decode_once) or decoded in the pool, the lung masks of the new ones from one pass of the
-            segmenter."""
+            """The loaded item of each index (see _item), from the cache or decoded in the pool, the
+            lung masks of the new ones from one pass of the segmenter."""
             missing = [j for j in dict.fromkeys(int(j) for j in indices) if not (cache and j in self._cache)]
-            loaded = self._shared(missing)
-            missing = [j for j in missing if j not in loaded]
             decoded = dict(zip(missing, pool.map(self._decode, missing)))
             readable = [j for j in missing if decoded[j] is not None]
             masks = (training_masks(lungs, np.stack([decoded[j][1] for j in readable]))
                      if lungs is not None and readable else [None] * len(readable))
-            loaded.update({j: None for j in missing})
+            loaded = {j: None for j in missing}
             for j, mask in zip(readable, masks):
                 loaded[j] = self._item(*decoded[j], mask)
-            if _shared_items is not None:
-                _shared_items.update({self._key(j): (loaded[j], self.unreadable.get(str(paths[j]))
-                                                     if loaded[j] is None else self.colourfulness[j])
-                                      for j in missing})
             if cache:
                 self._cache.update(loaded)
             return [loaded[j] if j in loaded else self._cache[j] for j in (int(j) for j in indices)]
-
-        @staticmethod
-        def _key(index: int) -> tuple:
-            return str(paths[index]), size, harmonise, lung_mask, lungs is not None
-
-        def _shared(self, indices) -> dict[int, tuple | None]:
-            """The items of ``indices`` another sequence of decode_once's block already loaded."""
-            if _shared_items is None:
-                return {}
-            found = {}
-            for j in indices:
-                if self._key(j) in _shared_items:
-                    found[j], detail = _shared_items[self._key(j)]
-                    if found[j] is None:
-                        self.unreadable[str(paths[j])] = detail
-                    else:
-                        self.colourfulness[j] = detail
-            return found
 
         def _load(self, index: int):
             return self._load_many([index])[0]

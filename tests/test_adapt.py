@@ -314,3 +314,11 @@ def test_the_logits_behind_calibrated_probabilities_give_them_back():
     probs = softmax(logits, 0.7, [0.0, 0.4, -1.2])
     recovered = logits_behind(probs, 0.7, [0.0, 0.4, -1.2])
     assert softmax(recovered) == pytest.approx(softmax(logits))  # the same logits, up to a constant per row
+
+
+def test_too_few_films_to_hold_a_fifth_apart_says_so_in_the_users_terms(start_model, tmp_path):
+    from covidgui.core.training.adapt import split_for_calibration
+
+    files = scan_class_folders(make_class_folders(tmp_path / "few", {"Covid": 3, "Normal": 8}, size=32))
+    with pytest.raises(DatasetError, match="at least 5 films of each class; one here has 3"):
+        split_for_calibration(files, 0)

@@ -88,6 +88,41 @@ def test_bundle_training_job_trains_in_its_child_process(tmp_path):
     assert Classifier.load(job / MODEL_FILE, lungs=False).probabilities(np.zeros((1, 32, 32), np.float32)).shape == (1, 2)
 
 
+def test_bundle_adapts_a_model_in_its_training_child_process(tmp_path):
+    """What the Training tab starts in a frozen app for "Start from: the active model": the child
+    process cross-validates (2 folds here) and adapts the model, and the result says so."""
+    from covidgui.core.data.dataset import scan_class_folders
+    from covidgui.core.models.model_files import save_model
+    from covidgui.core.models.modelcard import read_card
+    from covidgui.core.training.job import MODEL_FILE, write_job
+    from covidgui.core.training.train import TrainConfig, train
+    from tests.tiny_data import make_class_folders
+
+    quick = dict(input_size=32, epochs=1, batch_size=4, augment=False, lung_guidance=0.0, patience=0)
+    start_files = scan_class_folders(make_class_folders(tmp_path / "start", {"Covid": 6, "Normal": 6}, size=40))
+    start = save_model(train(start_files, start_files, TrainConfig(**quick), name="tiny-start", version="1",
+                             positive_class="Covid").classifier, tmp_path / "start.keras")
+    site = scan_class_folders(make_class_folders(tmp_path / "site", {"Covid": 12, "Normal": 12}, size=40))
+    job = tmp_path / "job"
+    write_job(job, site, site.subset([False] * len(site)), TrainConfig(**quick), {"command": "test"}, start,
+              adaptation={"folds": 2})
+    proc = subprocess.Popen([str(BUNDLE_EXE), "--training-job", str(job)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    events = []
+    for line in proc.stdout:
+        events.append(json.loads(line))
+        if events[-1]["event"] in ("finished", "failed", "cancelled"):
+            break
+    proc.stdin.close()
+    proc.wait(timeout=60)
+    assert events[-1]["event"] == "finished", (events[-3:], proc.stderr.read()[-3000:])
+    assert any("Fold 2 of 2" in str(e) for e in events)
+    adaptation = read_card(job / MODEL_FILE).training["adaptation"]
+    assert adaptation["folds"] == 2 and adaptation["adapted"]["n"] == 24
+    assert adaptation["operating_point"]["films"] == 24
+
+
 def _rle():
     from pydicom.uid import RLELossless
 

@@ -128,7 +128,13 @@ def fold_indices(labels, folds: int, seed: int, groups=None) -> list[tuple[np.nd
 def split_for_calibration(files: LabelledFiles, seed: int, groups=None) -> tuple[LabelledFiles, LabelledFiles]:
     """(fitted on, calibrated on): about CALIBRATION_SHARE of each class (whole patients when
     ``groups`` is given) held out, where temperature, indeterminate band and gate are refitted."""
-    fit, held = fold_indices(files.labels, round(1 / CALIBRATION_SHARE), seed, groups)[0]
+    parts = round(1 / CALIBRATION_SHARE)
+    smallest = int(np.bincount(np.asarray(files.labels)).min()) if len(files) else 0
+    if smallest < parts:  # fold_indices' own message would name folds the user never chose
+        raise DatasetError(f"Adapting keeps {CALIBRATION_SHARE:.0%} of each class's films apart to refit the input "
+                           f"gate, so every set it adapts on needs at least {parts} films of each class; one here has "
+                           f"{smallest}. Add films, or use fewer cross-validation folds.")
+    fit, held = fold_indices(files.labels, parts, seed, groups)[0]
     return _take(files, fit), _take(files, held)
 
 

@@ -169,7 +169,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     if not stop.cancelled and config.reestimate_batch_norm:
         # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)
         # from the network's weights and statistics as they are then. Re-estimated afterwards, the
-        # saved .keras and its graph disagreed (v3.0.0 and v3.1.0 ship such a pair).
+        # saved .keras and its graph disagreed (the bundled v3.1.0 is such a pair).
         recalibrate_batch_norm(classifier_model, train_seq)  # frozen BatchNorm layers keep their statistics
     # The lung model too, as Classifier.load gives it: the new model is scored and shown with the
     # same lung features and shortcut check as a loaded one.

@@ -172,6 +172,9 @@ def test_cli_json_gives_both_figures_and_the_card_says_where_it_started(start_mo
     assert card.temperature == pytest.approx(point["temperature"])
     assert card.logit_bias == pytest.approx(point["logit_bias"])
     assert list(card.indeterminate_band) == pytest.approx(point["indeterminate_band"])
+    # What the About box and reports show are the out-of-fold figures, not the held-out fifth's.
+    assert card.metrics["validation"]["n"] == 24 and "judged by a model adapted without it" in card.summary()
+    assert card.metrics["validation"]["auc"] == pytest.approx(printed["adapted"]["auc"])
 
 
 def test_no_film_sets_the_threshold_that_judges_it_out_of_fold():

@@ -37,7 +37,7 @@ def main() -> int:
     names = sorted(card.training.get("train_sources") or [])
     if not names:
         raise SystemExit("The card names no training sources (training.train_sources).")
-    split = locked_split(find_sources(args.data, names=names), list(card.classes))
+    split = locked_split(find_sources(args.data, names=names, classes=list(card.classes)), list(card.classes))
     hashes = {}
     for part in ("train", "calibration"):
         files = getattr(split, part)

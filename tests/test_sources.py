@@ -36,8 +36,12 @@ def test_sources_are_found_with_their_class_and_the_masks_left_out(tmp_path):
     assert set(found) == set(sources.SOURCE_FOLDERS)
     assert found["covid-xray-children"].class_name == "Normal"
     assert found["bimcv-radiographydb"].class_name == "Covid"
-    assert found["siim-covid"].classes == ["Covid", "Normal"] and found["siim-covid"].class_name == "Covid+Normal"
-    assert found["siim-covid"].labels.count("Normal") == 3  # both class folders, each its own label
+    siim = found["siim-covid"]  # three class folders (Atypical = Pneumonia), each its own label
+    assert siim.classes == ["Covid", "Normal", "Pneumonia"] and siim.class_name == "Covid+Normal+Pneumonia"
+    assert siim.labels.count("Normal") == siim.labels.count("Pneumonia") == 2
+    assert all(p.parent.name == "Atypical" for p, c in zip(siim.paths, siim.labels) if c == "Pneumonia")
+    two = {s.name: s for s in sources.find_sources(tmp_path, classes=["Covid", "Normal"])}["siim-covid"]
+    assert two.classes == ["Covid", "Normal"]  # a two-class model's sources keep its classes' films
     assert len(found["covid-xray-covid"].paths) == 6  # Train and Val together
     assert all("masks" not in p.parts for p in found["adult-normal"].paths)
 
@@ -124,8 +128,10 @@ def test_leave_one_source_out_never_trains_on_the_left_out_source_or_the_test_pa
         assert row["correct"] == covid_n
         assert row["abnormal"] == expected_n and row["called"]["Covid"] == expected_n
     siim = by_name["siim-covid"]
-    assert siim["class"] == "Covid+Normal" and siim["left_out_with"] == ["bimcv-radiographydb"]
+    assert siim["class"] == "Covid+Normal+Pneumonia" and siim["left_out_with"] == ["bimcv-radiographydb"]
     assert siim["sensitivity"] == 1.0 and siim["specificity"] == 0.0 and siim["auc"] == 0.5
+    assert siim["auc_one_vs_rest"] == {"Covid": 0.5, "Normal": 0.5, "Pneumonia": 0.5}
+    assert siim["covid_vs_normal"]["specificity"] == 0.0 and set(siim["covid_vs_normal"]["counts"]) == {"Covid", "Normal"}
     table = sources.format_table(rows)
     assert "worst: " in table and "covid-xray-children" in table
 
@@ -246,3 +252,18 @@ def test_each_source_is_judged_by_a_threshold_chosen_without_it():
     assert out["n1"]["threshold"] == 0.5 and out["n1"]["correct"] == 2
     # Without c, n1 pulls the threshold above 0.9, which c then pays for.
     assert out["c"]["threshold"] > 0.9 and out["c"]["correct"] < 4
+
+
+def test_a_three_class_source_has_each_class_against_the_rest_and_covid_against_normal_alone():
+    labels = np.array([0] * 4 + [1] * 4 + [2] * 4)  # Covid, Normal, Pneumonia
+    probs = np.array([[0.9, 0.05, 0.05]] * 3 + [[0.2, 0.7, 0.1]]  # one Covid called Normal
+                     + [[0.1, 0.8, 0.1]] * 4
+                     + [[0.6, 0.0, 0.4]] * 2 + [[0.1, 0.1, 0.8]] * 2)  # two Pneumonia called Covid
+    row = sources.two_class_figures(labels, probs, ["Covid", "Normal", "Pneumonia"], 0)
+    assert row["counts"] == {"Covid": 4, "Normal": 4, "Pneumonia": 4}
+    assert row["specificity"] == pytest.approx(6 / 8)  # Covid against the rest: the two Pneumonia count
+    versus = row["covid_vs_normal"]  # the Pneumonia films left out
+    assert versus["counts"] == {"Covid": 4, "Normal": 4}
+    assert versus["sensitivity"] == 0.75 and versus["specificity"] == 1.0 and versus["auc"] == 1.0
+    assert row["auc_one_vs_rest"]["Pneumonia"] == 1.0 and row["auc_one_vs_rest"]["Covid"] < 1.0
+    assert "auc_one_vs_rest" not in sources.two_class_figures(labels[:8], probs[:8], ["Covid", "Normal", "Pneumonia"], 0)

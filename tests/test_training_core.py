@@ -125,6 +125,29 @@ def test_training_can_start_from_a_saved_model_and_refuses_one_that_does_not_fit
         train(files, val, replace(config, input_size=48))
 
 
+def test_a_two_class_model_grows_a_third_class_keeping_what_it_knew(tiny_run, tmp_path):
+    """Issue 27: a third class added to a trained model. The classes it knew keep their logit
+    weights (by name, whatever the order); the new one starts from zero weights and the mean bias."""
+    from covidgui.core.training.network import starting_network
+
+    result, _, _ = tiny_run
+    start = save_model(result.classifier, tmp_path / "start.keras")
+    known = result.classifier.card.classes
+    old_kernel, old_bias = result.classifier.keras_model.get_layer("logits").get_weights()
+    wanted = [known[1], "Pneumonia", known[0]]
+    grown = starting_network(start, 32, wanted)
+    kernel, bias = grown.get_layer("logits").get_weights()
+    assert grown.output_shape[-1] == 3
+    np.testing.assert_allclose(kernel[:, [2, 0]], old_kernel)
+    np.testing.assert_allclose(bias[[2, 0]], old_bias)
+    assert not kernel[:, 1].any() and bias[1] == pytest.approx(old_bias.mean())
+    x = np.random.default_rng(0).uniform(size=(3, 32, 32, 1)).astype("float32")
+    old_logits = np.asarray(result.classifier.keras_model(x, training=False))
+    np.testing.assert_allclose(np.asarray(grown(x, training=False))[:, [2, 0]], old_logits, rtol=1e-5, atol=1e-5)
+    with pytest.raises(DatasetError, match=f"the classes {known[0]}, Pneumonia"):
+        starting_network(start, 32, [known[0], "Pneumonia"])  # a class the model knew is missing
+
+
 def test_batchnorm_re_estimation_can_be_left_out_of_a_recipe(tmp_path, monkeypatch):
     from covidgui.core.training import fit_loop
 

@@ -41,7 +41,9 @@ NORMAL_CLASS = "Normal"
 # between those two); its report-mined labels are noisy (about half show no opacity). siim-covid
 # is the one source that holds two classes from the same hospitals, machines and conversion, read
 # by radiologists: Covid = "Typical Appearance" of COVID-19 pneumonia, Normal = "Negative for
-# Pneumonia" (its Atypical and Indeterminate films are neither class).
+# Pneumonia", Pneumonia = "Atypical Appearance" (a pneumonia whose pattern is not COVID-19's: the
+# one pneumonia source that shares hospitals, machines and conversion with normals; issue 27). Its
+# Indeterminate films are no class.
 SOURCE_FOLDERS: dict[str, dict[str, tuple[str, ...]]] = {
     "covid-xray-covid": {"Covid": ("covid-xray/Train/Covid", "covid-xray/Val/Covid")},
     "covid-xray-children": {"Normal": ("covid-xray/Train/Normal", "covid-xray/Val/Normal")},
@@ -51,7 +53,8 @@ SOURCE_FOLDERS: dict[str, dict[str, tuple[str, ...]]] = {
     "rsna-radiographydb": {"Normal": ("multisource/rsna-radiographydb/Normal",)},
     "nih-cxr14": {"Pneumonia": ("pneumonia/nih-cxr14/Pneumonia",)},
     "cohen-web": {"Pneumonia": ("pneumonia/cohen-web/Pneumonia",)},
-    "siim-covid": {"Covid": ("siim-covid/Covid",), "Normal": ("siim-covid/Normal",)},
+    "siim-covid": {"Covid": ("siim-covid/Covid",), "Normal": ("siim-covid/Normal",),
+                   "Pneumonia": ("siim-covid/Atypical",)},
 }
 
 # Sources whose file stem is a study id: the split hashes the stem, so a study never straddles
@@ -263,9 +266,11 @@ def rows_by_source(predicted, card, keep_probabilities: bool = False) -> list[di
     abnormal (images called anything but Normal; only when the card has a Normal class),
     ece (calibrated probabilities), rejected (input gate), indeterminate, and
     outside_lungs_flag: how often the shortcut check fired on right and on wrong calls.
-    A source of several classes (siim-covid) has class "Covid+Normal" and also ``auc``,
-    ``sensitivity`` and ``specificity`` of the card's positive class (at the model's own call),
-    ``counts`` (images per class) and ``confusion`` (true class -> called class -> images).
+    A source of several classes (siim-covid) has class "Covid+Normal" (or "Covid+Normal+Pneumonia")
+    and also ``auc``, ``sensitivity`` and ``specificity`` of the card's positive class against the
+    rest (at the model's own call), ``counts`` (images per class) and ``confusion`` (true class ->
+    called class -> images); with three classes also ``auc_one_vs_rest`` and ``covid_vs_normal``
+    (see :func:`two_class_figures`).
     keep_probabilities: also ``positive_probabilities``, each image's calibrated probability of the
         card's positive class, and ``probabilities`` (N, C) in the order of ``classes`` (for
         studying decision thresholds on sources never trained on).
@@ -315,12 +320,24 @@ def two_class_figures(labels: np.ndarray, probs: np.ndarray, classes: list[str],
     def rounded(value):
         return None if value is None else round(float(value), 4)
 
-    return {"auc": rounded(report["auc"]), "sensitivity": rounded(report["sensitivity"]),
-            "specificity": rounded(report["specificity"]),
-            "sensitivity_ci95": [rounded(v) for v in stats["sensitivity_ci95"]],
-            "specificity_ci95": [rounded(v) for v in stats["specificity_ci95"]],
-            "counts": {classes[i]: int((labels == i).sum()) for i in present},
-            "confusion": {classes[i]: dict(zip(classes, report["confusion_matrix"][i])) for i in present}}
+    row = {"auc": rounded(report["auc"]), "sensitivity": rounded(report["sensitivity"]),
+           "specificity": rounded(report["specificity"]),
+           "sensitivity_ci95": [rounded(v) for v in stats["sensitivity_ci95"]],
+           "specificity_ci95": [rounded(v) for v in stats["specificity_ci95"]],
+           "counts": {classes[i]: int((labels == i).sum()) for i in present},
+           "confusion": {classes[i]: dict(zip(classes, report["confusion_matrix"][i])) for i in present}}
+    if len(present) > 2:
+        # A source of three classes (siim-covid with its Atypical films): each class against the
+        # rest, and the two-class question (positive against Normal) on those two classes' films
+        # alone, comparable with a two-class model's figures on the same films.
+        row["auc_one_vs_rest"] = {classes[i]: rounded(classification_report(labels, probs, classes,
+                                                                            classes[i])["auc"]) for i in present}
+        if NORMAL_CLASS in classes and classes.index(NORMAL_CLASS) in present:
+            pair = np.isin(labels, [positive, classes.index(NORMAL_CLASS)])
+            versus = two_class_figures(labels[pair], probs[pair], classes, positive)
+            row[f"{classes[positive].lower()}_vs_normal"] = {k: versus[k] for k in (
+                "auc", "sensitivity", "specificity", "sensitivity_ci95", "specificity_ci95", "counts")}
+    return row
 
 
 def leave_one_source_out(sources: list[Source], train_fn: Callable[[LabelledFiles, LabelledFiles], object],

@@ -114,7 +114,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
 
     # Keras takes the distribution strategy from the scope the model is built and compiled in.
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        classifier_model = (starting_network(config.start_from, size, n_classes) if config.start_from
+        classifier_model = (starting_network(config.start_from, size, list(train_files.classes)) if config.start_from
                             else build_classifier(size, n_classes, config.seed, config.width))
         freeze_layers_before(classifier_model, config.freeze_before)
         augmentation = build_augmentation(config.seed) if config.augment else None

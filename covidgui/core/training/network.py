@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from covidgui.core.errors import DatasetError
 from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.runtime import load_keras
+from covidgui.core.models.modelcard import read_card
 
 
 def build_classifier(input_size: int, n_classes: int, seed: int = 0, width: float = 1.0):
@@ -55,15 +58,39 @@ def build_classifier(input_size: int, n_classes: int, seed: int = 0, width: floa
     return keras.Model(inputs, outputs, name="covid_cnn")
 
 
-def starting_network(path: str | Path, input_size: int, n_classes: int):
-    """The Keras network of a saved classifier to train further (``TrainConfig.start_from``).
-    Raises DatasetError when its input size or class count does not fit the data."""
+def starting_network(path: str | Path, input_size: int, classes: list[str]):
+    """The Keras network of a saved classifier to train further (``TrainConfig.start_from``), for
+    the data's ``classes``.
+
+    A model of fewer classes, all among ``classes`` (a two-class model grown into three), gets a
+    new logits layer: each class it knew keeps its weights (matched by name, case-insensitively),
+    each new class starts from zero weights and the mean bias, so the grown model first calls what
+    the old one did. Raises DatasetError when the input size does not fit, or when the model knows
+    a class the data does not have."""
+    import keras
+
     network = load_keras(Path(path), "model to start from")
     inputs, outputs = network.input_shape, network.output_shape
-    if tuple(inputs[1:3]) != (input_size, input_size) or outputs[-1] != n_classes:
+    known = [c.lower() for c in read_card(path).classes]
+    wanted = [c.lower() for c in classes]
+    fits = tuple(inputs[1:3]) == (input_size, input_size) and set(known) <= set(wanted)
+    if not fits or outputs[-1] != len(known):
         raise DatasetError(f"The model to start from ({Path(path).name}) takes {inputs[1]} x {inputs[2]} px and "
-                           f"gives {outputs[-1]} classes; this training needs {input_size} px and {n_classes} classes.")
-    return network
+                           f"gives {outputs[-1]} classes ({', '.join(read_card(path).classes)}); this training needs "
+                           f"{input_size} px and the classes {', '.join(classes)}.")
+    if known == wanted:
+        return network
+    old = network.get_layer("logits")
+    kernel, bias = old.get_weights()
+    new_kernel = np.zeros((kernel.shape[0], len(wanted)), kernel.dtype)
+    new_bias = np.full(len(wanted), bias.mean(), bias.dtype)
+    for j, name in enumerate(wanted):
+        if name in known:
+            new_kernel[:, j], new_bias[j] = kernel[:, known.index(name)], bias[known.index(name)]
+    logits = keras.layers.Dense(len(wanted), name="logits")
+    grown = keras.Model(network.input, logits(old.input), name=network.name)
+    logits.set_weights([new_kernel, new_bias])
+    return grown
 
 
 def build_augmentation(seed: int):

@@ -7,8 +7,10 @@ Prints, for the model as it calls (its own temperature, logit offsets and thresh
   sensitivity and specificity with 95 % Wilson intervals, ECE, indeterminate and rejected counts;
 - every SIIM Covid/Normal film outside the locked test (for a model that never saw SIIM; for one
   that trained on it these are its own training and calibration films: ignore them);
-- how it calls SIIM's Indeterminate and Atypical films (no model trains on them): the share in the
-  indeterminate band and the share called COVID-19.
+- how it calls SIIM's Indeterminate and Atypical films (no two-class model trains on them): the
+  share in the indeterminate band and the share called COVID-19. For a three-class model (one with
+  a Pneumonia class, issue 27) the Atypical films are that class: the locked test then holds all
+  three, with each class's one-vs-rest AUC, Covid-vs-Normal on those films alone and the confusion.
 """
 
 from __future__ import annotations
@@ -37,20 +39,30 @@ def part_figures(classifier, files: LabelledFiles) -> dict:
 
 def measure(classifier, data: Path) -> dict:
     """Everything the module docstring lists, as one JSON-ready dict."""
-    split = locked_split(find_sources(data, names=[SIIM], classes=["Covid", "Normal"]), ["Covid", "Normal"])
-    development = split.train.extend(split.calibration)
     card = classifier.card
-    return {"model": f"{card.name} {card.version}", "path": str(classifier.path),
-            "locked_test": part_figures(classifier, split.test),
-            "outside_locked_test": part_figures(classifier, development),
-            "indeterminate_films": calls_on_unlabelled(classifier, image_files(data / "siim-covid" / "Indeterminate")),
-            "atypical_films": calls_on_unlabelled(classifier, image_files(data / "siim-covid" / "Atypical"))}
+    # A three-class model (issue 27) has SIIM's Atypical films as its Pneumonia class.
+    classes = ["Covid", "Normal"] + (["Pneumonia"] if "Pneumonia" in card.classes else [])
+    split = locked_split(find_sources(data, names=[SIIM], classes=classes), classes)
+    development = split.train.extend(split.calibration)
+    out = {"model": f"{card.name} {card.version}", "path": str(classifier.path),
+           "locked_test": part_figures(classifier, split.test),
+           "outside_locked_test": part_figures(classifier, development),
+           "indeterminate_films": calls_on_unlabelled(classifier, image_files(data / "siim-covid" / "Indeterminate"))}
+    if "Pneumonia" not in classes:
+        out["atypical_films"] = calls_on_unlabelled(classifier, image_files(data / "siim-covid" / "Atypical"))
+    return out
 
 
 def describe(name: str, row: dict) -> str:
-    return (f"{name}: n {row['n']} {row['counts']}, AUC {row['auc']:.3f}, sensitivity {row['sensitivity']:.3f} "
+    text = (f"{name}: n {row['n']} {row['counts']}, AUC {row['auc']:.3f}, sensitivity {row['sensitivity']:.3f} "
             f"{row['sensitivity_ci95']}, specificity {row['specificity']:.3f} {row['specificity_ci95']}, "
             f"ECE {row['ece']:.3f}, indeterminate {row['indeterminate']}, rejected {row['rejected']}")
+    if "auc_one_vs_rest" in row:
+        versus = row["covid_vs_normal"]
+        text += (f"\n  each class against the rest: AUC {row['auc_one_vs_rest']}; Covid vs Normal alone: AUC "
+                 f"{versus['auc']:.3f}, sensitivity {versus['sensitivity']:.3f}, specificity {versus['specificity']:.3f}"
+                 f"\n  confusion (true -> called): {row['confusion']}")
+    return text
 
 
 def main(argv=None) -> int:

@@ -43,22 +43,24 @@ def site(tmp_path):
 
 
 def test_out_of_fold_films_are_never_judged_by_a_model_that_trained_on_them(start_model, site, monkeypatch):
-    trained_on, judged = {}, {}  # id(classifier) -> paths fitted or calibrated on / paths it scored
+    trained_on, judged = {}, {}  # id(network) -> paths fitted or calibrated on; id(model) -> paths it scored
 
     def recording_train(fit, calibration, config, *args, **kwargs):
         result = train(fit, calibration, config, *args, **kwargs)
-        trained_on[id(result.classifier)] = ([str(p) for p in fit.paths + calibration.paths],
-                                             [fit.counts(), calibration.counts()])
+        assert result.classifier is None and kwargs["measure"] is False  # a fold's model is only scored
+        trained_on[id(result.network)] = ([str(p) for p in fit.paths + calibration.paths],
+                                          [fit.counts(), calibration.counts()])
         return result
 
-    real_score = adapt_module.score_files
-
-    def recording_score(classifier, files):
-        judged.setdefault(id(classifier), []).append(([str(p) for p in files.paths], files.counts()))
-        return real_score(classifier, files)
+    def recording(real):
+        def score(model, files, *args):
+            judged.setdefault(id(model), []).append(([str(p) for p in files.paths], files.counts()))
+            return real(model, files, *args)
+        return score
 
     monkeypatch.setattr(adapt_module, "train", recording_train)
-    monkeypatch.setattr(adapt_module, "score_files", recording_score)
+    monkeypatch.setattr(adapt_module, "score_files", recording(adapt_module.score_files))  # the starting model
+    monkeypatch.setattr(adapt_module, "network_logits", recording(adapt_module.network_logits))  # fold models
     files = scan_class_folders(site)
     config = adaptation_config(start_model, TrainConfig(**QUICK))
     out = cross_validate(files, start_model, config, folds=3, seed=0)
@@ -309,19 +311,27 @@ def test_the_verdict_is_better_only_beyond_both_intervals():
     assert not better and "scored lower" in text and "0.810 against 0.860" in text and "Keep using the starting model" in text
 
 
-def test_the_logits_behind_calibrated_probabilities_give_them_back():
-    from covidgui.core.inference.classifier import softmax
-    from covidgui.core.scoring.calibration import logits_behind
-
-    logits = np.random.default_rng(1).normal(0, 4, (20, 3))
-    probs = softmax(logits, 0.7, [0.0, 0.4, -1.2])
-    recovered = logits_behind(probs, 0.7, [0.0, 0.4, -1.2])
-    assert softmax(recovered) == pytest.approx(softmax(logits))  # the same logits, up to a constant per row
-
-
 def test_too_few_films_to_hold_a_fifth_apart_says_so_in_the_users_terms(start_model, tmp_path):
     from covidgui.core.training.adapt import split_for_calibration
 
     files = scan_class_folders(make_class_folders(tmp_path / "few", {"Covid": 3, "Normal": 8}, size=32))
     with pytest.raises(DatasetError, match="at least 5 films of each class; one here has 3"):
         split_for_calibration(files, 0)
+
+
+def test_a_fold_networks_logits_are_those_its_inference_graph_would_give(start_model, site):
+    """Fold models are scored straight from the Keras network (no graph exported): the same
+    calibrated probabilities as the app's engine gives for a kept model, film by film."""
+    from covidgui.core.inference.classifier import softmax
+    from covidgui.core.scoring.comparison import score_files
+    from covidgui.core.training.fit_loop import network_logits
+
+    files = scan_class_folders(site)
+    config = adaptation_config(start_model, TrainConfig(**QUICK))
+    kept = train(files, files, config)
+    logits = network_logits(kept.network, files, config)
+    card = kept.classifier.card
+    engine = score_files(kept.classifier, files)
+    assert len(logits) == len(files) == len(engine.probs)
+    for path, probs in zip(files.paths, engine.probs):
+        assert softmax(logits[str(path)][None], card.temperature, card.logit_bias)[0] == pytest.approx(probs, abs=1e-4)

@@ -67,13 +67,3 @@ def fit_temperature_and_bias(logits: np.ndarray, labels: np.ndarray) -> tuple[fl
     bounds = [(np.log(0.05), np.log(20.0))] + [(-10.0, 10.0)] * (n_classes - 1)
     result = minimize(loss, start, method="L-BFGS-B", bounds=bounds)
     return float(np.exp(result.x[0])), [0.0] + [float(b) for b in result.x[1:]]
-
-
-def logits_behind(probs: np.ndarray, temperature: float = 1.0, bias=None) -> np.ndarray:
-    """Logits (N, C) that give ``probs`` (N, C) under softmax(logits / temperature + bias), each row
-    up to a constant (which no softmax sees): how to refit the calibration of a model known only by
-    its calibrated probabilities."""
-    z = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-300, None))
-    if bias is not None:
-        z = z - np.asarray(bias, dtype=np.float64)
-    return z * float(temperature)

@@ -28,11 +28,12 @@ from covidgui.core.errors import DatasetError, ModelError
 from covidgui.core.inference.classifier import Classifier, softmax
 from covidgui.core.models.model_files import bundled_model_path, file_digest, save_model
 from covidgui.core.models.modelcard import FILE_HASHES_KEY, ModelCard, read_card
-from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature_and_bias, logits_behind
+from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature_and_bias
 from covidgui.core.scoring.comparison import score_files
 from covidgui.core.scoring.metrics import auc_interval, classification_report
 from covidgui.core.training.progress import RunEvent
 from covidgui.core.training.recipe import TrainConfig
+from covidgui.core.training.fit_loop import network_logits
 from covidgui.core.training.train import ProgressListener, train
 
 # Gentle fine-tuning: half a new network's learning rate, few epochs, every epoch kept (the
@@ -184,8 +185,9 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
 
     files: the site's films, in the starting model's classes (see :func:`match_model_classes`).
     For each of ``folds`` stratified folds (grouped by ``groups``, one id per film, e.g. a patient),
-    the model is adapted on the other folds (temperature, band and gate refitted on a held-out part
-    of *them*) and judges the fold. Returns {"starting": figures, "adapted": figures, "folds",
+    the model is adapted on the other folds (a fifth of them held apart, as the final model holds a
+    fifth of all films apart for its gate) and its raw logits on the fold are kept; temperature,
+    threshold and band come from all out-of-fold logits (:func:`out_of_fold_calibration`). Returns {"starting": figures, "adapted": figures, "folds",
     "seconds", "seen_by_starting_model"} (see :func:`figures`; the last: films the starting model's
     card says it was trained or calibrated on, which flatter its figures) with the out-of-fold
     arrays of :data:`PER_FILM_KEYS` (see :func:`_side_by_side`), or None when ``stop`` was set
@@ -212,15 +214,13 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
         fit, calibration = split_for_calibration(part, seed + k, part_groups)
         on_event(RunEvent("phase", text=f"Fold {k} of {folds}: adapting on {len(part)} films, judging {len(held)}…",
                           part=k - 1, parts=folds + 1))  # the last part: adapt's final model
+        # A fold's model is only scored: no inference graph, calibration or gate (measure=False).
         result = train(fit, calibration, config, _listener(on_event, stop, config.epochs), name=card.name,
                        version=f"{card.version}-fold{k}", display_names=card.display_names,
-                       positive_class=card.positive_class)
+                       positive_class=card.positive_class, measure=False)
         if result.cancelled or stop.is_set():
             return None
-        scores = score_files(result.classifier, held)
-        fold_card = result.classifier.card
-        adapted_logits.update({str(p): (logits_behind(row, fold_card.temperature, fold_card.logit_bias), k)
-                               for p, row in zip(_readable(held, scores), scores.probs)})
+        adapted_logits.update({p: (row, k) for p, row in network_logits(result.network, held, config).items()})
     # The films both models could read, each judged once by each.
     judged = [i for i, p in enumerate(map(str, files.paths)) if p in adapted_logits and p in starting_probs]
     labels = [files.labels[i] for i in judged]

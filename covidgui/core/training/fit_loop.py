@@ -37,11 +37,12 @@ from covidgui.core.training.sequence import CACHE_LIMIT_BYTES, make_sequence, un
 class TrainResult:
     """A trained classifier, what happened, and how it scored on validation data."""
 
-    classifier: Classifier
+    classifier: Classifier | None  # None when fitted with measure=False (see fit_classifier)
     history: dict[str, list[float]]
     report: dict
     cancelled: bool = False
     unreadable: dict[str, str] = field(default_factory=dict)
+    network: object = None  # the trained Keras network (BatchNorm re-estimated), as the classifier's
 
 
 class ProgressListener:
@@ -58,7 +59,8 @@ class ProgressListener:
 def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config: TrainConfig,
                    listener: ProgressListener | None = None, name: str = "covid-cnn", version: str = "1",
                    display_names: dict[str, str] | None = None, positive_class: str | None = None,
-                   training_info: dict | None = None, strategy=None, cleaning: dict | None = None) -> TrainResult:
+                   training_info: dict | None = None, strategy=None, cleaning: dict | None = None,
+                   measure: bool = True) -> TrainResult:
     """Train a classifier on ``train_files`` as ``config`` says (its label cleaning aside: see
     :func:`covidgui.core.training.train.train`) and measure it on the validation files.
 
@@ -69,6 +71,10 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     strategy: a ``tf.distribute.Strategy`` (see :mod:`covidgui.core.training.distribute`) under whose scope
         the model is built and trained; None trains on the default device.
     cleaning: what label cleaning did, recorded in the card.
+    measure: False for a network that is only scored, not kept (adapting's fold models): no inference
+        graph, calibration or gate, the result's ``classifier`` None and its ``network`` the trained
+        Keras network, re-estimated as a kept one would be. The validation files still give the
+        epochs' validation curves. Saves the graph export and the gate's passes (seconds per fold).
     """
     listener = listener or ProgressListener()
     check_dataset(train_files, val_files)
@@ -171,6 +177,11 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         # from the network's weights and statistics as they are then. Re-estimated afterwards, the
         # saved .keras and its graph disagreed (the bundled v3.1.0 is such a pair).
         recalibrate_batch_norm(classifier_model, train_seq)  # frozen BatchNorm layers keep their statistics
+    if not measure:
+        classifier_model.trainable = True
+        pool.shutdown(wait=False)
+        return TrainResult(None, {k: [float(v) for v in vals] for k, vals in history.history.items()}, {},
+                           stop.cancelled, {**train_seq.unreadable, **val_seq.unreadable}, network=classifier_model)
     # The lung model too, as Classifier.load gives it: the new model is scored and shown with the
     # same lung features and shortcut check as a loaded one.
     classifier = Classifier(classifier_model, card, lungs=lungs if lungs is not None else _bundled_segmenter())
@@ -185,7 +196,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     unreadable = {**train_seq.unreadable, **val_seq.unreadable}
     pool.shutdown(wait=False)
     return TrainResult(classifier, {k: [float(v) for v in vals] for k, vals in history.history.items()},
-                       report, stop.cancelled, unreadable)
+                       report, stop.cancelled, unreadable, network=classifier_model)
 
 
 def freeze_layers_before(model, layer_name: str) -> None:
@@ -256,6 +267,28 @@ def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndar
         features.append(classifier.forward(inputs)[1])
         colour.append(sequence.colourfulness[sequence.batch_indices(i)][keep])
     return np.concatenate(thumbs), np.concatenate(features), np.concatenate(colour)
+
+
+def network_logits(network, files: LabelledFiles, config: TrainConfig) -> dict[str, np.ndarray]:
+    """Each readable file's logits (C,) from a Keras ``network`` trained by ``config``, by path:
+    decoded and prepared as the clean batches that calibration reads (the preprocessing of
+    ``config``), so a network fitted with ``measure=False`` is scored without an inference graph."""
+    lungs = _bundled_segmenter() if config.lung_mask else None
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    sequence = make_sequence(files.paths, files.labels, config.input_size, config.batch_size, False, config.seed,
+                             pool=pool, lungs=lungs, lung_mask=config.lung_mask, harmonise=config.harmonise_storage)
+    paths = np.asarray([str(p) for p in files.paths], dtype=object)
+    out = {}
+    try:
+        for i in range(len(sequence)):
+            x, _, w = sequence.clean(i)
+            keep = w > 0
+            if keep.any():  # channel 0: the image (1: a lung mask, if any)
+                logits = np.asarray(network(x[keep][..., :1], training=False), dtype=np.float64)
+                out.update(zip(paths[sequence.batch_indices(i)][keep], logits))
+    finally:
+        pool.shutdown(wait=False)
+    return out
 
 
 def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]) -> dict:

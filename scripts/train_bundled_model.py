@@ -58,6 +58,9 @@ def main(argv=None) -> int:
                              "an earlier one's for the same source: a fold re-run with its hospital group)")
     parser.add_argument("--classes", nargs="*", default=["Covid", "Normal"],
                         help="the model's classes (the sources of these classes train it)")
+    parser.add_argument("--sources", nargs="*", default=None,
+                        help="train on these sources only (default: every source of the classes), e.g. "
+                             "siim-covid alone to see what a recipe learns inside one hospital group")
     parser.add_argument("--bimcv", choices=BIMCV_POLICIES, default="keep",
                         help="what to do with the bimcv-radiographydb films SIIM's radiologists read as negative")
     parser.add_argument("--calibrate-on", nargs="*", default=[],
@@ -69,7 +72,7 @@ def main(argv=None) -> int:
     out = args.out if args.out.suffix == ".keras" else args.out / "covid_classifier.keras"
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    sources = find_sources(args.data, classes=args.classes, bimcv=args.bimcv)
+    sources = find_sources(args.data, names=args.sources, classes=args.classes, bimcv=args.bimcv)
     split = locked_split(sources, [c for c in CLASSES if c in args.classes])
     # Where the model is written does not change it, so --out is left out of the recorded command.
     given = list(argv or sys.argv[1:])

@@ -26,6 +26,7 @@ from covidgui.core.inference.lungs import LUNG_MARGIN, load_bundled_segmenter
 from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
+from covidgui.core.training.allocator import keep_freed_memory
 from covidgui.core.training.distribute import make_fit_work
 from covidgui.core.training.network import build_augmentation, build_classifier, count_flops, starting_network
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
@@ -82,6 +83,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     lower = [c.lower() for c in train_files.classes]
     val_labels = [lower.index(val_files.classes[v].lower()) for v in val_files.labels]
 
+    keep_freed_memory()  # the steps' buffers stay in the process between steps (see allocator)
     quiet_tensorflow()
     import keras
     import tensorflow as tf

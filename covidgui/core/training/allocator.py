@@ -1,12 +1,13 @@
 """Keep the memory a training step frees for the next step (Linux with glibc; elsewhere nothing).
 
 Every training step allocates and frees the same large activation and gradient buffers. Under
-glibc's defaults the freed top of the heap is handed back to the system and taken again at the
-next step, each page faulted in afresh: system time was a third of an adaptation's CPU time (160
-of 500 s). A high trim threshold and top pad, and the mmap threshold fixed at glibc's largest,
-keep those buffers in the process. Measured on ``benchmarks/training.py profile`` (the same
-batches, the same result to the last digit): system time 23 s -> 10 s, wall time ratio 0.85,
-peak memory +350 MB (benchmarks/results/training-profile.md).
+glibc's defaults the freed top of the heap can be handed back to the system and taken again at
+the next step, each page faulted in afresh (system time was 160 of an adaptation's 500 CPU
+seconds). A high trim threshold and top pad, and the mmap threshold fixed at glibc's largest,
+keep those buffers in the process. Measured on ``benchmarks/training.py profile --films 160
+--epochs 3`` in pairs on this 2-core machine, results identical to the last digit: as environment
+variables (MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_), wall-time ratio 0.85 (2 pairs); as set
+here, 0.90 (3 pairs, 0.89-0.94), peak memory about the same (benchmarks/results/training-profile.md).
 """
 
 from __future__ import annotations

@@ -156,6 +156,18 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         history = fit_model.fit(train_seq, validation_data=val_seq, epochs=config.epochs, callbacks=callbacks,
                                 verbose=0)
 
+    if not stop.cancelled and config.reestimate_batch_norm:
+        # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)
+        # from the network's weights and statistics as they are then. Re-estimated afterwards, the
+        # saved .keras and its graph disagreed (the bundled v3.1.0 is such a pair).
+        recalibrate_batch_norm(classifier_model, train_seq)  # frozen BatchNorm layers keep their statistics
+    classifier_model.trainable = True  # the saved file does not carry the freeze into a later fine-tune
+    history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    if not measure:
+        pool.shutdown(wait=False)
+        return TrainResult(None, history, {}, stop.cancelled, {**train_seq.unreadable, **val_seq.unreadable},
+                           network=classifier_model)
+
     card = ModelCard(
         name=name, version=version, classes=list(train_files.classes), input_size=size,
         display_names=dict(display_names or {}), positive_class=positive_class,
@@ -169,21 +181,11 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                                      "images_without_plausible_lungs": unguided_count(train_seq)}
                                     if lungs is not None and config.lung_guidance > 0 else None),
                   "train_sources": source_counts(train_files), "val_sources": source_counts(val_files),
-                  "epochs_run": len(history.history.get("loss", [])),
+                  "epochs_run": len(history.get("loss", [])),
                   "train_counts": train_files.counts(), "val_counts": val_files.counts(),
                   "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    if not stop.cancelled and config.reestimate_batch_norm:
-        # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)
-        # from the network's weights and statistics as they are then. Re-estimated afterwards, the
-        # saved .keras and its graph disagreed (the bundled v3.1.0 is such a pair).
-        recalibrate_batch_norm(classifier_model, train_seq)  # frozen BatchNorm layers keep their statistics
-    if not measure:
-        classifier_model.trainable = True
-        pool.shutdown(wait=False)
-        return TrainResult(None, {k: [float(v) for v in vals] for k, vals in history.history.items()}, {},
-                           stop.cancelled, {**train_seq.unreadable, **val_seq.unreadable}, network=classifier_model)
     # The lung model too, as Classifier.load gives it: the new model is scored and shown with the
     # same lung features and shortcut check as a loaded one.
     classifier = Classifier(classifier_model, card, lungs=lungs if lungs is not None else _bundled_segmenter())
@@ -194,11 +196,9 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         classifier.gate = fit_gate(gate_features(classifier, train_seq), gate_features(classifier, val_seq))
         card.metrics["gate"] = {"thresholds": classifier.gate.thresholds.tolist(),
                                 "scores": list(classifier.gate.NAMES)}
-    classifier_model.trainable = True  # the saved file does not carry the freeze into a later fine-tune
-    unreadable = {**train_seq.unreadable, **val_seq.unreadable}
-    pool.shutdown(wait=False)
-    return TrainResult(classifier, {k: [float(v) for v in vals] for k, vals in history.history.items()},
-                       report, stop.cancelled, unreadable, network=classifier_model)
+    pool.shutdown(wait=False)  # calibration and the gate still decode through it when the set is streamed
+    return TrainResult(classifier, history, report, stop.cancelled, {**train_seq.unreadable, **val_seq.unreadable},
+                       network=classifier_model)
 
 
 def freeze_layers_before(model, layer_name: str) -> None:

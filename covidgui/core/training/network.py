@@ -70,14 +70,12 @@ def starting_network(path: str | Path, input_size: int, classes: list[str]):
     import keras
 
     network = load_keras(Path(path), "model to start from")
-    inputs, outputs = network.input_shape, network.output_shape
-    known = [c.lower() for c in read_card(path).classes]
-    wanted = [c.lower() for c in classes]
-    fits = tuple(inputs[1:3]) == (input_size, input_size) and set(known) <= set(wanted)
-    if not fits or outputs[-1] != len(known):
+    inputs, card_classes = network.input_shape, read_card(path).classes
+    known, wanted = [c.lower() for c in card_classes], [c.lower() for c in classes]
+    if tuple(inputs[1:3]) != (input_size, input_size) or not set(known) <= set(wanted):
         raise DatasetError(f"The model to start from ({Path(path).name}) takes {inputs[1]} x {inputs[2]} px and "
-                           f"gives {outputs[-1]} classes ({', '.join(read_card(path).classes)}); this training needs "
-                           f"{input_size} px and the classes {', '.join(classes)}.")
+                           f"knows the classes {', '.join(card_classes)}; this training needs {input_size} px and "
+                           f"the classes {', '.join(classes)}.")
     if known == wanted:
         return network
     old = network.get_layer("logits")

@@ -46,11 +46,19 @@ class Recorder(ProgressListener):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
     root = tmp_path_factory.mktemp("data")
     files = make_dataset(root / "train")
     val = make_dataset(root / "val", per_class=6)
     listener = Recorder()
-    result = train(files, val, TrainConfig(epochs=2, batch_size=8, input_size=32, patience=0), listener)
+    # Python runs a step's code only while TensorFlow traces it: count the traces.
+    listener.step_traces = []
+    real_step = TensorFlowTrainer.train_step
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TensorFlowTrainer, "train_step",
+                      lambda self, data: listener.step_traces.append(1) or real_step(self, data))
+        result = train(files, val, TrainConfig(epochs=2, batch_size=8, input_size=32, patience=0), listener)
     return result, listener, root
 
 
@@ -62,6 +70,13 @@ def test_training_reports_progress_and_validation_figures(tiny_run):
     assert report["n"] == 12 and np.array(report["confusion_matrix"]).sum() == 12
     assert result.classifier.card.temperature > 0
     assert result.classifier.gate is not None
+
+
+def test_the_training_step_is_traced_once(tiny_run):
+    """Keras creates the optimizer's variables in the first trace unless they exist, and a
+    function that created variables is traced again: seconds of every run (build_before_fit)."""
+    _, listener, _ = tiny_run
+    assert len(listener.step_traces) == 1
 
 
 def test_saved_model_loads_back_to_the_same_predictions(tiny_run, tmp_path):

@@ -27,7 +27,7 @@ from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 from covidgui.core.training.allocator import keep_freed_memory
-from covidgui.core.training.distribute import make_fit_work
+from covidgui.core.training.distribute import build_before_fit, make_fit_work
 from covidgui.core.training.network import build_augmentation, build_classifier, count_flops, starting_network
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
                                            preprocessing_description, source_counts, source_factors)
@@ -142,6 +142,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                                 if one_hot else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
                           weighted_metrics=["accuracy"])
         make_fit_work(fit_model, strategy)
+        build_before_fit(fit_model, train_seq, strategy)
 
     stop = _StopAndReport(listener, config.epochs, len(train_seq))
     callbacks = [stop]

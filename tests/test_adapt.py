@@ -48,6 +48,7 @@ def test_out_of_fold_films_are_never_judged_by_a_model_that_trained_on_them(star
     def recording_train(fit, calibration, config, *args, **kwargs):
         result = train(fit, calibration, config, *args, **kwargs)
         assert result.classifier is None and kwargs["measure"] is False  # a fold's model is only scored
+        assert result.history["loss"] and not any(k.startswith("val_") for k in result.history)  # nor validated
         trained_on[id(result.network)] = ([str(p) for p in fit.paths + calibration.paths],
                                           [fit.counts(), calibration.counts()])
         return result

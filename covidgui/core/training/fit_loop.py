@@ -74,8 +74,9 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     cleaning: what label cleaning did, recorded in the card.
     measure: False for a network that is only scored, not kept (adapting's fold models): no inference
         graph, calibration or gate, the result's ``classifier`` None and its ``network`` the trained
-        Keras network, re-estimated as a kept one would be. The validation files still give the
-        epochs' validation curves. Saves the graph export and the gate's passes (seconds per fold).
+        Keras network, re-estimated as a kept one would be. The validation files are not read
+        (no per-epoch validation) unless early stopping (``config.patience``) needs them. Saves the
+        graph export, the gate's passes and the validation passes (seconds per fold).
     """
     listener = listener or ProgressListener()
     check_dataset(train_files, val_files)
@@ -154,8 +155,11 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     history = keras.callbacks.History()
     history.history = {}
     if not stop.cancelled:
-        history = fit_model.fit(train_seq, validation_data=val_seq, epochs=config.epochs, callbacks=callbacks,
-                                verbose=0)
+        # A network that is only scored has no use for per-epoch validation figures unless early
+        # stopping reads them (seconds per adaptation fold).
+        validate = measure or config.patience > 0
+        history = fit_model.fit(train_seq, validation_data=val_seq if validate else None, epochs=config.epochs,
+                                callbacks=callbacks, verbose=0)
 
     if not stop.cancelled and config.reestimate_batch_norm:
         # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)

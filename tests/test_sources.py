@@ -232,6 +232,21 @@ def test_amplitude_mix_keeps_the_phase_and_moves_the_amplitude():
     assert not np.allclose(half, image, atol=0.01)
 
 
+def test_amplitude_mix_from_half_spectra_is_the_full_transforms_mix():
+    """The mixing reads the real images' half spectra (rfft2); odd and even sizes and a flat band
+    (zero amplitude, no phase) give what the full transform's formula gives."""
+    from covidgui.core.training.augment import amplitude_mix
+
+    rng = np.random.default_rng(1)
+    for size in (32, 33):
+        image, other = rng.random((2, size, size)).astype(np.float32)
+        image[:5] = 0.0
+        full, borrowed = np.fft.fft2(image.astype(np.float64)), np.fft.fft2(other.astype(np.float64))
+        amplitude = 0.7 * np.abs(full) + 0.3 * np.abs(borrowed)
+        expected = np.clip(np.fft.ifft2(amplitude * np.exp(1j * np.angle(full))).real, 0, 1)
+        np.testing.assert_allclose(amplitude_mix(image, other, 0.3), expected, atol=1e-6)
+
+
 def test_the_threshold_is_chosen_for_the_mean_over_sources():
     rows = [{"class": "Covid", "positive_probabilities": [0.99, 0.97, 0.95, 0.9]},
             {"class": "Normal", "positive_probabilities": [0.9, 0.85, 0.2, 0.1]},

@@ -46,7 +46,7 @@ def test_a_version_saved_from_a_training_folder_keeps_its_gate(tmp_path):
     assert gate_path(version.path).is_file()
     loaded = _load(version.path)
     assert loaded.gate is not None and loaded.input_check_warning is None
-    assert np.array_equal(loaded.gate.thresholds, _classifier().gate.thresholds)
+    assert np.array_equal(loaded.gate.thresholds, _gate(0).thresholds)
     assert read_card(version.path).files["gate"] == model_files.file_digest(gate_path(version.path))
     registry.delete_version(version.id)
     assert list(registry.models_dir().iterdir()) == []  # the gate goes with the model

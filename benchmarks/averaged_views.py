@@ -46,11 +46,9 @@ def views(x):
 def logits_of_views(network, files, size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     sequence = make_sequence(files.paths, files.labels, size, 32, False, 0)
     out, labels = {}, []
-    for i in range(len(sequence)):
-        x, y, w = sequence.clean(i)
-        keep = w > 0
-        labels.append(y[keep])
-        for name, view in views(x[keep][..., :1]).items():
+    for x, y, _ in sequence.readable_batches():
+        labels.append(y)
+        for name, view in views(x[..., :1]).items():
             out.setdefault(name, []).append(np.asarray(network(view, training=False)))
     return {k: np.concatenate(v) for k, v in out.items()}, np.concatenate(labels)
 

@@ -22,24 +22,9 @@ from covidgui.core.errors import DatasetError, ImageLoadError
 from covidgui.core.inference.classifier import Classifier
 from covidgui.core.inference.preprocess import load_prepared
 from covidgui.core.inference.runtime import load_keras
-from covidgui.core.training.fit_loop import recalibrate_batch_norm
+from covidgui.core.training.fit_loop import BATCH_NORM_BATCHES, recalibrate_batch_norm
 
 BATCH = 32
-
-
-class _CleanBatches:
-    """The films' model inputs in batches, as :func:`recalibrate_batch_norm` reads a training
-    sequence (``clean(i)`` -> (x (B, S, S, 1), labels, weights))."""
-
-    def __init__(self, inputs: np.ndarray):
-        self.inputs = inputs
-
-    def __len__(self) -> int:
-        return -(-len(self.inputs) // BATCH)
-
-    def clean(self, i: int):
-        x = self.inputs[i * BATCH:(i + 1) * BATCH, ..., None]
-        return x, None, np.ones(len(x))
 
 
 def adapt_batch_norm(start_path: str | Path, paths) -> Classifier:
@@ -55,7 +40,8 @@ def adapt_batch_norm(start_path: str | Path, paths) -> Classifier:
     if not inputs:
         raise DatasetError("None of the films for BatchNorm adaptation could be read.")
     network = load_keras(Path(start_path), "model to adapt")
-    recalibrate_batch_norm(network, _CleanBatches(np.stack(inputs).astype(np.float32)))
+    inputs = np.stack(inputs).astype(np.float32)[..., None]
+    recalibrate_batch_norm(network, (inputs[i:i + BATCH] for i in range(0, len(inputs), BATCH)[:BATCH_NORM_BATCHES]))
     card = replace(start.card, version=f"{start.card.version}-adabn",
                    training={**start.card.training,
                              "batchnorm_adaptation": {"films": len(inputs), "from": str(start_path)}})

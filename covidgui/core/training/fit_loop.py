@@ -165,7 +165,8 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)
         # from the network's weights and statistics as they are then. Re-estimated afterwards, the
         # saved .keras and its graph disagreed (the bundled v3.1.0 is such a pair).
-        recalibrate_batch_norm(classifier_model, train_seq)  # frozen BatchNorm layers keep their statistics
+        # Frozen BatchNorm layers keep their statistics.
+        recalibrate_batch_norm(classifier_model, (x for x, _, _ in train_seq.readable_batches(BATCH_NORM_BATCHES)))
     classifier_model.trainable = True  # the saved file does not carry the freeze into a later fine-tune
     history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if not measure:
@@ -219,8 +220,14 @@ def freeze_layers_before(model, layer_name: str) -> None:
         layer.trainable = False
 
 
-def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:
-    """Re-estimate BatchNorm statistics on clean (un-augmented) training images.
+# Clean batches BatchNorm re-estimation reads at most (the statistics settle long before).
+BATCH_NORM_BATCHES = 100
+
+
+def recalibrate_batch_norm(model, batches) -> None:
+    """Re-estimate BatchNorm statistics on clean (un-augmented) training images: ``batches``, an
+    iterable of model inputs (B, S, S, C), channel 0 the image (1: a lung mask, if any); callers
+    take at most :data:`BATCH_NORM_BATCHES` of them.
 
     During fit the moving averages see augmented batches (noise, contrast, zoom); at inference the
     images are clean, and the mismatch shifted the logits enough to miss most COVID cases while
@@ -236,16 +243,10 @@ def recalibrate_batch_norm(model, sequence, max_batches: int = 100) -> None:
     norms = [layer for layer in _all_layers(model) if isinstance(layer, layers.BatchNormalization)]
     saved = [layer.momentum for layer in norms]
     try:
-        batches = min(max_batches, len(sequence))
-        passes = 0
-        for i in range(batches):
-            x, _, w = sequence.clean(i)
-            keep = w > 0
-            if keep.any():
-                for layer in norms:
-                    layer.momentum = passes / (passes + 1)
-                model(x[keep][..., :1], training=True)  # channel 0: the image (1: a lung mask, if any)
-                passes += 1
+        for passes, x in enumerate(batches):
+            for layer in norms:
+                layer.momentum = passes / (passes + 1)
+            model(x[..., :1], training=True)
     finally:
         for layer, momentum in zip(norms, saved):
             layer.momentum = momentum
@@ -264,15 +265,11 @@ def _all_layers(model) -> list:
 def gate_features(classifier: Classifier, sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(thumbnails, pooled features, colourfulness) of every readable image of a sequence."""
     thumbs, features, colour = [], [], []
-    for i in range(len(sequence)):
-        x, _, w = sequence.clean(i)
-        keep = w > 0
-        if not keep.any():
-            continue
-        inputs = x[keep, ..., 0]
+    for x, _, index in sequence.readable_batches():
+        inputs = x[..., 0]
         thumbs.append(thumbnails(inputs))
         features.append(classifier.forward(inputs)[1])
-        colour.append(sequence.colourfulness[sequence.batch_indices(i)][keep])
+        colour.append(sequence.colourfulness[index])
     return np.concatenate(thumbs), np.concatenate(features), np.concatenate(colour)
 
 
@@ -287,12 +284,8 @@ def network_logits(network, files: LabelledFiles, config: TrainConfig) -> dict[s
     paths = np.asarray([str(p) for p in files.paths], dtype=object)
     out = {}
     try:
-        for i in range(len(sequence)):
-            x, _, w = sequence.clean(i)
-            keep = w > 0
-            if keep.any():  # channel 0: the image (1: a lung mask, if any)
-                logits = np.asarray(network(x[keep][..., :1], training=False), dtype=np.float64)
-                out.update(zip(paths[sequence.batch_indices(i)][keep], logits))
+        for x, _, index in sequence.readable_batches():  # channel 0: the image (1: a lung mask, if any)
+            out.update(zip(paths[index], np.asarray(network(x[..., :1], training=False), dtype=np.float64)))
     finally:
         pool.shutdown(wait=False)
     return out
@@ -301,14 +294,9 @@ def network_logits(network, files: LabelledFiles, config: TrainConfig) -> dict[s
 def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]) -> dict:
     """Fit the temperature and the indeterminate band on validation (calibration) logits, store
     them in the card, return the report."""
-    logits, labels = [], []
-    for i in range(len(val_seq)):
-        x, y, w = val_seq.clean(i)
-        keep = w > 0
-        logits.append(classifier.logits(x[keep, ..., 0]))
-        labels.append(y[keep])
-    logits = np.concatenate(logits)
-    labels = np.concatenate(labels)
+    batches = list(val_seq.readable_batches())
+    logits = np.concatenate([classifier.logits(x[..., 0]) for x, _, _ in batches])
+    labels = np.concatenate([y for _, y, _ in batches])
     ece_before = expected_calibration_error(softmax(logits), labels)
     classifier.card.temperature = fit_temperature(logits, labels)
     calibrated = softmax(logits, classifier.card.temperature)

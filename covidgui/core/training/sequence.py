@@ -179,6 +179,15 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             """Batch ``i`` without augmentation (BatchNorm re-estimation, gate, calibration)."""
             return self.batch(i, augmented=False)
 
+        def readable_batches(self, batches: int | None = None):
+            """The clean batches' readable films, batch by batch: (x (b, S, S, C), y (b,), file indices (b,)),
+            for the first ``batches`` batches (all: None); a batch with no readable film is skipped."""
+            for i in range(len(self) if batches is None else min(batches, len(self))):
+                x, y, w = self.clean(i)
+                keep = w > 0
+                if keep.any():
+                    yield x[keep], y[keep], self.batch_indices(i)[keep]
+
         def batch_indices(self, i: int) -> np.ndarray:
             return self._order[i * batch_size:(i + 1) * batch_size]
 

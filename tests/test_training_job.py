@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,23 @@ def test_the_entry_point_supports_frozen_multiprocessing_children():
 
     source = (Path(covidgui.__file__).parent / "__main__.py").read_text()
     assert source.index("multiprocessing.freeze_support()") < source.index("main()")
+
+
+def test_the_runs_temporary_files_go_in_the_job_folder(tmp_path, monkeypatch):
+    """A cancelled child is killed if it has not ended within a second and a half, and a killed
+    process cleans nothing up: what it was exporting must be inside the job folder the window removes."""
+    import tempfile
+
+    from covidgui.core.training import job as training_job
+
+    seen = []
+
+    def run(job_dir, emit, stop):
+        with tempfile.TemporaryDirectory(prefix="covidgui-export-") as folder:
+            seen.append(Path(folder))
+
+    monkeypatch.setattr(training_job, "run", run)
+    before = tempfile.gettempdir()
+    assert training_job._serve(tmp_path / "job", lambda event: None, lambda stop: None) == 0
+    assert seen and seen[0].parent == tmp_path / "job" / "tmp"
+    assert tempfile.gettempdir() == before  # the process's own setting is given back

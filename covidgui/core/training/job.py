@@ -27,6 +27,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import threading
 import traceback
 from dataclasses import asdict
@@ -175,6 +176,11 @@ def _serve(job_dir: Path, emit, wait_for_stop) -> int:
     or when the parent goes away. Returns the exit code."""
     stop = threading.Event()
     threading.Thread(target=wait_for_stop, args=(stop,), daemon=True).start()
+    # The run's temporary files (an inference graph's export, for one) go in the job folder: a
+    # child killed after a cancel cannot clean up, and the window removes the job folder.
+    scratch = job_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    before, tempfile.tempdir = tempfile.tempdir, str(scratch)
     try:
         run(job_dir, emit, stop)
     except CovidGUIError as exc:
@@ -184,6 +190,8 @@ def _serve(job_dir: Path, emit, wait_for_stop) -> int:
         traceback.print_exc()
         emit({"event": "failed", "message": f"Training stopped with an unexpected error: {exc}"})
         return 1
+    finally:
+        tempfile.tempdir = before
     return 0
 
 

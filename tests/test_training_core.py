@@ -122,6 +122,17 @@ def test_one_class_is_refused(tmp_path):
         train(files, files, TrainConfig(epochs=1, input_size=32))
 
 
+def test_a_validation_folder_of_unreadable_files_is_refused_before_training(tmp_path):
+    files = make_dataset(tmp_path / "train", per_class=4, size=32)
+    for label in ("Clear", "Spots"):
+        (tmp_path / "val" / label).mkdir(parents=True)
+        (tmp_path / "val" / label / "scan.png").write_bytes(b"not a PNG at all")
+    listener = Recorder()
+    with pytest.raises(DatasetError, match=r"None of the 2 validation images could be read \(for example scan.png"):
+        train(files, scan_class_folders(tmp_path / "val"), TrainConfig(epochs=1, input_size=32), listener)
+    assert listener.batches == 0  # refused before the first step
+
+
 def test_training_can_start_from_a_saved_model_and_refuses_one_that_does_not_fit(tiny_run, tmp_path):
     from dataclasses import replace
 

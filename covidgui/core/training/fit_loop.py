@@ -14,6 +14,7 @@ import os
 import platform
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -120,6 +121,9 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         warm_unless_stopped(train_seq, listener)
         warm_unless_stopped(val_seq, listener)
+        if not listener.should_stop():  # a cancel stops decoding part-way: then nothing is known
+            _refuse_if_none_readable(train_seq, train_files, "training")
+            _refuse_if_none_readable(val_seq, val_files, "validation")
 
     # Keras takes the distribution strategy from the scope the model is built and compiled in.
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -205,6 +209,14 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     pool.shutdown(wait=False)  # calibration and the gate still decode through it when the set is streamed
     return TrainResult(classifier, history, report, stop.cancelled, {**train_seq.unreadable, **val_seq.unreadable},
                        network=classifier_model)
+
+
+def _refuse_if_none_readable(sequence, files: LabelledFiles, what: str) -> None:
+    """Raise DatasetError, before any training, when a decoded set has no readable file."""
+    if len(files) and len(sequence.unreadable) >= len(files):
+        path, reason = next(iter(sequence.unreadable.items()))
+        raise DatasetError(f"None of the {len(files)} {what} images could be read "
+                           f"(for example {Path(path).name}: {reason}).")
 
 
 def freeze_layers_before(model, layer_name: str) -> None:
@@ -295,6 +307,8 @@ def calibrate_and_measure(classifier: Classifier, val_seq, val_labels: list[int]
     """Fit the temperature and the indeterminate band on validation (calibration) logits, store
     them in the card, return the report."""
     batches = list(val_seq.readable_batches())
+    if not batches:  # a streamed set meets its unreadable files only here
+        raise DatasetError("None of the validation images could be read.")
     logits = np.concatenate([classifier.logits(x[..., 0]) for x, _, _ in batches])
     labels = np.concatenate([y for _, y, _ in batches])
     ece_before = expected_calibration_error(softmax(logits), labels)

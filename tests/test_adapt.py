@@ -13,6 +13,7 @@ import pytest
 from covidgui.core.data.dataset import scan_class_folders
 from covidgui.core.errors import DatasetError, ModelError
 from covidgui.core.training import adapt as adapt_module
+from covidgui.core.training import sequence as sequence_module
 from covidgui.core.training.adapt import (adapt, adaptation_config, cross_validate, fold_indices, match_model_classes,
                                           patient_groups, resolve_start)
 from covidgui.core.training.train import TrainConfig, train
@@ -45,10 +46,17 @@ def site(tmp_path):
 def test_out_of_fold_films_are_never_judged_by_a_model_that_trained_on_them(start_model, site, monkeypatch):
     trained_on, judged = {}, {}  # id(network) -> paths fitted or calibrated on; id(model) -> paths it scored
 
+    decoded = []
+    real_load = sequence_module.load_prepared
+    monkeypatch.setattr(sequence_module, "load_prepared", lambda path, *a, **k: decoded.append(str(path))
+                        or real_load(path, *a, **k))
+
     def recording_train(fit, calibration, config, *args, **kwargs):
+        decoded.clear()
         result = train(fit, calibration, config, *args, **kwargs)
         assert result.classifier is None and kwargs["measure"] is False  # a fold's model is only scored
-        assert result.history["loss"] and not any(k.startswith("val_") for k in result.history)  # nor validated
+        assert result.history["loss"] and not any(k.startswith("val_") for k in result.history)  # nor validated,
+        assert not set(decoded) & {str(p) for p in calibration.paths}  # so its held-apart films are not even read
         trained_on[id(result.network)] = ([str(p) for p in fit.paths + calibration.paths],
                                           [fit.counts(), calibration.counts()])
         return result

@@ -151,6 +151,23 @@ def test_training_can_start_from_a_saved_model_and_refuses_one_that_does_not_fit
         train(files, val, replace(config, input_size=48))
 
 
+def test_a_start_model_whose_card_names_other_outputs_than_its_network_is_refused(tiny_run, tmp_path):
+    """The logits are matched to classes by the card's names: a card that lists three classes
+    for a two-output network would match them wrongly."""
+    import json
+
+    from covidgui.core.models.modelcard import card_path
+    from covidgui.core.training.network import starting_network
+
+    result, _, _ = tiny_run
+    start = save_model(result.classifier, tmp_path / "start.keras")
+    card = json.loads(card_path(start).read_text())
+    card["classes"] = ["Clear", "Spots", "Other"]
+    card_path(start).write_text(json.dumps(card))
+    with pytest.raises(DatasetError, match="gives 2 outputs for the classes Clear, Spots, Other"):
+        starting_network(start, 32, ["Clear", "Spots", "Other"])
+
+
 def test_a_two_class_model_grows_a_third_class_keeping_what_it_knew(tiny_run, tmp_path):
     """Issue 27: a third class added to a trained model. The classes it knew keep their logit
     weights (by name, whatever the order); the new one starts from zero weights and the mean bias."""

@@ -118,12 +118,17 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                             # fit's validation pass feeds the same two inputs; the adversary's loss there means nothing
                             source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32),
                             one_hot=one_hot, harmonise=config.harmonise_storage)
+    # A network that is only scored has no use for per-epoch validation figures unless early
+    # stopping reads them (seconds per adaptation fold): then the validation files are not read.
+    validate = measure or config.patience > 0
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         warm_unless_stopped(train_seq, listener)
-        warm_unless_stopped(val_seq, listener)
+        if validate:
+            warm_unless_stopped(val_seq, listener)
         if not listener.should_stop():  # a cancel stops decoding part-way: then nothing is known
             _refuse_if_none_readable(train_seq, train_files, "training")
-            _refuse_if_none_readable(val_seq, val_files, "validation")
+            if validate:
+                _refuse_if_none_readable(val_seq, val_files, "validation")
 
     # Keras takes the distribution strategy from the scope the model is built and compiled in.
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -159,9 +164,6 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     history = keras.callbacks.History()
     history.history = {}
     if not stop.cancelled:
-        # A network that is only scored has no use for per-epoch validation figures unless early
-        # stopping reads them (seconds per adaptation fold).
-        validate = measure or config.patience > 0
         history = fit_model.fit(train_seq, validation_data=val_seq if validate else None, epochs=config.epochs,
                                 callbacks=callbacks, verbose=0)
 

@@ -72,10 +72,13 @@ def starting_network(path: str | Path, input_size: int, classes: list[str]):
     network = load_keras(Path(path), "model to start from")
     inputs, card_classes = network.input_shape, read_card(path).classes
     known, wanted = [c.lower() for c in card_classes], [c.lower() for c in classes]
-    if tuple(inputs[1:3]) != (input_size, input_size) or not set(known) <= set(wanted):
+    # The card's classes must also be the network's outputs: a card that disagrees would match
+    # the logits to the wrong classes.
+    fits = network.output_shape[-1] == len(known) and set(known) <= set(wanted)
+    if tuple(inputs[1:3]) != (input_size, input_size) or not fits:
         raise DatasetError(f"The model to start from ({Path(path).name}) takes {inputs[1]} x {inputs[2]} px and "
-                           f"knows the classes {', '.join(card_classes)}; this training needs {input_size} px and "
-                           f"the classes {', '.join(classes)}.")
+                           f"gives {network.output_shape[-1]} outputs for the classes {', '.join(card_classes)}; "
+                           f"this training needs {input_size} px and the classes {', '.join(classes)}.")
     if known == wanted:
         return network
     old = network.get_layer("logits")

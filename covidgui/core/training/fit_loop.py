@@ -33,6 +33,7 @@ from covidgui.core.training.network import build_augmentation, build_classifier,
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
                                            preprocessing_description, source_counts, source_factors)
 from covidgui.core.training.sequence import CACHE_LIMIT_BYTES, make_sequence, unguided_count, warm_unless_stopped
+from covidgui.core.training.stream import fit_stream
 
 
 @dataclass
@@ -164,8 +165,10 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     history = keras.callbacks.History()
     history.history = {}
     if not stop.cancelled:
-        history = fit_model.fit(train_seq, validation_data=val_seq if validate else None, epochs=config.epochs,
-                                callbacks=callbacks, verbose=0)
+        stream, steps = fit_stream(train_seq, config.epochs)
+        history = fit_model.fit(stream, steps_per_epoch=steps, validation_data=val_seq if validate else None,
+                                epochs=config.epochs, callbacks=callbacks, verbose=0)
+        train_seq.set_epoch(len(history.history.get("loss", [])) + 1)  # the stream read ahead
 
     if not stop.cancelled and config.reestimate_batch_norm:
         # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)

@@ -74,12 +74,8 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             self.unreadable: dict[str, str] = {}
             self.colourfulness = np.zeros(len(paths))  # of each source, for the input gate
             self._cache: dict[int, tuple | None] = {}  # index -> loaded item (see _item), None: unreadable
-            self._order = np.arange(len(paths))
-            self._rng = np.random.default_rng(seed)
             self._lock = threading.Lock()
-            self._epoch = 0
-            if shuffle:
-                self._rng.shuffle(self._order)
+            self.set_epoch(0)
 
         def __len__(self):
             return math.ceil(len(paths) / batch_size)
@@ -195,6 +191,17 @@ def make_sequence(paths: list[Path], labels: list[int], size: int, batch_size: i
             self._epoch += 1
             if shuffle:
                 self._rng.shuffle(self._order)
+
+        def set_epoch(self, epoch: int) -> None:
+            """Where ``epoch`` calls of :meth:`on_epoch_end` leave the sequence (its order and its
+            augmentation draws), however far a reader ran ahead: the order is drawn again from the seed."""
+            self._rng = np.random.default_rng(seed)
+            self._order = np.arange(len(paths))
+            self._epoch = 0
+            if shuffle:
+                self._rng.shuffle(self._order)
+            for _ in range(epoch):
+                self.on_epoch_end()
 
         def warm(self) -> None:
             """Decode everything once (fills the cache, finds unreadable files)."""

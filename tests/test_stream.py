@@ -1,0 +1,65 @@
+"""The training stream (covidgui.core.training.stream): one tf.data stream for a whole fit gives
+exactly what fitting on the sequence itself gave, and leaves the sequence where Keras left it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from covidgui.core.training.sequence import make_sequence
+from covidgui.core.training.stream import fit_stream
+from tests.test_training_core import make_dataset
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("stream"), per_class=10, size=48)
+
+
+def _sequence(files):
+    # Augmented, shuffled, 5 batches of 4 with the last one short: every epoch's draws and order matter.
+    return make_sequence(files.paths, files.labels, 32, 4, True, 7, acquisition_augment=True, amplitude_mix=0.5)
+
+
+def _fit(files, through_stream: bool):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 1))
+    hidden = keras.layers.Conv2D(4, 3, strides=2)(inputs)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(hidden))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    sequence = _sequence(files)
+    if through_stream:
+        stream, steps = fit_stream(sequence, EPOCHS)
+        history = model.fit(stream, steps_per_epoch=steps, epochs=EPOCHS, verbose=0)
+        sequence.set_epoch(len(history.history["loss"]) + 1)
+    else:
+        history = model.fit(sequence, epochs=EPOCHS, verbose=0)
+    return model.get_weights(), history.history["loss"], sequence
+
+
+def test_fitting_from_the_stream_is_fitting_on_the_sequence(files):
+    weights, losses, sequence = _fit(files, through_stream=False)
+    stream_weights, stream_losses, stream_sequence = _fit(files, through_stream=True)
+    assert stream_losses == losses
+    for a, b in zip(weights, stream_weights):
+        np.testing.assert_array_equal(a, b)
+    # After fit, the clean batches (BatchNorm re-estimation, the gate) are read in the same order.
+    assert stream_sequence._epoch == sequence._epoch == EPOCHS + 1
+    np.testing.assert_array_equal(stream_sequence._order, sequence._order)
+
+
+def test_set_epoch_undoes_reading_ahead(files):
+    ahead, fresh = _sequence(files), _sequence(files)
+    for _ in range(5):
+        ahead.on_epoch_end()
+    ahead.set_epoch(2)
+    for _ in range(2):
+        fresh.on_epoch_end()
+    for i in range(len(fresh)):
+        for a, b in zip(ahead[i], fresh[i]):
+            np.testing.assert_array_equal(a, b)

@@ -23,7 +23,7 @@ def _sequence(files):
     return make_sequence(files.paths, files.labels, 32, 4, True, 7, acquisition_augment=True, amplitude_mix=0.5)
 
 
-def _fit(files, through_stream: bool):
+def _fit(files, through_stream: bool, validation=None):
     import keras
 
     keras.utils.set_random_seed(0)
@@ -33,24 +33,38 @@ def _fit(files, through_stream: bool):
     model = keras.Model(inputs, outputs)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     sequence = _sequence(files)
+    val = make_sequence(validation.paths, validation.labels, 32, 4, False, 7) if validation is not None else None
     if through_stream:
         stream, steps = fit_stream(sequence, EPOCHS)
-        history = model.fit(stream, steps_per_epoch=steps, epochs=EPOCHS, verbose=0)
+        val_stream, val_steps = fit_stream(val, EPOCHS, shuffle=False) if val is not None else (None, None)
+        history = model.fit(stream, steps_per_epoch=steps, validation_data=val_stream, validation_steps=val_steps,
+                            epochs=EPOCHS, verbose=0, shuffle=False)
         sequence.set_epoch(len(history.history["loss"]) + 1)
     else:
-        history = model.fit(sequence, epochs=EPOCHS, verbose=0)
-    return model.get_weights(), history.history["loss"], sequence
+        history = model.fit(sequence, validation_data=val, epochs=EPOCHS, verbose=0)
+    return model.get_weights(), history.history, sequence
 
 
 def test_fitting_from_the_stream_is_fitting_on_the_sequence(files):
-    weights, losses, sequence = _fit(files, through_stream=False)
-    stream_weights, stream_losses, stream_sequence = _fit(files, through_stream=True)
-    assert stream_losses == losses
+    weights, history, sequence = _fit(files, through_stream=False)
+    stream_weights, stream_history, stream_sequence = _fit(files, through_stream=True)
+    assert stream_history == history
     for a, b in zip(weights, stream_weights):
         np.testing.assert_array_equal(a, b)
     # After fit, the clean batches (BatchNorm re-estimation, the gate) are read in the same order.
     assert stream_sequence._epoch == sequence._epoch == EPOCHS + 1
     np.testing.assert_array_equal(stream_sequence._order, sequence._order)
+
+
+def test_validating_from_a_stream_is_validating_on_the_sequence(files, tmp_path):
+    """Every epoch's validation figures (what early stopping reads) are the same, and validating
+    draws nothing from Python's ``random``: the training batches come in the same order."""
+    validation = make_dataset(tmp_path / "val", per_class=5, size=48)
+    weights, history, _ = _fit(files, through_stream=False, validation=validation)
+    stream_weights, stream_history, _ = _fit(files, through_stream=True, validation=validation)
+    assert len(history["val_loss"]) == EPOCHS and stream_history == history
+    for a, b in zip(weights, stream_weights):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_set_epoch_undoes_reading_ahead(files):

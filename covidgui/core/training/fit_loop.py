@@ -166,8 +166,9 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     history.history = {}
     if not stop.cancelled:
         stream, steps = fit_stream(train_seq, config.epochs)
-        history = fit_model.fit(stream, steps_per_epoch=steps, validation_data=val_seq if validate else None,
-                                epochs=config.epochs, callbacks=callbacks, verbose=0)
+        val_stream, val_steps = fit_stream(val_seq, config.epochs, shuffle=False) if validate else (None, None)
+        history = fit_model.fit(stream, steps_per_epoch=steps, validation_data=val_stream, validation_steps=val_steps,
+                                epochs=config.epochs, callbacks=callbacks, verbose=0, shuffle=False)  # the stream shuffles
         train_seq.set_epoch(len(history.history.get("loss", [])) + 1)  # the stream read ahead
 
     if not stop.cancelled and config.reestimate_batch_norm:

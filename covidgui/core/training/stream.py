@@ -13,10 +13,12 @@ from __future__ import annotations
 import random
 
 
-def fit_stream(sequence, epochs: int):
+def fit_stream(sequence, epochs: int, shuffle: bool = True):
     """(dataset, steps per epoch) for ``model.fit(dataset, steps_per_epoch=..., epochs=epochs)``:
     ``sequence``'s batches (a :func:`covidgui.core.training.sequence.make_sequence`) for ``epochs``
-    epochs, read one batch ahead in one background thread.
+    epochs, read one batch ahead in one background thread. With ``shuffle`` False, the stream for
+    ``fit``'s ``validation_data`` (with ``validation_steps``): every epoch's batches in order, as
+    Keras evaluates, and Python's ``random`` untouched (the training order draws from it).
 
     As Keras reads a ``PyDataset`` in ``fit``: the sequence's epoch ends once before the first
     epoch (Keras' ``EpochIterator.reset``) and once before each next one, and each epoch's batches
@@ -33,7 +35,8 @@ def fit_stream(sequence, epochs: int):
         for _ in range(epochs):
             sequence.on_epoch_end()
             order = list(range(len(sequence)))
-            random.shuffle(order)
+            if shuffle:
+                random.shuffle(order)
             for i in order:
                 yield sequence[i]
 

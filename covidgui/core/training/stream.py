@@ -1,9 +1,11 @@
 """The training batches of a whole ``fit`` as one ``tf.data`` stream (:func:`fit_stream`).
 
 Why not hand ``fit`` the sequence itself: Keras then starts a new ``tf.data`` iterator over it for
-every epoch (two, in fact), and an epoch's first step often waited 0.7-1 s with the process idle.
-On an adaptation fold (64 films, 4 steps of 0.4 s an epoch) that was a third of the time: one fold
-took 31.7 s that way and 21.3 s from one stream (benchmarks/results/adapt-siim.md, fifth round).
+every epoch (two, in fact), and an epoch's first step often waited 0.7-1 s with the process idle
+(timed by batch events on an adaptation fold: 64 films, 4 steps of 0.4 s an epoch). In a pair of
+whole runs of such a fold (10 epochs, 3 each, in turn) one stream took 0.93 of the time (median
+ratio; 0.74-0.99); in a whole adaptation (six such runs in one process) no gain showed (198 s
+against 192 s, one pair): see benchmarks/results/adapt-siim.md, fifth round.
 The stream holds exactly the batches Keras read, in the same order, so a model trained either way
 has the same weights (tests/test_stream.py checks it).
 """

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from covidgui.core.training.sequence import make_sequence
-from covidgui.core.training.stream import fit_stream
+from covidgui.core.training.stream import FitStream
 from tests.test_training_core import make_dataset
 
 EPOCHS = 3
@@ -35,11 +35,13 @@ def _fit(files, through_stream: bool, validation=None):
     sequence = _sequence(files)
     val = make_sequence(validation.paths, validation.labels, 32, 4, False, 7) if validation is not None else None
     if through_stream:
-        stream, steps = fit_stream(sequence, EPOCHS)
-        val_stream, val_steps = fit_stream(val, EPOCHS, shuffle=False) if val is not None else (None, None)
-        history = model.fit(stream, steps_per_epoch=steps, validation_data=val_stream, validation_steps=val_steps,
+        stream = FitStream(sequence, EPOCHS)
+        val_stream = FitStream(val, EPOCHS, shuffle=False) if val is not None else None
+        history = model.fit(stream.dataset, steps_per_epoch=stream.steps,
+                            validation_data=val_stream.dataset if val_stream else None,
+                            validation_steps=val_stream.steps if val_stream else None,
                             epochs=EPOCHS, verbose=0, shuffle=False)
-        sequence.set_epoch(len(history.history["loss"]) + 1)
+        stream.close(len(history.history["loss"]))
     else:
         history = model.fit(sequence, validation_data=val, epochs=EPOCHS, verbose=0)
     return model.get_weights(), history.history, sequence
@@ -77,3 +79,18 @@ def test_set_epoch_undoes_reading_ahead(files):
     for i in range(len(fresh)):
         for a, b in zip(ahead[i], fresh[i]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_closed_stream_stops_reading_ahead(files):
+    """Early stopping or a cancel ends fit while the stream is reading the next epoch: once closed,
+    it changes the sequence no more, so re-estimation reads the batches Keras would have left."""
+    sequence, expected = _sequence(files), _sequence(files)
+    stream = FitStream(sequence, EPOCHS)
+    batches = iter(stream.dataset)
+    for _ in range(stream.steps + 1):  # one batch into the second epoch
+        next(batches)
+    stream.close(1)
+    assert list(batches) == []  # nothing more is read
+    expected.set_epoch(2)
+    assert sequence._epoch == expected._epoch == 2
+    np.testing.assert_array_equal(sequence._order, expected._order)

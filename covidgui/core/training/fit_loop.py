@@ -33,7 +33,7 @@ from covidgui.core.training.network import build_augmentation, build_classifier,
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
                                            preprocessing_description, source_counts, source_factors)
 from covidgui.core.training.sequence import CACHE_LIMIT_BYTES, make_sequence, unguided_count, warm_unless_stopped
-from covidgui.core.training.stream import fit_stream
+from covidgui.core.training.stream import FitStream
 
 
 @dataclass
@@ -165,11 +165,16 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     history = keras.callbacks.History()
     history.history = {}
     if not stop.cancelled:
-        stream, steps = fit_stream(train_seq, config.epochs)
-        val_stream, val_steps = fit_stream(val_seq, config.epochs, shuffle=False) if validate else (None, None)
-        history = fit_model.fit(stream, steps_per_epoch=steps, validation_data=val_stream, validation_steps=val_steps,
-                                epochs=config.epochs, callbacks=callbacks, verbose=0, shuffle=False)  # the stream shuffles
-        train_seq.set_epoch(len(history.history.get("loss", [])) + 1)  # the stream read ahead
+        streams = [FitStream(train_seq, config.epochs)] + ([FitStream(val_seq, config.epochs, shuffle=False)]
+                                                           if validate else [])
+        try:
+            history = fit_model.fit(streams[0].dataset, steps_per_epoch=streams[0].steps,
+                                    validation_data=streams[1].dataset if validate else None,
+                                    validation_steps=streams[1].steps if validate else None, epochs=config.epochs,
+                                    callbacks=callbacks, verbose=0, shuffle=False)  # the stream shuffles
+        finally:
+            for stream in streams:
+                stream.close(len(history.history.get("loss", [])))
 
     if not stop.cancelled and config.reestimate_batch_norm:
         # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)

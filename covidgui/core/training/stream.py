@@ -1,45 +1,63 @@
-"""The training batches of a whole ``fit`` as one ``tf.data`` stream (:func:`fit_stream`).
+"""The batches of a whole ``fit`` as one ``tf.data`` stream (:class:`FitStream`).
 
 Why not hand ``fit`` the sequence itself: Keras then starts a new ``tf.data`` iterator over it for
 every epoch (two, in fact), and an epoch's first step often waited 0.7-1 s with the process idle
-(timed by batch events on an adaptation fold: 64 films, 4 steps of 0.4 s an epoch). In a pair of
-whole runs of such a fold (10 epochs, 3 each, in turn) one stream took 0.93 of the time (median
-ratio; 0.74-0.99); in a whole adaptation (six such runs in one process) no gain showed (198 s
-against 192 s, one pair): see benchmarks/results/adapt-siim.md, fifth round.
-The stream holds exactly the batches Keras read, in the same order, so a model trained either way
-has the same weights (tests/test_stream.py checks it).
+(what that saved, measured: benchmarks/results/adapt-siim.md, fifth round). The stream holds
+exactly the batches Keras read, in the same order, so a model trained either way has the same
+weights (tests/test_stream.py checks it).
 """
 
 from __future__ import annotations
 
 import random
+import threading
 
 
-def fit_stream(sequence, epochs: int, shuffle: bool = True):
-    """(dataset, steps per epoch) for ``model.fit(dataset, steps_per_epoch=..., epochs=epochs)``:
-    ``sequence``'s batches (a :func:`covidgui.core.training.sequence.make_sequence`) for ``epochs``
-    epochs, read one batch ahead in one background thread. With ``shuffle`` False, the stream for
-    ``fit``'s ``validation_data`` (with ``validation_steps``): every epoch's batches in order, as
-    Keras evaluates, and Python's ``random`` untouched (the training order draws from it).
+class FitStream:
+    """``sequence``'s batches (a :func:`covidgui.core.training.sequence.make_sequence`) for
+    ``epochs`` epochs, read one batch ahead in a background thread: ``model.fit(stream.dataset,
+    steps_per_epoch=stream.steps, ...)``, or with ``shuffle`` False as ``validation_data`` (with
+    ``validation_steps``): every epoch's batches in order, as Keras evaluates, and Python's
+    ``random`` untouched (the training order draws from it).
 
     As Keras reads a ``PyDataset`` in ``fit``: the sequence's epoch ends once before the first
     epoch (Keras' ``EpochIterator.reset``) and once before each next one, and each epoch's batches
-    come in an order shuffled by Python's ``random`` (``fit(shuffle=True)``). The stream reads
-    ahead, so after ``fit`` put the sequence where Keras would have left it:
-    ``sequence.set_epoch(epochs_run + 1)``.
+    come in an order shuffled by Python's ``random`` (``fit(shuffle=True)``). Call :meth:`close`
+    when ``fit`` returns: the stream has read ahead, and may still be reading when early stopping
+    or a cancel ended ``fit`` before its last epoch.
     """
-    import tensorflow as tf
 
-    first = sequence[0]  # its shapes and types; reading a batch changes nothing in the sequence
-    signature = tf.nest.map_structure(lambda a: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype)), first)
+    def __init__(self, sequence, epochs: int, shuffle: bool = True):
+        import tensorflow as tf
 
-    def batches():
-        for _ in range(epochs):
-            sequence.on_epoch_end()
-            order = list(range(len(sequence)))
-            if shuffle:
-                random.shuffle(order)
+        self.sequence, self.steps = sequence, len(sequence)
+        self._epochs, self._shuffle = epochs, shuffle
+        self._lock, self._closed = threading.Lock(), False
+        first = sequence[0]  # its shapes and types; reading a batch changes nothing in the sequence
+        signature = tf.nest.map_structure(lambda a: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype)),
+                                          first)
+        self.dataset = tf.data.Dataset.from_generator(self._batches, output_signature=signature).prefetch(1)
+
+    def _batches(self):
+        for _ in range(self._epochs):
+            with self._lock:  # everything that changes shared state, only while the stream is open
+                if self._closed:
+                    return
+                self.sequence.on_epoch_end()
+                order = list(range(self.steps))
+                if self._shuffle:
+                    random.shuffle(order)
             for i in order:
-                yield sequence[i]
+                with self._lock:
+                    if self._closed:
+                        return
+                    batch = self.sequence[i]
+                yield batch
 
-    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(1), len(sequence)
+    def close(self, epochs_run: int) -> None:
+        """Stop reading and put the sequence where Keras would have left it after ``epochs_run``
+        epochs (its epoch ended ``epochs_run + 1`` times), so what reads its clean batches next
+        (BatchNorm re-estimation, the gate) reads them in the same order."""
+        with self._lock:
+            self._closed = True
+            self.sequence.set_epoch(epochs_run + 1)

@@ -36,7 +36,14 @@ class FitStream:
         first = sequence[0]  # its shapes and types; reading a batch changes nothing in the sequence
         signature = tf.nest.map_structure(lambda a: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype)),
                                           first)
-        self.dataset = tf.data.Dataset.from_generator(self._batches, output_signature=signature).prefetch(1)
+        # Without tf.data's autotuning: its model thread sleeps between passes for up to a minute
+        # once a stream has run a while, and ending fit (deleting its iterator) waited for that
+        # sleep, idle, 17-20 s in some adaptation runs (benchmarks/results/adapt-siim.md, sixth
+        # round). A one-batch prefetch of one generator has nothing to tune.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        self.dataset = (tf.data.Dataset.from_generator(self._batches, output_signature=signature).prefetch(1)
+                        .with_options(options))
 
     def _batches(self):
         for _ in range(self._epochs):

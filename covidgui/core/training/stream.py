@@ -2,7 +2,8 @@
 
 Why not hand ``fit`` the sequence itself: Keras then starts a new ``tf.data`` iterator over it for
 every epoch (two, in fact), and an epoch's first step often waited 0.7-1 s with the process idle
-(what that saved, measured: benchmarks/results/adapt-siim.md, fifth round). The stream holds
+while the old one was deleted (the wait is tf.data's autotuning thread: see the options below;
+measured: benchmarks/results/adapt-siim.md, fifth and sixth rounds). The stream holds
 exactly the batches Keras read, in the same order, so a model trained either way has the same
 weights (tests/test_stream.py checks it).
 """

@@ -99,7 +99,7 @@ def test_a_closed_stream_stops_reading_ahead(files):
 
 def test_the_stream_does_not_autotune(files):
     """tf.data's autotuning thread sleeps up to a minute between passes once a stream has run a
-    while, and deleting the iterator at the end of fit waited for it, idle (17-20 s at the end of
+    while, and deleting the iterator at the end of fit waited for it, idle (16-20 s at the end of
     some adaptation runs). A one-batch prefetch of one generator has nothing to tune."""
     for shuffle in (True, False):
         assert FitStream(_sequence(files), EPOCHS, shuffle=shuffle).dataset.options().autotune.enabled is False

@@ -39,7 +39,7 @@ class FitStream:
                                           first)
         # Without tf.data's autotuning: its model thread sleeps between passes for up to a minute
         # once a stream has run a while, and ending fit (deleting its iterator) waited for that
-        # sleep, idle, 17-20 s in some adaptation runs (benchmarks/results/adapt-siim.md, sixth
+        # sleep, idle, 16-20 s in some adaptation runs (benchmarks/results/adapt-siim.md, sixth
         # round). A one-batch prefetch of one generator has nothing to tune.
         options = tf.data.Options()
         options.autotune.enabled = False

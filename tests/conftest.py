@@ -65,3 +65,38 @@ def user_data_dir(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("COVIDGUI_DATA_DIR", str(folder))
     monkeypatch.setenv("COVIDGUI_LOG_DIR", str(folder / "logs"))  # the crash log, never the real one
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_export_per_network():
+    """Export a network's inference graph once per session, not once per test that builds it.
+
+    An export writes a SavedModel and converts it (about 2 s, even for a tiny network), and many
+    tests build the same stand-in network again (same architecture, same seed, so the same weights).
+    The graph is a function of the architecture and the weights alone, so a network equal in both
+    gets the bytes its first export gave; every other network is exported as the app does.
+    """
+    import hashlib
+
+    from covidgui.core.inference import classifier
+
+    export = classifier.classifier_graph
+    graphs: dict[str, bytes] = {}
+
+    def exported_once(keras_model) -> bytes:
+        # Keras numbers each new layer's name (conv2d_7), so the same network built twice differs
+        # only in its names: replace each by its place in the network.
+        config = keras_model.to_json()
+        for place, layer in enumerate([keras_model, *keras_model.layers]):
+            config = config.replace(f'"{layer.name}"', f'"#{place}"')
+        digest = hashlib.sha256(config.encode())
+        for weight in keras_model.weights:
+            digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+        key = digest.hexdigest()
+        if key not in graphs:
+            graphs[key] = export(keras_model)
+        return graphs[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(classifier, "classifier_graph", exported_once)
+        yield

@@ -54,6 +54,22 @@ def test_the_graph_gives_the_networks_logits_features_and_gradcam():
     assert classifier.gradcam(x[0], 2).shape == (SIZE, SIZE)
 
 
+def test_each_network_gets_its_own_graph_even_when_built_twice():
+    """The suite exports a network's graph once per architecture and weights (tests/conftest.py):
+    the same network built again answers the same, and a network that differs in one weight, or
+    only in its seed, answers as itself."""
+    x = _inputs()
+    model, first = _keras_and_classifier()
+    again = _keras_and_classifier()[1]
+    np.testing.assert_array_equal(again.logits(x), first.logits(x))
+    kernel = model.layers[-1].kernel
+    kernel.assign(kernel.numpy() + 1.0)
+    changed = Classifier(model, first.card)
+    np.testing.assert_allclose(changed.logits(x), model(x[..., None], training=False), atol=1e-5)
+    assert not np.allclose(changed.logits(x), first.logits(x), atol=1e-3)
+    assert not np.allclose(_keras_and_classifier(seed=2)[1].logits(x), first.logits(x), atol=1e-3)
+
+
 def test_two_threads_running_one_model_get_their_own_answers():
     _, classifier = _keras_and_classifier()
     x = _inputs(8)

@@ -1,6 +1,6 @@
 """Training time and validation result with the default settings, and GUI responsiveness while training.
 
-    python benchmarks/training.py train [--data ../shared/data]      # ~5 CPU-minutes
+    python benchmarks/training.py train [--data ../shared/data] [--train-epochs N] [--seed S]   # 3-9 minutes
     python benchmarks/training.py gui   [--data ../shared/data] [--epochs 3]
     python benchmarks/training.py profile [--films 160] [--epochs 3] [--cprofile out.prof]
 
@@ -39,7 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bench_train(data: Path) -> None:
+def bench_train(data: Path, epochs: int | None = None, seed: int = 0) -> None:
     from covidgui.core.scoring.comparison import score_files
     from covidgui.core.inference.classifier import Classifier
     from covidgui.core.data.reference_data import bundled_model_split
@@ -50,8 +50,8 @@ def bench_train(data: Path) -> None:
             print(f"  epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.3f}" for k, v in logs.items()), flush=True)
 
     split = bundled_model_split(data)
-    config = TrainConfig()
-    print(f"default settings: {config}")
+    config = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
+    print(f"settings: {config}")
     print(f"train {len(split.train)} {split.train.counts()}, validation {len(split.val)} {split.val.counts()}")
     started = time.perf_counter()
     result = train(split.train, split.val, config, Epochs())
@@ -311,6 +311,8 @@ def main() -> int:
     parser.add_argument("part", choices=["train", "gui", "profile"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--epochs", type=int, default=3, help="epochs for the gui part")
+    parser.add_argument("--train-epochs", type=int, help="train: epochs instead of the default recipe's")
+    parser.add_argument("--seed", type=int, default=0, help="train: the training seed")
     parser.add_argument("--thread", action="store_true", help="gui: train on a worker thread, not a process")
     parser.add_argument("--films", type=int, default=160, help="profile: training films (half of each class)")
     parser.add_argument("--val-films", type=int, default=60, help="profile: validation films")
@@ -328,7 +330,7 @@ def main() -> int:
     elif args.part == "profile":
         bench_profile(args.data, args.films, args.val_films, args.epochs, args.cprofile)
     else:
-        bench_train(args.data)
+        bench_train(args.data, args.train_epochs, args.seed)
     return 0
 
 

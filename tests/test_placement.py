@@ -41,7 +41,7 @@ def test_one_resampling_reads_the_pixels_the_three_keras_layers_read(degrees, zo
         assert np.abs(once - _ramps()).max() > 1  # it did move
 
 
-def test_the_placement_moves_film_and_mask_together_and_only_while_training():
+def test_each_film_gets_its_own_placement_only_while_training_and_a_seed_repeats_them():
     from covidgui.core.training.network import build_augmentation
 
     augment = build_augmentation(seed=3)

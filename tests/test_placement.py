@@ -55,3 +55,27 @@ def test_each_film_gets_its_own_placement_only_while_training_and_a_seed_repeats
     assert np.all(np.hypot(*(centres - (SIZE - 1) / 2).T) <= 1.15 * 0.06 * SIZE * math.sqrt(2) + 0.01)
     again = np.asarray(build_augmentation(seed=3)(ramps, training=True))
     np.testing.assert_array_equal(again, moved)  # a seed gives the same placements
+
+
+def test_fit_moves_the_films_and_predict_does_not():
+    """Inside a model, Keras hands the layer fit's training flag: every training step draws new
+    placements (its seed generator moves on), a prediction draws none."""
+    import keras
+
+    from covidgui.core.training.network import build_augmentation
+
+    augment = build_augmentation(seed=0)
+    films = keras.Input((SIZE, SIZE, 2))
+    model = keras.Model(films, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(augment(films))))
+    model.compile("sgd", "mse")
+    x = _ramps().repeat(4, axis=0)
+
+    def state():
+        return np.array(augment.seed_generator.state.numpy())
+
+    start = state()
+    model.fit(x, np.zeros((4, 1)), batch_size=2, epochs=1, verbose=0)
+    trained = state()
+    assert not np.array_equal(trained, start)
+    model.predict(x, verbose=0)
+    assert np.array_equal(state(), trained)

@@ -4,7 +4,7 @@
     python benchmarks/training.py gui   [--data ../shared/data] [--epochs 3]
     python benchmarks/training.py profile [--films 160] [--epochs 3] [--cprofile out.prof]
 
-train: trains with ``TrainConfig()`` defaults on the bundled model's split (covid-xray/Train +
+train: trains with ``TrainConfig()`` defaults (or ``--train-epochs`` epochs, seed ``--seed``) on the bundled model's split (covid-xray/Train +
 adult-normal minus the seeded hold-out; validation covid-xray/Val + the held-back adult normals,
 see covidgui.core.data.reference_data), prints the wall time and the validation figures beside the
 bundled model's (scored the same way, on the same files).

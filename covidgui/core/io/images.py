@@ -112,7 +112,8 @@ def _decode(path: Path, im: Image.Image, max_side: int | None, keep_full: bool =
         im.draft(im.mode, (max_side, max_side))
     exif_orientation = im.getexif().get(0x0112, 1)
     im.load()
-    im = ImageOps.exif_transpose(im)
+    # In place: without an orientation to undo, the default returns a copy of the whole film.
+    ImageOps.exif_transpose(im, in_place=True)
     full = im
     if max_side and fmt != "JPEG" and im.mode in _REDUCIBLE_MODES:
         # Shrinking the integer image before the float conversion and preprocessing makes a

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from covidgui.core.training.sequence import make_sequence
-from covidgui.core.training.stream import FitStream
+from covidgui.core.training.stream import FitStream, steps_per_call
 from tests.test_training_core import make_dataset
 
 EPOCHS = 3
@@ -23,7 +23,7 @@ def _sequence(files):
     return make_sequence(files.paths, files.labels, 32, 4, True, 7, acquisition_augment=True, amplitude_mix=0.5)
 
 
-def _fit(files, through_stream: bool, validation=None):
+def _fit(files, through_stream: bool, validation=None, steps_per_execution: int = 1):
     import keras
 
     keras.utils.set_random_seed(0)
@@ -31,7 +31,8 @@ def _fit(files, through_stream: bool, validation=None):
     hidden = keras.layers.Conv2D(4, 3, strides=2)(inputs)
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(hidden))
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=steps_per_execution)
     sequence = _sequence(files)
     val = make_sequence(validation.paths, validation.labels, 32, 4, False, 7) if validation is not None else None
     if through_stream:
@@ -67,6 +68,28 @@ def test_validating_from_a_stream_is_validating_on_the_sequence(files, tmp_path)
     assert len(history["val_loss"]) == EPOCHS and stream_history == history
     for a, b in zip(weights, stream_weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_several_steps_per_call_train_the_same_weights(files):
+    """fit_loop lets Keras run steps_per_call steps per call of its compiled loop: the same batches
+    in the same order, so the same weights and the same epoch figures."""
+    weights, history, _ = _fit(files, through_stream=False)
+    steps = len(_sequence(files))  # 5 batches an epoch
+    assert steps_per_call(steps) == 5
+    several, several_history, _ = _fit(files, through_stream=True, steps_per_execution=steps_per_call(steps))
+    assert several_history == history
+    for a, b in zip(weights, several):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_steps_per_call_divides_every_epoch():
+    assert steps_per_call(27, 9) == 9  # the default training: 27 training and 9 validation steps
+    assert steps_per_call(27, 10) == 1 and steps_per_call(29) == 1 and steps_per_call(4) == 4
+    assert steps_per_call(100) == 5 and steps_per_call(27, 18, most=3) == 3
+    for train in range(1, 60):
+        for val in (None, 3, 9, 12):
+            k = steps_per_call(train, *([val] if val else []))
+            assert 1 <= k <= 9 and train % k == 0 and (val is None or val % k == 0)
 
 
 def test_set_epoch_undoes_reading_ahead(files):

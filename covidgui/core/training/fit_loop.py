@@ -33,7 +33,7 @@ from covidgui.core.training.network import build_augmentation, build_classifier,
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
                                            preprocessing_description, source_counts, source_factors)
 from covidgui.core.training.sequence import CACHE_LIMIT_BYTES, make_sequence, unguided_count, warm_unless_stopped
-from covidgui.core.training.stream import FitStream
+from covidgui.core.training.stream import FitStream, steps_per_call
 
 
 @dataclass
@@ -151,7 +151,8 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                           loss=(keras.losses.CategoricalCrossentropy(from_logits=True,
                                                                      label_smoothing=config.label_smoothing)
                                 if one_hot else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
-                          weighted_metrics=["accuracy"])
+                          weighted_metrics=["accuracy"],
+                          steps_per_execution=steps_per_call(len(train_seq), *([len(val_seq)] if validate else [])))
         make_fit_work(fit_model, strategy)
         build_before_fit(fit_model, train_seq, strategy)
 

@@ -10,8 +10,24 @@ weights (tests/test_stream.py checks it).
 
 from __future__ import annotations
 
+import math
 import random
 import threading
+
+# Most training steps Keras runs per call of its compiled loop (compile's steps_per_execution).
+# Between calls Python runs the callbacks and launches the next step while the cores wait; 9 steps
+# a call made the default training 5-10 % faster with the same weights to the bit
+# (benchmarks/results/training-profile.md). Progress and a cancel are then seen every call
+# (about 1.5 s), not every step.
+MOST_STEPS_PER_CALL = 9
+
+
+def steps_per_call(*steps_per_epoch: int, most: int = MOST_STEPS_PER_CALL) -> int:
+    """The most steps (<= ``most``) per call of Keras' loop that divides each of ``steps_per_epoch``
+    (the training stream's, and the validation stream's when fit validates), so that every call
+    stays inside one epoch and the epoch ends (callbacks, validation) come after the same batches."""
+    common = math.gcd(*steps_per_epoch)
+    return max(d for d in range(1, most + 1) if common % d == 0)
 
 
 class FitStream:

@@ -16,8 +16,8 @@ import threading
 
 # Most training steps Keras runs per call of its compiled loop (compile's steps_per_execution).
 # Between calls Python runs the callbacks and launches the next step while the cores wait; 9 steps
-# a call made the default training 5-10 % faster with the same weights to the bit
-# (benchmarks/results/training-profile.md). Progress and a cancel are then seen every call
+# a call made the default training 1-10 % faster (median 5 % over three pairs) with the same
+# weights to the bit (benchmarks/results/training-profile.md). Progress and a cancel are then seen every call
 # (about 1.5 s), not every step.
 MOST_STEPS_PER_CALL = 9
 

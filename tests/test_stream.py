@@ -70,16 +70,23 @@ def test_validating_from_a_stream_is_validating_on_the_sequence(files, tmp_path)
         np.testing.assert_array_equal(a, b)
 
 
-def test_several_steps_per_call_train_the_same_weights(files):
+def test_several_steps_per_call_train_and_validate_the_same(files, tmp_path):
     """fit_loop lets Keras run steps_per_call steps per call of its compiled loop: the same batches
-    in the same order, so the same weights and the same epoch figures."""
-    weights, history, _ = _fit(files, through_stream=False)
-    steps = len(_sequence(files))  # 5 batches an epoch
-    assert steps_per_call(steps) == 5
-    several, several_history, _ = _fit(files, through_stream=True, steps_per_execution=steps_per_call(steps))
+    in the same order, so the same weights and the same epoch figures. A count that does not divide
+    the validation steps makes Keras read past the validation stream's epoch (it runs out of data),
+    and early stopping would read other figures: which is why steps_per_call divides both."""
+    validation = make_dataset(tmp_path / "val", per_class=10, size=48)  # 5 batches, as training
+    weights, history, _ = _fit(files, through_stream=True, validation=validation)
+    steps = len(_sequence(files))
+    assert steps_per_call(steps, steps) == 5
+    several, several_history, _ = _fit(files, through_stream=True, validation=validation,
+                                       steps_per_execution=steps_per_call(steps, steps))
     assert several_history == history
     for a, b in zip(weights, several):
         np.testing.assert_array_equal(a, b)
+    with pytest.warns(UserWarning, match="ran out of data"):
+        _, straddling_history, _ = _fit(files, through_stream=True, validation=validation, steps_per_execution=2)
+    assert straddling_history["val_loss"] != history["val_loss"]
 
 
 def test_steps_per_call_divides_every_epoch():

@@ -81,7 +81,8 @@ def equalize_histogram(pixels: np.ndarray, bins: int = 256) -> np.ndarray:
         return _equalize_by_search(x, bins)
     # x * bins is exact (a power of two), and the edges k / bins are exact, so the integer part is
     # np.histogram's bin (its corrections at the edges never apply), 1.0 in the last bin as there.
-    scaled = x.astype(np.float64) * bins
+    values = x.astype(np.float64)
+    scaled = values * bins
     bin_of = scaled.astype(np.intp)
     np.minimum(bin_of, bins - 1, out=bin_of)
     lut = _equalization_table(np.bincount(bin_of.ravel(), minlength=bins))
@@ -91,7 +92,6 @@ def equalize_histogram(pixels: np.ndarray, bins: int = 256) -> np.ndarray:
     slopes = (lut[1:] - lut[:-1]) / (centres[1:] - centres[:-1])
     j = np.floor(scaled - 0.5).astype(np.intp)
     np.clip(j, 0, bins - 2, out=j)
-    values = x.astype(np.float64)
     out = slopes[j] * (values - centres[j]) + lut[j]
     out[values < centres[0]] = lut[0]
     out[values >= centres[-1]] = lut[-1]

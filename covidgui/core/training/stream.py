@@ -17,15 +17,16 @@ import threading
 # Most training steps Keras runs per call of its compiled loop (compile's steps_per_execution).
 # Between calls Python runs the callbacks and launches the next step while the cores wait; 9 steps
 # a call made the default training 1-10 % faster (median 5 % over three pairs) with the same
-# weights to the bit (benchmarks/results/training-profile.md). Progress and a cancel are then seen every call
-# (about 1.5 s), not every step.
+# weights to the bit (benchmarks/results/training-profile.md). Progress and a cancel are then
+# seen every call (about 1.5 s), not every step.
 MOST_STEPS_PER_CALL = 9
 
 
 def steps_per_call(*steps_per_epoch: int, most: int = MOST_STEPS_PER_CALL) -> int:
     """The most steps (<= ``most``) per call of Keras' loop that divides each of ``steps_per_epoch``
-    (the training stream's, and the validation stream's when fit validates), so that every call
-    stays inside one epoch and the epoch ends (callbacks, validation) come after the same batches."""
+    (the training stream's, and the validation stream's when fit validates): with a count that does
+    not divide the validation steps, Keras reads past the validation stream's epoch and reports other
+    validation figures, which early stopping reads (tests/test_stream.py)."""
     common = math.gcd(*steps_per_epoch)
     return max(d for d in range(1, most + 1) if common % d == 0)
 

@@ -29,7 +29,7 @@ from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temper
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 from covidgui.core.training.allocator import keep_freed_memory
 from covidgui.core.training.distribute import build_before_fit, make_fit_work
-from covidgui.core.training.network import build_augmentation, build_classifier, count_flops, starting_network
+from covidgui.core.training.network import build_augmentation, count_flops, new_network, starting_network
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
                                            preprocessing_description, source_counts, source_factors)
 from covidgui.core.training.sequence import CACHE_LIMIT_BYTES, make_sequence, unguided_count, warm_unless_stopped
@@ -134,7 +134,8 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     # Keras takes the distribution strategy from the scope the model is built and compiled in.
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         classifier_model = (starting_network(config.start_from, size, list(train_files.classes)) if config.start_from
-                            else build_classifier(size, n_classes, config.seed, config.width))
+                            else new_network(config.architecture, size, n_classes, config.seed, config.width,
+                                             config.pretrained_weights))
         freeze_layers_before(classifier_model, config.freeze_before)
         augmentation = build_augmentation(config.seed) if config.augment else None
         from covidgui.core.training.fit_model import build_fit_model  # imports Keras: only when training

@@ -58,6 +58,21 @@ def build_classifier(input_size: int, n_classes: int, seed: int = 0, width: floa
     return keras.Model(inputs, outputs, name="covid_cnn")
 
 
+def new_network(architecture: str, input_size: int, n_classes: int, seed: int = 0, width: float = 1.0,
+                pretrained_weights: str | Path = ""):
+    """A new classifier network of ``architecture`` (TrainConfig.architecture): "compact"
+    (:func:`build_classifier`) or "efficientnet-lite0" (starting from ``pretrained_weights`` when
+    given). Raises DatasetError for another name."""
+    if architecture == "compact":
+        return build_classifier(input_size, n_classes, seed, width)
+    from covidgui.core.training import efficientnet_lite
+
+    if architecture == efficientnet_lite.ARCHITECTURE:
+        return efficientnet_lite.build_efficientnet_lite0(input_size, n_classes, seed, pretrained_weights or None)
+    raise DatasetError(f"Unknown network architecture {architecture!r}: use compact or "
+                       f"{efficientnet_lite.ARCHITECTURE}.")
+
+
 def starting_network(path: str | Path, input_size: int, classes: list[str]):
     """The Keras network of a saved classifier to train further (``TrainConfig.start_from``), for
     the data's ``classes``.
@@ -116,7 +131,11 @@ def count_flops(model) -> int:
 
     total = 0
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
+        if isinstance(layer, layers.DepthwiseConv2D):  # one filter per channel
+            _, h, w, channels = layer.output.shape
+            k_h, k_w = layer.kernel_size
+            total += 2 * h * w * k_h * k_w * channels
+        elif isinstance(layer, layers.Conv2D):
             _, h, w, c_out = layer.output.shape
             k_h, k_w = layer.kernel_size
             c_in = layer.input.shape[-1]

@@ -49,6 +49,11 @@ class TrainConfig:
     amplitude_mix: float = 0.5
     # Channel multiplier of the CNN (1.0: 0.25 M parameters, 0.32 GFLOP at 224 px).
     width: float = 1.0
+    # The network of a new model: "compact" (the CNN of covidgui.core.training.network, ``width``
+    # applies) or "efficientnet-lite0" (covidgui.core.training.efficientnet_lite: 3.4 M parameters,
+    # 0.7 GFLOP), whose layers start from ``pretrained_weights`` (an ImageNet .npz) when it is given.
+    architecture: str = "compact"
+    pretrained_weights: str = ""
     # Label noise. label_smoothing: share of every training label spread evenly over the classes
     # (Keras CategoricalCrossentropy); a wrong label then costs a bounded loss instead of pulling
     # the features towards it (Lukasik et al. 2020, "Does label smoothing mitigate label noise?").

@@ -135,14 +135,14 @@ class ClassConditionalGate(gate_module.InputGate):
         distances = []
         for mean in self.class_means:
             centred = f - mean
-            distances.append(np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, self.feature_precision, centred), 0)))
+            distances.append(np.sqrt(np.maximum(((centred @ self.feature_precision) * centred).sum(axis=1), 0)))
         base[:, 1] = np.min(distances, axis=0)
         return base
 
 
 def refit(sets: dict, class_conditional: bool = False, components: int = gate_module.COMPONENTS,
           margin: float = gate_module.MARGIN, quantile: float = gate_module.VALIDATION_QUANTILE):
-    """fit_gate's recipe with one part changed."""
+    """The gate with the Mahalanobis features score (fit_gate before 2026-12-04), one part changed."""
     from sklearn.covariance import LedoitWolf
     from sklearn.decomposition import PCA
 
@@ -156,12 +156,13 @@ def refit(sets: dict, class_conditional: bool = False, components: int = gate_mo
         centred = features - means[[names.index(c) for c in classes]]
         cov = LedoitWolf(assume_centered=True).fit(centred)
         gate = ClassConditionalGate(pca.mean_.astype(np.float32), pca.components_.astype(np.float32),
-                                    features.mean(axis=0), cov.precision_, np.zeros(3), np.ones(3), np.ones(3))
+                                    features.mean(axis=0), np.zeros(3), np.ones(3), np.ones(3),
+                                    feature_precision=cov.precision_)
         gate.class_means = means
     else:
         cov = LedoitWolf().fit(features)
         gate = gate_module.InputGate(pca.mean_.astype(np.float32), pca.components_.astype(np.float32),
-                                     cov.location_, cov.precision_, np.zeros(3), np.ones(3), np.ones(3))
+                                     cov.location_, np.zeros(3), np.ones(3), np.ones(3), feature_precision=cov.precision_)
     raw = gate.raw_scores(thumbs, features, colour)
     fitted = [gate_module._robust_scale(raw[:, i]) for i in range(2)] + [gate_module.COLOUR_SCALE]
     gate.centres = np.array([c for c, _ in fitted])
@@ -180,6 +181,7 @@ def with_lung_rule(gate, above: float):
 
 
 VARIANTS = {"refitted as shipped": refit_shipped,
+            "Mahalanobis distance from the mean (features score before 2026-12-04)": refit,
             "class-conditional features": lambda sets: refit(sets, class_conditional=True),
             "class-conditional, 32 shape components": lambda sets: refit(sets, True, components=32),
             "class-conditional, 8 shape components": lambda sets: refit(sets, True, components=8),

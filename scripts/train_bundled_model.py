@@ -34,9 +34,9 @@ from covidgui.core.scoring.sources import (BIMCV_POLICIES, CLASSES, DISPLAY_NAME
                                            find_sources, locked_split, rows_by_source)
 from covidgui.core.training.train import (ProgressListener, TrainConfig, add_recipe_arguments,  # noqa: E402
                                     recipe_from, source_factors, train)
-from covidgui.core.models.model_files import save_model  # noqa: E402
+from covidgui.core.models.model_files import file_digest, save_model  # noqa: E402
 
-VERSION = "3.1.0"
+VERSION = "4.0.0"
 # The shipped recipe: what the leave-one-source-out tables rewarded (see the model card's notes).
 RECIPE = TrainConfig(epochs=30, patience=0, source_balance=True, acquisition_augment=True, amplitude_mix=0.5,
                      lung_guidance=1.0)
@@ -92,6 +92,9 @@ def main(argv=None) -> int:
     if config.start_from:  # the card names the model it was fine-tuned from (its path may be overwritten)
         start = read_card(config.start_from)
         info["started_from"] = f"{start.name} {start.version} ({Path(config.start_from).name})"
+    elif config.pretrained_weights:  # the weights file by content: its path is the trainer's own
+        info["started_from"] = (f"{config.architecture}'s ImageNet weights (sha256 "
+                                f"{file_digest(config.pretrained_weights)[:16]}, scripts/convert_lite0_weights.py)")
     started = time.perf_counter()
     result = train(split.train, split.calibration, config, PrintProgress(), name="covid-cnn", version=args.version,
                    display_names=DISPLAY_NAMES, positive_class="Covid",
@@ -104,7 +107,22 @@ def main(argv=None) -> int:
     if args.calibrate_on:
         card.metrics["recalibration"] = recalibrate(classifier, split.calibration, args.calibrate_on)
 
-    # The locked test split, per source, through the same path as every user of the model.
+    score_locked_test(classifier, split, args.data)
+    rows = card.test["per_source"]
+    if args.loso:
+        loso_into_card(card, args.loso)
+    card.notes = notes_for(config, args.calibrate_on, info.get("started_from"))
+    path = save_model(classifier, out)
+    print(json.dumps({"test": {k: v for k, v in card.test.items() if k != "per_source"},
+                      "per_source": rows}, indent=1))
+    print(f"saved {path} after {seconds:.0f} s; unreadable: {result.unreadable or 'none'}")
+    return 0
+
+
+def score_locked_test(classifier, split, data: Path) -> None:
+    """The card's test figures: the locked test split, per source, through the same path as every
+    user of the model (its gate included), and how it calls SIIM's films of neither class."""
+    card = classifier.card
     predicted = predict_labelled(classifier, split.test)
     rows = rows_by_source(predicted, card)
     overall = classification_report(predicted.labels, predicted.probabilities, card.classes, "Covid")
@@ -123,17 +141,9 @@ def main(argv=None) -> int:
                                         if i != normal and (predicted.labels == i).any()}
     # Films the radiologists read as neither class: an honest model is unsure on most of them.
     for reading in ("Indeterminate", "Atypical"):
-        folder = args.data / "siim-covid" / reading
+        folder = data / "siim-covid" / reading
         if folder.is_dir():
             card.test.setdefault("siim_readings", {})[reading] = calls_on_unlabelled(classifier, image_files(folder))
-    if args.loso:
-        loso_into_card(card, args.loso)
-    card.notes = notes_for(config, args.calibrate_on, info.get("started_from"))
-    path = save_model(classifier, out)
-    print(json.dumps({"test": {k: v for k, v in card.test.items() if k != "per_source"},
-                      "per_source": rows}, indent=1))
-    print(f"saved {path} after {seconds:.0f} s; unreadable: {result.unreadable or 'none'}")
-    return 0
 
 
 def loso_into_card(card, paths: list[Path]) -> None:
@@ -157,6 +167,7 @@ def notes_for(config: TrainConfig, calibrate_on: list[str], started_from: str | 
     """The card's notes, worded from what this run did (its recipe, not a fixed text)."""
     weights = source_factors(config)
     lines = [f"Fine-tuned from {started_from}." if started_from else "Trained from a new network.",
+             *([f"Network: {config.architecture}."] if config.architecture != "compact" else []),
              "Most sources hold one class only, so a model can learn where an image comes from instead of what "
              "it shows; siim-covid holds both classes from the same hospitals, read by radiologists "
              "(COVID-19 = 'Typical Appearance' of COVID-19 pneumonia, Normal = 'Negative for Pneumonia')."]

@@ -28,7 +28,9 @@ SIZE = 32
 def _gate(seed: int, features: int = 128) -> InputGate:
     rng = np.random.default_rng(seed)
     return InputGate(rng.random(1024, dtype=np.float32), rng.random((4, 1024), dtype=np.float32),
-                     rng.random(features), np.eye(features), np.zeros(3), np.ones(3), np.full(3, 3.0 + seed))
+                     rng.random(features), np.zeros(3), np.ones(3), np.full(3, 3.0 + seed),
+                     feature_directions=rng.random((features, 8), dtype=np.float32),
+                     feature_references=rng.random((20, 8)).astype(np.float16))
 
 
 def _classifier(seed: int = 0, gate: bool = True) -> Classifier:

@@ -73,8 +73,10 @@ def test_classify_batch_and_training_make_no_connection_attempt(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     # The flows really ran (a failure caused by the blocked network would show up here).
-    assert report["single"] in report["classes"]
-    assert len(report["batch"]) == 5 and all(label in report["classes"] for label in report["batch"])
+    # A generated image may fall in the model's indeterminate band: a result all the same.
+    outcomes = report["classes"] + ["Indeterminate"]
+    assert report["single"] in outcomes
+    assert len(report["batch"]) == 5 and all(label in outcomes for label in report["batch"])
     assert report["trained"]
     assert report["guard_works"]
     assert report["attempts"] == []

@@ -1,5 +1,6 @@
-"""EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant for mobile CPUs: ReLU6, no squeeze-and-
-excitation) as a CovidGUI classifier, optionally starting from ImageNet weights.
+"""EfficientNet-Lite0 as a CovidGUI classifier, optionally starting from ImageNet weights.
+
+EfficientNet (Tan & Le 2019) in its "Lite" variant for mobile CPUs: ReLU6, no squeeze-and-excitation.
 
 Why: the compact CNN of :mod:`~covidgui.core.training.network` learns every feature from a few
 thousand films. A backbone that learnt edges, textures and shapes from ImageNet's 1.3 M photographs

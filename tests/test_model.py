@@ -14,7 +14,8 @@ from covidgui.core.analysis.batch import predict_files
 def test_bundled_model_is_small_and_has_a_card():
     path = bundled_model_path()
     assert path.is_file()
-    assert path.stat().st_size < 10 * 1024 * 1024
+    # EfficientNet-Lite0's 3.4 M parameters in float32 (v4.0.0 on): 14 MB.
+    assert path.stat().st_size < 16 * 1024 * 1024
     assert path.with_suffix(".json").is_file()
 
 

@@ -179,6 +179,38 @@ def test_safe_mode_refuses_a_model_file_with_a_lambda_layer(tmp_path):
     assert not marker.exists()
 
 
+def test_a_saved_network_stores_its_weights_in_float16_and_loads_them_as_float32(tmp_path):
+    """Half the bytes on disk (the bundled pretrained model would be 14 MB in float32); training
+    continues in float32 from exactly the rounded weights; the graph stores float16 weights too."""
+    import keras
+
+    from covidgui.core.inference.runtime import load_keras
+    from covidgui.core.models.half_weights import stored_dtypes
+
+    classifier = _classifier()
+    path = save_model(classifier, tmp_path / "half.keras")
+    assert stored_dtypes(path) <= {"float16", "int64", "uint32", "int32"} and "float16" in stored_dtypes(path)
+    plain = tmp_path / "plain.keras"
+    keras.saving.save_model(classifier.keras_model, plain)
+    assert stored_dtypes(plain) >= {"float32"}  # what Keras alone writes
+    assert path.stat().st_size < 0.6 * plain.stat().st_size
+    loaded = load_keras(path)
+    for saved, kept in zip(classifier.keras_model.weights, loaded.weights):
+        assert kept.dtype == "float32"
+        np.testing.assert_array_equal(kept.numpy(), saved.numpy().astype(np.float16).astype(np.float32))
+    graph_types = {d["dtype"] for d in _graph_tensors(model_files.companion_path(path, "graph"))}
+    assert np.float16 in graph_types
+    x = np.random.default_rng(0).random((4, SIZE, SIZE), dtype=np.float32)
+    reloaded = _load(path)
+    np.testing.assert_allclose(reloaded.logits(x), loaded(x[..., None], training=False), atol=2e-3)
+
+
+def _graph_tensors(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path)).get_tensor_details()
+
+
 @pytest.mark.parametrize("where", ["bundled", "version"])
 def test_train_out_refuses_to_overwrite_a_kept_model(tmp_path, where):
     from tests.tiny_data import make_class_folders

@@ -1,4 +1,4 @@
-"""The app runs models as exported LiteRT graphs: the same numbers as the Keras network (Grad-CAM
+"""The app runs models as exported LiteRT graphs: the numbers of the Keras network (Grad-CAM
 included), safe on two threads, no TensorFlow import to classify, and models saved before graphs
 were written still load."""
 
@@ -19,6 +19,9 @@ from covidgui.core.models.modelcard import ModelCard, card_path
 from covidgui.core.training.train import build_classifier
 
 SIZE = 32
+# The graph stores its weights in float16 (runtime.export_graph), the .keras too (half_weights):
+# each answers within a few thousandths of the float32 network, far from any mistake's size.
+HALF = {"rtol": 5e-3, "atol": 1e-3}
 
 
 def _keras_and_classifier(n_classes: int = 3, seed: int = 1):
@@ -47,10 +50,10 @@ def test_the_graph_gives_the_networks_logits_features_and_gradcam():
         scores = [tf.reduce_sum(ref_logits[:, c] - (total - ref_logits[:, c]) / 2) for c in range(3)]
     # Grad-CAM's channel weights by a gradient tape, as the Keras version of the app made them.
     ref_weights = np.stack([np.mean(tape.gradient(s, ref_maps), axis=(1, 2)) for s in scores], axis=1)
-    np.testing.assert_allclose(logits, ref_logits, atol=1e-5)
-    np.testing.assert_allclose(features, ref_features, atol=1e-5)
-    np.testing.assert_allclose(maps, ref_maps, atol=1e-5)
-    np.testing.assert_allclose(weights, ref_weights, atol=1e-6, rtol=1e-4)
+    np.testing.assert_allclose(logits, ref_logits, **HALF)
+    np.testing.assert_allclose(features, ref_features, **HALF)
+    np.testing.assert_allclose(maps, ref_maps, **HALF)
+    np.testing.assert_allclose(weights, ref_weights, atol=1e-5, rtol=5e-3)
     assert classifier.gradcam(x[0], 2).shape == (SIZE, SIZE)
 
 
@@ -65,7 +68,7 @@ def test_each_network_gets_its_own_graph_even_when_built_twice():
     kernel = model.layers[-1].kernel
     kernel.assign(kernel.numpy() + 1.0)
     changed = Classifier(model, first.card)
-    np.testing.assert_allclose(changed.logits(x), model(x[..., None], training=False), atol=1e-5)
+    np.testing.assert_allclose(changed.logits(x), model(x[..., None], training=False), **HALF)
     assert not np.allclose(changed.logits(x), first.logits(x), atol=1e-3)
     assert not np.allclose(_keras_and_classifier(seed=2)[1].logits(x), first.logits(x), atol=1e-3)
 
@@ -98,7 +101,7 @@ def test_a_model_saved_before_graphs_loads_and_answers_the_same(tmp_path):
     card_path(path).write_text(json.dumps(card))
     companion_path(path, "graph").unlink()
     loaded = Classifier.load(path, lungs=False)
-    np.testing.assert_allclose(loaded.logits(_inputs()), classifier.logits(_inputs()), atol=1e-5)
+    np.testing.assert_allclose(loaded.logits(_inputs()), classifier.logits(_inputs()), **HALF)
 
 
 def test_a_graph_that_is_not_the_models_is_refused(tmp_path):

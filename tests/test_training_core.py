@@ -103,7 +103,8 @@ def test_the_inference_graph_is_the_trained_network_as_saved(tiny_run):
     classifier = result.classifier
     inputs = np.random.default_rng(3).random((4, 32, 32)).astype(np.float32)
     network = np.asarray(classifier.keras_model(inputs[..., np.newaxis], training=False))
-    assert classifier.logits(inputs) == pytest.approx(network, abs=1e-4)
+    # Within the float16 storage of the graph's weights (runtime.export_graph), far from 1.0.
+    assert classifier.logits(inputs) == pytest.approx(network, abs=1e-2)
 
 
 def test_cancel_stops_training_and_reports_it(tmp_path):
@@ -143,8 +144,10 @@ def test_training_can_start_from_a_saved_model_and_refuses_one_that_does_not_fit
                          start_from=str(start))
     again = train(files, val, config)
     kernel = lambda model: model.get_layer("last_conv").get_weights()[0]  # noqa: E731
-    # Its weights, not a new network's: a learning rate of ~0 leaves them where the saved model had them.
-    np.testing.assert_allclose(kernel(again.classifier.keras_model), kernel(result.classifier.keras_model), atol=1e-6)
+    # Its weights, not a new network's: a learning rate of ~0 leaves them where the saved model had
+    # them (stored in float16: covidgui.core.models.half_weights).
+    saved = kernel(result.classifier.keras_model).astype(np.float16).astype(np.float32)
+    np.testing.assert_allclose(kernel(again.classifier.keras_model), saved, atol=1e-6)
     fresh = train(files, val, replace(config, start_from=""))
     assert not np.allclose(kernel(fresh.classifier.keras_model), kernel(result.classifier.keras_model), atol=1e-3)
     with pytest.raises(DatasetError, match="takes 32 x 32 px"):
@@ -171,12 +174,14 @@ def test_a_start_model_whose_card_names_other_outputs_than_its_network_is_refuse
 def test_a_two_class_model_grows_a_third_class_keeping_what_it_knew(tiny_run, tmp_path):
     """Issue 27: a third class added to a trained model. The classes it knew keep their logit
     weights (by name, whatever the order); the new one starts from zero weights and the mean bias."""
+    from covidgui.core.inference.runtime import load_keras
     from covidgui.core.training.network import starting_network
 
     result, _, _ = tiny_run
     start = save_model(result.classifier, tmp_path / "start.keras")
     known = result.classifier.card.classes
-    old_kernel, old_bias = result.classifier.keras_model.get_layer("logits").get_weights()
+    knew = load_keras(start)  # the network as saved (its weights stored in float16)
+    old_kernel, old_bias = knew.get_layer("logits").get_weights()
     wanted = [known[1], "Pneumonia", known[0]]
     grown = starting_network(start, 32, wanted)
     kernel, bias = grown.get_layer("logits").get_weights()
@@ -185,7 +190,7 @@ def test_a_two_class_model_grows_a_third_class_keeping_what_it_knew(tiny_run, tm
     np.testing.assert_allclose(bias[[2, 0]], old_bias)
     assert not kernel[:, 1].any() and bias[1] == pytest.approx(old_bias.mean())
     x = np.random.default_rng(0).uniform(size=(3, 32, 32, 1)).astype("float32")
-    old_logits = np.asarray(result.classifier.keras_model(x, training=False))
+    old_logits = np.asarray(knew(x, training=False))
     np.testing.assert_allclose(np.asarray(grown(x, training=False))[:, [2, 0]], old_logits, rtol=1e-5, atol=1e-5)
     with pytest.raises(DatasetError, match=f"the classes {known[0]}, Pneumonia"):
         starting_network(start, 32, [known[0], "Pneumonia"])  # a class the model knew is missing

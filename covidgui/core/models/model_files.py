@@ -1,6 +1,7 @@
 """A model on disk is a set of files, written and read as one unit.
 
-    name.keras       the network (Keras 3, loaded in safe mode): what training continues from
+    name.keras       the network (Keras 3, loaded in safe mode, weights stored in float16: see
+                     covidgui.core.models.half_weights): what training continues from
     name.tflite      its inference graph, the network the app runs (LiteRT, no TensorFlow; see
                      covidgui.core.inference.runtime)
     name.gate.npz    its input gate (optional; see covidgui.core.inference.gate)
@@ -30,6 +31,7 @@ import importlib.resources
 
 from covidgui.core.errors import ModelError
 from covidgui.core.io.atomic import temp_beside, write_atomic
+from covidgui.core.models.half_weights import save_keras_half
 from covidgui.core.models.modelcard import card_path
 
 # Files that travel with a model: role -> suffix that replaces ".keras". The network itself is
@@ -174,13 +176,11 @@ def save_model(classifier, out_path: str | Path) -> Path:
     under a temporary name and the card, which records the others' digests, is renamed last, so a
     crash never leaves a model with a stranger's gate or a half-written file where a good one was).
     """
-    import keras
-
     out_path = Path(out_path)
     if out_path.suffix != ".keras":
         out_path = out_path.with_suffix(".keras")
     gate_bytes = classifier.gate.to_bytes() if classifier.gate is not None else None
-    write_model_set(out_path, lambda tmp: keras.saving.save_model(classifier.keras_model, tmp),
+    write_model_set(out_path, lambda tmp: save_keras_half(classifier.keras_model, tmp),
                     {"gate": gate_bytes, "graph": classifier.graph.flatbuffer}, classifier.card)
     classifier.path = out_path
     return out_path

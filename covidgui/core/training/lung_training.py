@@ -19,6 +19,7 @@ from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.lungs import LungSegmenter, dice
 from covidgui.core.inference.preprocess import load_prepared, resize
 from covidgui.core.io.images import load_xray
+from covidgui.core.models.half_weights import save_keras_half
 from covidgui.core.models.model_files import write_model_set
 
 
@@ -227,10 +228,8 @@ def held_back_dice(segmenter: LungSegmenter, image_paths: list[Path], max_side: 
 def save_segmenter(segmenter: LungSegmenter, out_path: str | Path) -> Path:
     """Write the model (.keras), its inference graph (.tflite) and its card (.json, recording the
     others' digests) as one unit; returns the model path."""
-    import keras
-
     out_path = Path(out_path).with_suffix(".keras")
-    write_model_set(out_path, lambda tmp: keras.saving.save_model(segmenter.keras_model, tmp),
+    write_model_set(out_path, lambda tmp: save_keras_half(segmenter.keras_model, tmp),
                     {"graph": segmenter.graph.flatbuffer}, segmenter.card)
     segmenter.path = out_path
     return out_path

@@ -14,8 +14,10 @@ from covidgui.core.analysis.batch import predict_files
 def test_bundled_model_is_small_and_has_a_card():
     path = bundled_model_path()
     assert path.is_file()
-    # EfficientNet-Lite0's 3.4 M parameters in float32 (v4.0.0 on): 14 MB.
-    assert path.stat().st_size < 16 * 1024 * 1024
+    # EfficientNet-Lite0's 3.4 M parameters, stored in float16 (v4.0.1 on): every bundled file
+    # stays under 10 MB, which the repository keeps as its limit (float32 made 14 MB).
+    for part in path.parent.iterdir():
+        assert part.stat().st_size < 10 * 1024 * 1024, part.name
     assert path.with_suffix(".json").is_file()
 
 

@@ -76,6 +76,20 @@ def test_a_training_film_is_not_its_own_nearest_neighbour():
     assert gate.centres[1] == pytest.approx(np.sqrt(2), rel=0.05)
 
 
+def test_the_features_score_in_blocks_is_the_score_at_once(monkeypatch):
+    """Many films are measured a block at a time (memory); each block's films, a reference's own
+    match left out, score as they would all at once."""
+    from covidgui.core.inference import gate as gate_module
+
+    rng = np.random.default_rng(4)
+    references = rng.normal(size=(23, 8))
+    whole = {skip: gate_module._nearest_distance(references, references, skip_self=skip) for skip in (False, True)}
+    monkeypatch.setattr(gate_module, "QUERY_BLOCK", 5)
+    for skip, expected in whole.items():
+        np.testing.assert_allclose(gate_module._nearest_distance(references, references, skip_self=skip), expected)
+    assert not np.allclose(whole[True], whole[False])  # leaving the own match out is what is checked
+
+
 def test_the_gate_of_a_large_backbone_stays_small():
     """1,280 features and more training films than references: under 1 MB on disk (the
     Mahalanobis gate's precision matrix alone was 13 MB)."""

@@ -49,6 +49,7 @@ COLOUR_SCALE = (0.0, 0.01)
 NEIGHBOURS = 5
 REFERENCES = 2000
 FEATURE_DIRECTIONS = 64
+QUERY_BLOCK = 4096  # queries measured at once against the references (bounds the memory)
 
 
 def gate_path(model_path: str | Path) -> Path:
@@ -136,13 +137,20 @@ def _nearest_distance(queries: np.ndarray, references: np.ndarray, skip_self: bo
     """Mean Euclidean distance (N,) from each query (N, D) to its NEIGHBOURS nearest references
     (R, D); ``skip_self``: the queries are the references, each one's own match left out."""
     references = np.asarray(references, dtype=np.float64)
-    squared = ((queries ** 2).sum(axis=1)[:, None] - 2 * queries @ references.T + (references ** 2).sum(axis=1)[None])
-    squared = np.maximum(squared, 0.0)
-    if skip_self:
-        np.fill_diagonal(squared, np.inf)
+    reference_norms = (references ** 2).sum(axis=1)[None]
     k = max(1, min(NEIGHBOURS, references.shape[0] - (1 if skip_self else 0)))
-    nearest = np.partition(squared, k - 1, axis=1)[:, :k] if k < squared.shape[1] else squared
-    return np.sqrt(nearest).mean(axis=1)
+    out = np.empty(len(queries))
+    # In blocks of queries: a training set of 50,000 films against 2,000 references would otherwise
+    # hold an 800 MB distance matrix at once.
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = queries[start:start + QUERY_BLOCK]
+        squared = np.maximum((block ** 2).sum(axis=1)[:, None] - 2 * block @ references.T + reference_norms, 0.0)
+        if skip_self:
+            rows = np.arange(len(block))
+            squared[rows, start + rows] = np.inf
+        nearest = np.partition(squared, k - 1, axis=1)[:, :k] if k < squared.shape[1] else squared
+        out[start:start + len(block)] = np.sqrt(nearest).mean(axis=1)
+    return out
 
 
 def _robust_scale(values: np.ndarray) -> tuple[float, float]:

@@ -83,18 +83,18 @@ def one_export_per_network():
     export = classifier.classifier_graph
     graphs: dict[str, bytes] = {}
 
-    def exported_once(keras_model) -> bytes:
+    def exported_once(keras_model, views=()) -> bytes:
         # Keras numbers each new layer's name (conv2d_7), so the same network built twice differs
         # only in its names: replace each by its place in the network.
         config = keras_model.to_json()
         for place, layer in enumerate([keras_model, *keras_model.layers]):
             config = config.replace(f'"{layer.name}"', f'"#{place}"')
-        digest = hashlib.sha256(config.encode())
+        digest = hashlib.sha256((config + repr(tuple(views))).encode())
         for weight in keras_model.weights:
             digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
         key = digest.hexdigest()
         if key not in graphs:
-            graphs[key] = export(keras_model)
+            graphs[key] = export(keras_model, views)
         return graphs[key]
 
     with pytest.MonkeyPatch.context() as patch:

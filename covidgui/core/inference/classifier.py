@@ -18,6 +18,7 @@ from covidgui.core.inference.gate import InputGate, gate_path
 from covidgui.core.inference.lungs import (allowed_region, blank_outside, check_lungs, load_bundled_segmenter,
                                            lung_attention, mask_to_source)
 from covidgui.core.inference.runtime import Graph, export_graph, load_keras
+from covidgui.core.inference.views import card_views, mean_over_views, stack_views
 from covidgui.core.io.xray import XRay
 from covidgui.core.models.model_files import bundled_model_path, verified_companions
 from covidgui.core.models.modelcard import ModelCard, read_card
@@ -138,11 +139,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0, bias=None) -> np.ndarr
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def classifier_graph(keras_model) -> bytes:
+def classifier_graph(keras_model, views: tuple[str, ...] = ()) -> bytes:
     """The inference graph of a classifier we build (covidgui.core.training.train.build_classifier):
     x (N, S, S, 1) 0..1 -> ``logits`` (N, C), ``features`` (N, K: the pooled features the input
     gate models), ``maps`` (N, h, w, K: the final feature maps the pooling reads) and
     ``cam_weights`` (N, C, K: each class's Grad-CAM channel weights, see :meth:`Classifier.gradcam`).
+    ``views``: test-time views (covidgui.core.inference.views) whose logits are averaged with the
+    film's; the other outputs are the film's own.
 
     The head is pooling -> dropout -> dense, so the gradient of a class score with respect to the
     feature maps is the same at every pixel and for every image: its dense weights over the map's
@@ -174,7 +177,11 @@ def classifier_graph(keras_model) -> bytes:
     outputs = keras.Model(keras_model.inputs, [keras_model.output, pooling.output, pooling.input])
 
     def serve(x):
-        logits, features, maps = outputs(x, training=False)
+        n_films = tf.shape(x)[0]
+        logits, features, maps = outputs(stack_views(x, views) if views else x, training=False)
+        if views:  # one pass over the films and their views; the film's own rows come first
+            logits = mean_over_views(logits, n_films, views)
+            features, maps = features[:n_films], maps[:n_films]
         return {"logits": logits, "features": features, "maps": maps,
                 "cam_weights": tf.zeros_like(logits[:, :1])[:, :, tf.newaxis] + weights}
 
@@ -197,7 +204,7 @@ class Classifier:
         self._keras_model = None
         if not isinstance(network, Graph):
             self._keras_model = network
-            network = Graph(classifier_graph(network), getattr(network, "name", "model"))
+            network = Graph(classifier_graph(network, card_views(card)), getattr(network, "name", "model"))
         self.graph = network
         # The lung segmenter (covidgui.core.inference.lungs.LungSegmenter) or None: lung features off.
         self.lungs = lungs

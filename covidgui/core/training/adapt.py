@@ -26,6 +26,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from covidgui.core.data.dataset import LabelledFiles, short_file_hashes
 from covidgui.core.errors import DatasetError, ModelError
 from covidgui.core.inference.classifier import Classifier, softmax
+from covidgui.core.inference.views import card_views
 from covidgui.core.models.model_files import bundled_model_path, file_digest, save_model
 from covidgui.core.models.modelcard import FILE_HASHES_KEY, ModelCard, read_card
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature_and_bias
@@ -73,7 +74,8 @@ def adaptation_config(start_path: str | Path, base: TrainConfig | None = None,
     card = read_card(start_path)
     config = replace(base or TrainConfig(), input_size=card.input_size, start_from=str(start_path),
                      harmonise_storage=card.harmonises_storage,
-                     lung_mask=bool(card.preprocessing.get("lung_mask")))
+                     lung_mask=bool(card.preprocessing.get("lung_mask")),
+                     test_time_views=",".join(card_views(card)))
     if gentle:
         config = replace(config, epochs=GENTLE_EPOCHS, learning_rate=GENTLE_LEARNING_RATE, patience=0,
                          freeze_before=GENTLE_FREEZE_BEFORE)

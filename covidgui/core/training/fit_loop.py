@@ -24,6 +24,7 @@ from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, C
 from covidgui.core.inference.gate import fit_gate, thumbnails
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.lungs import LUNG_MARGIN, load_bundled_segmenter
+from covidgui.core.inference.views import mean_over_views, parse_views, stack_views
 from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
@@ -194,7 +195,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     card = ModelCard(
         name=name, version=version, classes=list(train_files.classes), input_size=size,
         display_names=dict(display_names or {}), positive_class=positive_class,
-        preprocessing=preprocessing_description(config.lung_mask, config.harmonise_storage),
+        preprocessing=preprocessing_description(config.lung_mask, config.harmonise_storage, config.test_time_views),
         architecture={"name": classifier_model.name, "parameters": int(classifier_model.count_params()),
                       "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
         training={**(training_info or {}), "config": asdict(config),
@@ -307,10 +308,14 @@ def network_logits(network, files: LabelledFiles, config: TrainConfig) -> dict[s
     sequence = make_sequence(files.paths, files.labels, config.input_size, config.batch_size, False, config.seed,
                              pool=pool, lungs=lungs, lung_mask=config.lung_mask, harmonise=config.harmonise_storage)
     paths = np.asarray([str(p) for p in files.paths], dtype=object)
+    views = parse_views(config.test_time_views)  # averaged as the model's inference graph will
     out = {}
     try:
         for x, _, index in sequence.readable_batches():  # channel 0: the image (1: a lung mask, if any)
-            out.update(zip(paths[index], np.asarray(network(x[..., :1], training=False), dtype=np.float64)))
+            films = x[..., :1]
+            logits = (mean_over_views(network(stack_views(films, views), training=False), len(films), views)
+                      if views else network(films, training=False))
+            out.update(zip(paths[index], np.asarray(logits, dtype=np.float64)))
     finally:
         pool.shutdown(wait=False)
     return out

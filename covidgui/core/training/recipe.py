@@ -15,6 +15,7 @@ import numpy as np
 from covidgui.core.data.dataset import LabelledFiles
 from covidgui.core.errors import DatasetError
 from covidgui.core.inference.preprocess import HARMONISE_QUALITY, HARMONISED_SIDES
+from covidgui.core.inference.views import CARD_KEY as VIEWS_CARD_KEY, VIEWS, parse_views
 from covidgui.core.training.lung_guidance import LUNG_GUIDANCE_WEIGHT
 
 
@@ -54,6 +55,9 @@ class TrainConfig:
     # 0.7 GFLOP), whose layers start from ``pretrained_weights`` (an ImageNet .npz) when it is given.
     architecture: str = "compact"
     pretrained_weights: str = ""
+    # Test-time views (covidgui.core.inference.views), comma-separated, e.g. "mirrored,zoom90,zoom95":
+    # the model's logits are averaged over the film and these altered copies; "" = the film alone.
+    test_time_views: str = ""
     # Label noise. label_smoothing: share of every training label spread evenly over the classes
     # (Keras CategoricalCrossentropy); a wrong label then costs a bounded loss instead of pulling
     # the features towards it (Lukasik et al. 2020, "Does label smoothing mitigate label noise?").
@@ -191,10 +195,13 @@ PREPROCESSING_DESCRIPTION = {
 }
 
 
-def preprocessing_description(lung_mask: bool = False, harmonise_storage: bool = False) -> dict:
+def preprocessing_description(lung_mask: bool = False, harmonise_storage: bool = False,
+                              test_time_views: str = "") -> dict:
     """The card's preprocessing entry; ``harmonise_storage`` adds the storage chain of the 224-px
-    sources, ``lung_mask`` the blanking outside the lungs (each with its flag, which inference reads)."""
-    if not (lung_mask or harmonise_storage):
+    sources, ``lung_mask`` the blanking outside the lungs, ``test_time_views`` the views whose
+    logits are averaged with the film's (each with its flag or list, which inference reads)."""
+    views = parse_views(test_time_views)
+    if not (lung_mask or harmonise_storage or views):
         return PREPROCESSING_DESCRIPTION
     steps = list(PREPROCESSING_DESCRIPTION["steps"])
     flags = {}
@@ -207,6 +214,9 @@ def preprocessing_description(lung_mask: bool = False, harmonise_storage: bool =
         steps.insert(-1, "everything outside the lung fields (lung model, 4 % margin) set to 0.5, "
                          "unless no plausible pair of lungs is found")
         flags["lung_mask"] = True
+    if views:
+        steps.append("logits averaged over the film and its views: " + ", ".join(f"{v} ({VIEWS[v]})" for v in views))
+        flags[VIEWS_CARD_KEY] = list(views)
     return {**PREPROCESSING_DESCRIPTION, "steps": steps, **flags}
 
 

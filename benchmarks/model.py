@@ -5,7 +5,8 @@
 Prints: per-source results on the locked test split (covidgui.core.scoring.sources), overall sensitivity,
 specificity and calibration error there, how often the outside-lungs check fires on right and
 wrong calls, parameters and FLOPs, warm forward-pass latency (one image; per image in a batch of
-32), heatmap latency, and the input gate's rejection rates on non-X-rays
+32; for a model with test-time views, against the same network on the film alone), heatmap
+latency, and the input gate's rejection rates on non-X-rays
 (benchmarks/non_xrays.py) and on the real X-rays of the test split.
 """
 
@@ -41,6 +42,24 @@ def median_ms(fn, runs: int = 30) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000
+
+
+def views_cost(classifier, one: np.ndarray, batch: np.ndarray, rounds: int = 5) -> str:
+    """The model's graph against the same network's graph on the film alone (exported here, with
+    TensorFlow), timed in alternating rounds of the same run: medians and their ratio."""
+    from covidgui.core.inference.classifier import classifier_graph
+    from covidgui.core.inference.runtime import Graph
+
+    alone = Graph(classifier_graph(classifier.keras_model), "the film alone")
+    times: dict[str, list[float]] = {"views": [], "alone": [], "views32": [], "alone32": []}
+    for _ in range(rounds):
+        for name, graph in (("views", classifier.graph), ("alone", alone)):
+            times[name].append(median_ms(lambda: graph(one[..., None]), 10))
+            times[name + "32"].append(median_ms(lambda: graph(batch[..., None]), 3) / len(batch))
+    m = {k: statistics.median(v) for k, v in times.items()}
+    return (f"graph with its {len(classifier.card.preprocessing['test_time_views'])} test-time views against the "
+            f"film alone: one image {m['views']:.1f} / {m['alone']:.1f} ms (ratio {m['views'] / m['alone']:.2f}); "
+            f"batch of 32 {m['views32']:.2f} / {m['alone32']:.2f} ms per image (ratio {m['views32'] / m['alone32']:.2f})")
 
 
 def predictions(classifier, paths):
@@ -110,6 +129,8 @@ def main() -> int:
     print(f"warm forward pass: one image {median_ms(lambda: classifier.predict_inputs(one), 50):.1f} ms; "
           f"batch of 32 {median_ms(lambda: classifier.predict_inputs(batch), 10) / 32:.2f} ms per image "
           "(medians)")
+    if classifier.card.preprocessing.get("test_time_views"):
+        print(views_cost(classifier, one, batch))
     print(f"heatmap (classify + Grad-CAM, decode included): "
           f"{median_ms(lambda: classifier.predict_file(covid[0], heatmap=True), 10):.0f} ms median")
 

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -132,7 +134,11 @@ def score_locked_test(classifier, split, data: Path) -> None:
                  "confusion_matrix": overall["confusion_matrix"], "classes": overall["classes"],
                  # Each class's own sensitivity and specificity (with two classes: the headline two).
                  "per_class": {c: {k: v[k] for k in ("sensitivity", "specificity", "support")}
-                               for c, v in overall["per_class"].items()}}
+                               for c, v in overall["per_class"].items()},
+                 # Each film's call (top class), by source and file name: the per-source figures
+                 # are these counted, and tests/test_model_card_figures.py checks a sample of them
+                 # against the model instead of classifying the whole test split again.
+                 "calls": film_calls(predicted, split.test, card.classes)}
     if NORMAL_CLASS in card.classes and len(card.classes) > 2:
         # Any class but Normal is a finding: how often a film of each abnormal class was called abnormal.
         top, normal = predicted.probabilities.argmax(axis=1), card.classes.index(NORMAL_CLASS)
@@ -144,6 +150,16 @@ def score_locked_test(classifier, split, data: Path) -> None:
         folder = data / "siim-covid" / reading
         if folder.is_dir():
             card.test.setdefault("siim_readings", {})[reading] = calls_on_unlabelled(classifier, image_files(folder))
+
+
+def film_calls(predicted, files, classes: list[str]) -> dict[str, dict[str, str]]:
+    """Source -> file name -> the class a model called (its top class, gate and band ignored), for
+    the readable ``files`` ``predicted`` holds in order."""
+    readable = [p for p in files.paths if str(p) not in predicted.unreadable]
+    calls: dict[str, dict[str, str]] = {}
+    for path, group, row in zip(readable, predicted.groups, predicted.probabilities):
+        calls.setdefault(group, {})[Path(path).name] = classes[int(np.argmax(row))]
+    return calls
 
 
 def loso_into_card(card, paths: list[Path]) -> None:

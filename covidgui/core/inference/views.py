@@ -3,7 +3,7 @@
 A network's call on one film moves with small things that say nothing about the lungs (where the
 film's edge falls, a few pixels of framing). Averaging its logits over the film, its mirror image
 and two slightly zoomed copies ranked SIIM's films better for both seeds of v4.0's recipe, on
-SIIM's calibration films (where the views were chosen) and on its locked test (AUC +0.004 to
+SIIM's calibration films (where the views were chosen) and on its locked test (AUC +0.005 to
 +0.009; ``benchmarks/results/siim-summary.md``), at four passes' cost.
 
 A model's card lists its views (``preprocessing["test_time_views"]``, none: the film alone); its

@@ -115,7 +115,7 @@ def main(argv=None) -> int:
         loso_into_card(card, args.loso)
     card.notes = notes_for(config, args.calibrate_on, info.get("started_from"))
     path = save_model(classifier, out)
-    print(json.dumps({"test": {k: v for k, v in card.test.items() if k != "per_source"},
+    print(json.dumps({"test": {k: v for k, v in card.test.items() if k not in ("per_source", "calls")},
                       "per_source": rows}, indent=1))
     print(f"saved {path} after {seconds:.0f} s; unreadable: {result.unreadable or 'none'}")
     return 0

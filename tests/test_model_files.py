@@ -185,7 +185,6 @@ def test_a_saved_network_stores_its_weights_in_float16_and_loads_them_as_float32
     import keras
 
     from covidgui.core.inference.runtime import load_keras
-    from covidgui.core.models.half_weights import stored_dtypes
 
     classifier = _classifier()
     path = save_model(classifier, tmp_path / "half.keras")
@@ -203,6 +202,21 @@ def test_a_saved_network_stores_its_weights_in_float16_and_loads_them_as_float32
     x = np.random.default_rng(0).random((4, SIZE, SIZE), dtype=np.float32)
     reloaded = _load(path)
     np.testing.assert_allclose(reloaded.logits(x), loaded(x[..., None], training=False), atol=2e-3)
+
+
+def stored_dtypes(path) -> set[str]:
+    """The dtypes of the weight datasets in a .keras file."""
+    import io
+    import zipfile
+
+    import h5py
+
+    from covidgui.core.models.half_weights import WEIGHTS_MEMBER
+
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(WEIGHTS_MEMBER)), "r") as weights:
+        found: set[str] = set()
+        weights.visititems(lambda _, item: found.add(str(item.dtype)) if isinstance(item, h5py.Dataset) else None)
+    return found
 
 
 def _graph_tensors(path):

@@ -80,6 +80,7 @@ def test_training_scores_a_network_with_the_views_its_graph_will_use(tmp_path):
     from PIL import Image
 
     from covidgui.core.data.dataset import scan_class_folders
+    from covidgui.core.io.images import load_xray
     from covidgui.core.training.fit_loop import network_logits
     from covidgui.core.training.recipe import TrainConfig
 
@@ -93,8 +94,6 @@ def test_training_scores_a_network_with_the_views_its_graph_will_use(tmp_path):
     classifier = Classifier(network, _card(VIEWS))
     config = TrainConfig(input_size=SIZE, batch_size=2, test_time_views=",".join(VIEWS))
     scored = network_logits(network, files, config)
-    from covidgui.core.io.images import load_xray
-
     graph = classifier.logits(np.stack([classifier.prepare(load_xray(p).pixels).input for p in files.paths]))
     np.testing.assert_allclose(np.stack([scored[str(p)] for p in files.paths]), graph, **HALF)
     plain = network_logits(network, files, TrainConfig(input_size=SIZE, batch_size=2))

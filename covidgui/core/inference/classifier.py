@@ -177,11 +177,10 @@ def classifier_graph(keras_model, views: tuple[str, ...] = ()) -> bytes:
     outputs = keras.Model(keras_model.inputs, [keras_model.output, pooling.output, pooling.input])
 
     def serve(x):
+        # One pass over the films and their views; the films' own rows come first.
         n_films = tf.shape(x)[0]
-        logits, features, maps = outputs(stack_views(x, views) if views else x, training=False)
-        if views:  # one pass over the films and their views; the film's own rows come first
-            logits = mean_over_views(logits, n_films, views)
-            features, maps = features[:n_films], maps[:n_films]
+        logits, features, maps = outputs(stack_views(x, views), training=False)
+        logits, features, maps = mean_over_views(logits, n_films, views), features[:n_films], maps[:n_films]
         return {"logits": logits, "features": features, "maps": maps,
                 "cam_weights": tf.zeros_like(logits[:, :1])[:, :, tf.newaxis] + weights}
 

@@ -24,28 +24,28 @@ VIEWS = {"mirrored": "left and right swapped", "zoom90": "central 90 %, resized 
 CARD_KEY = "test_time_views"
 
 
-def parse_views(views) -> tuple[str, ...]:
+def parse_views(views, error=DatasetError, where: str = "The recipe") -> tuple[str, ...]:
     """Views from a card's list or a recipe's comma-separated text ("" or None: none); raises
-    DatasetError naming an unknown view."""
+    ``error`` naming an unknown view and ``where`` it was asked for."""
     names = [v.strip() for v in (views.split(",") if isinstance(views, str) else (views or [])) if v.strip()]
     unknown = [v for v in names if v not in VIEWS]
     if unknown:
-        raise DatasetError(f"Unknown test-time view {unknown[0]!r}; the views are {', '.join(VIEWS)}.")
+        raise error(f"{where} asks for the test-time view {unknown[0]!r}, which this version of CovidGUI "
+                    f"does not know (it knows {', '.join(VIEWS)}).")
     return tuple(names)
 
 
 def card_views(card) -> tuple[str, ...]:
     """The views a model's card lists (none for a card written before views were); ModelError
     for a view this version of CovidGUI does not know."""
-    try:
-        return parse_views(card.preprocessing.get(CARD_KEY))
-    except DatasetError as exc:
-        raise ModelError(f"The model card of {card.name} asks for {exc}") from exc
+    return parse_views(card.preprocessing.get(CARD_KEY), ModelError, f"The model card of {card.name}")
 
 
 def stack_views(x, views: tuple[str, ...]):
     """A batch x (N, S, S, C) -> (N * (1 + len(views)), S, S, C): the films, then each view of them
-    in order (TensorFlow ops, so the inference graph carries them)."""
+    in order (TensorFlow ops, so the inference graph carries them); x itself without views."""
+    if not views:
+        return x
     import tensorflow as tf
 
     size = x.shape[1]
@@ -61,7 +61,10 @@ def stack_views(x, views: tuple[str, ...]):
 
 
 def mean_over_views(y, n_films, views: tuple[str, ...]):
-    """Outputs (N * (1 + len(views)), C) of :func:`stack_views`'s batch -> their mean per film (N, C)."""
+    """Outputs (N * (1 + len(views)), C) of :func:`stack_views`'s batch -> their mean per film (N, C)
+    (y itself without views)."""
+    if not views:
+        return y
     import tensorflow as tf
 
     # The class count stays static: LiteRT's kernels need the rank and last size known.

@@ -57,14 +57,3 @@ def _halved(h5_bytes: bytes) -> bytes:
         source.visititems(copy)
     return out.getvalue()
 
-
-def stored_dtypes(path: str | Path) -> set[str]:
-    """The dtypes of the weight datasets in a .keras file (for tests and checks)."""
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        data = archive.read(WEIGHTS_MEMBER)
-    found: set[str] = set()
-    with h5py.File(io.BytesIO(data), "r") as weights:
-        weights.visititems(lambda _, item: found.add(str(item.dtype)) if isinstance(item, h5py.Dataset) else None)
-    return found

@@ -313,8 +313,7 @@ def network_logits(network, files: LabelledFiles, config: TrainConfig) -> dict[s
     try:
         for x, _, index in sequence.readable_batches():  # channel 0: the image (1: a lung mask, if any)
             films = x[..., :1]
-            logits = (mean_over_views(network(stack_views(films, views), training=False), len(films), views)
-                      if views else network(films, training=False))
+            logits = mean_over_views(network(stack_views(films, views), training=False), len(films), views)
             out.update(zip(paths[index], np.asarray(logits, dtype=np.float64)))
     finally:
         pool.shutdown(wait=False)

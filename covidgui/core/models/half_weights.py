@@ -56,4 +56,3 @@ def _halved(h5_bytes: bytes) -> bytes:
 
         source.visititems(copy)
     return out.getvalue()
-

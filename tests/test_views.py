@@ -34,25 +34,37 @@ def _films(n: int = 3) -> np.ndarray:
                      for i in range(n)]).astype(np.float32)
 
 
-def _by_hand(network, films: np.ndarray) -> np.ndarray:
-    """The mean of the network's logits over the film, its mirror image and its central 90 % and
-    95 % resized back, each computed here on its own."""
+def _by_hand(network, films: np.ndarray, views=VIEWS) -> np.ndarray:
+    """The mean of the network's logits over the film and each view, each computed here on its
+    own: the mirror image, the central 90 % or 95 % resized back, or the film shrunk to 80 % by the
+    preprocessing's resize and read by a copy of the network that takes that size."""
     import tensorflow as tf
+
+    from covidgui.core.inference.preprocess import resize
+    from covidgui.core.inference.views import any_size_copy
 
     def zoom(keep):
         margin = int(round(SIZE * (1 - keep) / 2))
         crop = films[:, margin:SIZE - margin, margin:SIZE - margin, None]
         return np.asarray(tf.image.resize(crop, (SIZE, SIZE), method="bilinear"))
 
-    views = [films[..., None], films[:, :, ::-1, None], zoom(0.90), zoom(0.95)]
-    return np.mean([np.asarray(network(v, training=False)) for v in views], axis=0)
+    side = SIZE - 2 * int(round(SIZE * 0.1))
+    made = {"mirrored": lambda: films[:, :, ::-1, None], "zoom90": lambda: zoom(0.90), "zoom95": lambda: zoom(0.95),
+            "scaled80": lambda: np.stack([resize(f, (side, side)) for f in films])[..., None]}
+    logits = [np.asarray(network(films[..., None], training=False))]
+    for name in views:
+        view = made[name]()
+        reader = network if view.shape[1] == SIZE else any_size_copy(network)
+        logits.append(np.asarray(reader(view, training=False)))
+    return np.mean(logits, axis=0)
 
 
-def test_the_graph_averages_the_logits_over_the_views_and_keeps_the_films_own_features():
+@pytest.mark.parametrize("views", [VIEWS, ["scaled80"], ["mirrored", "scaled80"]])
+def test_the_graph_averages_the_logits_over_the_views_and_keeps_the_films_own_features(views):
     network = build_classifier(SIZE, 2, 3)
     films = _films()
-    with_views, alone = Classifier(network, _card(VIEWS)), Classifier(network, _card())
-    np.testing.assert_allclose(with_views.logits(films), _by_hand(network, films), **HALF)
+    with_views, alone = Classifier(network, _card(views)), Classifier(network, _card())
+    np.testing.assert_allclose(with_views.logits(films), _by_hand(network, films, views), **HALF)
     assert not np.allclose(with_views.logits(films), alone.logits(films), **HALF)  # the views do count
     logits, features, maps, cam = with_views._explain(films)
     _, own_features, own_maps, own_cam = alone._explain(films)
@@ -74,7 +86,8 @@ def test_a_saved_model_keeps_its_views_from_its_graph_and_when_the_graph_is_made
     np.testing.assert_allclose(Classifier.load(path, lungs=False).logits(films), expected, **HALF)
 
 
-def test_training_scores_a_network_with_the_views_its_graph_will_use(tmp_path):
+@pytest.mark.parametrize("views", [VIEWS, ["mirrored", "scaled80"]])
+def test_training_scores_a_network_with_the_views_its_graph_will_use(tmp_path, views):
     """Adaptation's out-of-fold temperature and threshold come from these logits: they must be the
     ones the adapted model's graph gives."""
     from PIL import Image
@@ -91,8 +104,8 @@ def test_training_scores_a_network_with_the_views_its_graph_will_use(tmp_path):
         Image.fromarray((film * 255).astype(np.uint8)).save(folder / f"{i}.png")
     files = scan_class_folders(tmp_path)
     network = build_classifier(SIZE, 2, 5)
-    classifier = Classifier(network, _card(VIEWS))
-    config = TrainConfig(input_size=SIZE, batch_size=2, test_time_views=",".join(VIEWS))
+    classifier = Classifier(network, _card(views))
+    config = TrainConfig(input_size=SIZE, batch_size=2, test_time_views=",".join(views))
     scored = network_logits(network, files, config)
     graph = classifier.logits(np.stack([classifier.prepare(load_xray(p).pixels).input for p in files.paths]))
     np.testing.assert_allclose(np.stack([scored[str(p)] for p in files.paths]), graph, **HALF)
@@ -110,3 +123,18 @@ def test_adapting_a_model_keeps_its_views(tmp_path):
 def test_a_card_asking_for_a_view_this_version_does_not_know_is_refused():
     with pytest.raises(ModelError, match="'sideways'"):
         Classifier(build_classifier(SIZE, 2, 7), _card(["mirrored", "sideways"]))
+
+
+def test_a_film_costs_its_pass_and_each_views_pass_at_the_views_size():
+    """The card's flops_per_image: a view of the film's size costs a pass; the film shrunk to 180 of
+    224 px costs what the network costs at 180 px (about 0.65 of a pass)."""
+    from covidgui.core.inference.views import any_size_copy
+    from covidgui.core.training.network import count_flops, film_flops
+
+    network = build_classifier(224, 2, 8)
+    one = count_flops(network)
+    at_180 = count_flops(any_size_copy(network, 180))
+    assert 0.6 * one < at_180 < 0.7 * one
+    assert film_flops(network) == one
+    assert film_flops(network, ("mirrored", "zoom90")) == 3 * one
+    assert film_flops(network, ("scaled80",)) == one + at_180

@@ -85,16 +85,17 @@ def load_keras(path: Path, what: str = "model file"):
         raise ModelError(f"The {what} {path.name} cannot be loaded: {exc}") from exc
 
 
-def export_graph(keras_model, outputs: Callable, input_shape: tuple[int, ...]) -> bytes:
-    """The LiteRT flatbuffer of ``outputs(x) -> {name: tensor}`` over a Keras model, for inputs
-    (N, *input_shape) float32 (any N). Needs TensorFlow (imported here). Raises ModelError when
-    the graph has operations LiteRT lacks."""
+def export_graph(keras_model, outputs: Callable, input_shape: tuple[int, ...], also_track=()) -> bytes:
+    """The LiteRT flatbuffer of ``outputs(x) -> {name: tensor}`` over a Keras model (and the
+    models of ``also_track`` it calls too), for inputs (N, *input_shape) float32 (any N). Needs
+    TensorFlow (imported here). Raises ModelError when the graph has operations LiteRT lacks."""
     quiet_tensorflow()
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
-    archive.track(keras_model)
+    for model in (keras_model, *also_track):
+        archive.track(model)
     archive.add_endpoint(SIGNATURE, outputs, input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)])
     with tempfile.TemporaryDirectory(prefix="covidgui-export-") as folder:
         archive.write_out(folder, verbose=False)

@@ -1,16 +1,20 @@
 """Test-time views: a model's logits averaged over the film and a few altered copies of it.
 
 A network's call on one film moves with small things that say nothing about the lungs (where the
-film's edge falls, a few pixels of framing). Averaging its logits over the film, its mirror image
-and two slightly zoomed copies ranked SIIM's films better for both seeds of v4.0's recipe, on
-SIIM's calibration films (where the views were chosen) and on its locked test (AUC +0.005 to
-+0.009; ``benchmarks/results/siim-summary.md``), at four passes' cost.
+film's edge falls, the scale of its details). Averaging its logits over the film and the film
+shrunk to 80 % of its side ranked SIIM's films better for both seeds of v4.0's recipe, on SIIM's
+calibration films (where the view was chosen) and on its locked test
+(``benchmarks/results/siim-summary.md``).
 
 A model's card lists its views (``preprocessing["test_time_views"]``, none: the film alone); its
 inference graph averages them (covidgui.core.inference.classifier.classifier_graph) and training
 scores a network the same way (covidgui.core.training.fit_loop.network_logits), so the
 temperature and threshold are fitted on the logits the app shows. The pooled features (the input
 gate's), the feature maps and Grad-CAM come from the film itself.
+
+A view costs a pass of the network over its pixels, so a view smaller than the film costs less:
+"scaled80" is 180 of 224 px, 0.64 of a pass. Issue 24, which allowed a bigger network, caps a
+film at 1.5 GFLOP; :func:`flops_per_film` is what a card records.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from __future__ import annotations
 from covidgui.core.errors import DatasetError, ModelError
 
 # Each view's name -> what it does to a film (S, S): "zoomNN" keeps the central NN % of each side,
-# resized back to S (bilinear).
+# resized back to S (bilinear); "scaledNN" is the whole film resized to NN % of its side by the
+# preprocessing's own resize (a smaller input, a cheaper pass).
 VIEWS = {"mirrored": "left and right swapped", "zoom90": "central 90 %, resized back",
-         "zoom95": "central 95 %, resized back"}
+         "zoom95": "central 95 %, resized back", "scaled80": "the whole film at 80 % of its side"}
 CARD_KEY = "test_time_views"
 
 
@@ -41,31 +46,94 @@ def card_views(card) -> tuple[str, ...]:
     return parse_views(card.preprocessing.get(CARD_KEY), ModelError, f"The model card of {card.name}")
 
 
-def stack_views(x, views: tuple[str, ...]):
-    """A batch x (N, S, S, C) -> (N * (1 + len(views)), S, S, C): the films, then each view of them
-    in order (TensorFlow ops, so the inference graph carries them); x itself without views."""
-    if not views:
-        return x
+def _margin(name: str, size: int) -> int:
+    """Pixels a zoom view drops on each side of a film of ``size`` (a scaled view: its side is
+    shorter by as much on each side)."""
+    keep = int(name[-2:]) / 100
+    return int(round(size * (1 - keep) / 2))
+
+
+def view_size(name: str, size: int) -> int:
+    """The side of a view of a film of side ``size``."""
+    return size - 2 * _margin(name, size) if name.startswith("scaled") else size
+
+
+def flops_per_film(flops_of_size, size: int, views: tuple[str, ...]) -> int:
+    """What one film costs: the film's pass and each view's, ``flops_of_size(side)`` being the
+    network's cost at an input of that side."""
+    return int(flops_of_size(size) + sum(flops_of_size(view_size(v, size)) for v in views))
+
+
+def _view(x, name: str):
+    """One view of a batch x (N, S, S, C) (TensorFlow ops, so the inference graph carries them)."""
     import tensorflow as tf
 
     size = x.shape[1]
-    out = [x]
-    for name in views:
-        if name == "mirrored":
-            out.append(tf.reverse(x, axis=[2]))
-        else:
-            margin = int(round(size * (1 - int(name[len("zoom"):]) / 100) / 2))
-            out.append(tf.image.resize(x[:, margin:size - margin, margin:size - margin, :], (size, size),
-                                       method="bilinear"))
-    return tf.concat(out, axis=0)
+    if name == "mirrored":
+        return tf.reverse(x, axis=[2])
+    if name.startswith("scaled"):
+        # The preprocessing's resize (antialiased bilinear) is linear and separable: its weights as
+        # a matrix, applied to the rows and then the columns as plain 2-D products (TensorFlow's
+        # antialiased resize is no LiteRT op).
+        side = view_size(name, size)
+        weights = tf.constant(_resize_weights(size, side).T)  # (S, side)
+        channels = x.shape[3]
+        rows = tf.reshape(tf.matmul(tf.reshape(tf.transpose(x, (0, 3, 1, 2)), (-1, size)), weights),
+                          (-1, channels, size, side))  # each row resized: (N, C, S, side)
+        both = tf.reshape(tf.matmul(tf.reshape(tf.transpose(rows, (0, 1, 3, 2)), (-1, size)), weights),
+                          (-1, channels, side, side))  # then each column: (N, C, side (cols), side (rows))
+        return tf.transpose(both, (0, 3, 2, 1))
+    margin = _margin(name, size)
+    return tf.image.resize(x[:, margin:size - margin, margin:size - margin, :], (size, size), method="bilinear")
 
 
-def mean_over_views(y, n_films, views: tuple[str, ...]):
-    """Outputs (N * (1 + len(views)), C) of :func:`stack_views`'s batch -> their mean per film (N, C)
-    (y itself without views)."""
+def _resize_weights(size: int, side: int):
+    """(side, size) float32: what covidgui.core.inference.preprocess.resize gives each pixel of a
+    row of ``size`` in each of ``side`` (its rows resized one basis vector at a time)."""
+    import numpy as np
+
+    from covidgui.core.inference.preprocess import resize
+
+    return np.ascontiguousarray(resize(np.eye(size, dtype=np.float32), (size, side)).T)
+
+
+def averaged_logits(run, x, views: tuple[str, ...], run_any_size=None):
+    """The mean of a network's logits over films x (N, S, S, C) and their views, and the films' own
+    other outputs.
+
+    run(batch) -> logits or (logits, *others) at the film's size: one pass over the films and
+    their views of the same size stacked (the films' rows first); run_any_size(batch) -> logits,
+    for the views of another size (a network that takes any size, see :func:`any_size_copy`).
+    Returns (logits (N, C), [each other output's film rows]); x's own outputs without views.
+    """
+    same = tuple(v for v in views if view_size(v, x.shape[1]) == x.shape[1])
+    other = tuple(v for v in views if v not in same)
     if not views:
-        return y
+        out = run(x)
+        return (out[0], list(out[1:])) if isinstance(out, (tuple, list)) else (out, [])
     import tensorflow as tf
 
+    n_films = tf.shape(x)[0]
+    out = run(tf.concat([x, *(_view(x, v) for v in same)], axis=0))
+    logits, others = (out[0], list(out[1:])) if isinstance(out, (tuple, list)) else (out, [])
     # The class count stays static: LiteRT's kernels need the rank and last size known.
-    return tf.reduce_mean(tf.reshape(y, (1 + len(views), n_films, y.shape[-1])), axis=0)
+    rows = tf.reshape(logits, (1 + len(same), n_films, logits.shape[-1]))
+    rows = tf.concat([rows, *(run_any_size(_view(x, v))[tf.newaxis] for v in other)], axis=0)
+    return tf.reduce_mean(rows, axis=0), [o[:n_films] for o in others]
+
+
+def any_size_copy(keras_model, size: int | None = None):
+    """A copy of a Keras network (same weights) whose input takes films of side ``size`` (None:
+    any), for the views smaller than the film: a convolutional network that ends in global pooling
+    reads any size, but a Keras model checks the size it was built for."""
+    import keras
+
+    config = keras_model.get_config()
+    inputs = [layer for layer in config["layers"] if layer["class_name"] == "InputLayer"]
+    if len(inputs) != 1:
+        raise ModelError(f"The model {keras_model.name} has {len(inputs)} inputs; CovidGUI's have one.")
+    shape = inputs[0]["config"]["batch_shape"]
+    inputs[0]["config"]["batch_shape"] = (shape[0], size, size, *shape[3:])
+    copy = keras.Model.from_config(config)
+    copy.set_weights(keras_model.get_weights())
+    return copy

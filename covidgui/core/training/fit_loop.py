@@ -24,13 +24,13 @@ from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, C
 from covidgui.core.inference.gate import fit_gate, thumbnails
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.lungs import LUNG_MARGIN, load_bundled_segmenter
-from covidgui.core.inference.views import mean_over_views, parse_views, stack_views
+from covidgui.core.inference.views import any_size_copy, averaged_logits, parse_views, view_size
 from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 from covidgui.core.training.allocator import keep_freed_memory
 from covidgui.core.training.distribute import build_before_fit, make_fit_work
-from covidgui.core.training.network import build_augmentation, count_flops, new_network, starting_network
+from covidgui.core.training.network import build_augmentation, film_flops, new_network, starting_network
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
                                            preprocessing_description, source_counts, source_factors)
 from covidgui.core.training.sequence import CACHE_LIMIT_BYTES, make_sequence, unguided_count, warm_unless_stopped
@@ -197,7 +197,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         display_names=dict(display_names or {}), positive_class=positive_class,
         preprocessing=preprocessing_description(config.lung_mask, config.harmonise_storage, config.test_time_views),
         architecture={"name": classifier_model.name, "parameters": int(classifier_model.count_params()),
-                      "flops_per_image": count_flops(classifier_model), "heatmap_layer": HEATMAP_LAYER},
+                      "flops_per_image": film_flops(classifier_model, parse_views(config.test_time_views)), "heatmap_layer": HEATMAP_LAYER},
         training={**(training_info or {}), "config": asdict(config),
                   **({"label_cleaning": cleaning} if cleaning is not None else {}),
                   "lung_guidance": ({"segmenter": lungs.card.get("name", "lung segmenter"),
@@ -309,11 +309,14 @@ def network_logits(network, files: LabelledFiles, config: TrainConfig) -> dict[s
                              pool=pool, lungs=lungs, lung_mask=config.lung_mask, harmonise=config.harmonise_storage)
     paths = np.asarray([str(p) for p in files.paths], dtype=object)
     views = parse_views(config.test_time_views)  # averaged as the model's inference graph will
+    size = config.input_size
+    any_size = any_size_copy(network) if any(view_size(v, size) != size for v in views) else None
+    run_any_size = None if any_size is None else (lambda batch: any_size(batch, training=False))
     out = {}
     try:
         for x, _, index in sequence.readable_batches():  # channel 0: the image (1: a lung mask, if any)
-            films = x[..., :1]
-            logits = mean_over_views(network(stack_views(films, views), training=False), len(films), views)
+            logits, _ = averaged_logits(lambda batch: network(batch, training=False), x[..., :1], views,
+                                        run_any_size)
             out.update(zip(paths[index], np.asarray(logits, dtype=np.float64)))
     finally:
         pool.shutdown(wait=False)

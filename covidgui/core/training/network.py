@@ -13,6 +13,7 @@ from covidgui.core.errors import DatasetError
 from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.runtime import load_keras
+from covidgui.core.inference.views import any_size_copy, flops_per_film
 from covidgui.core.models.modelcard import read_card
 
 
@@ -143,3 +144,10 @@ def count_flops(model) -> int:
         elif isinstance(layer, layers.Dense):
             total += 2 * layer.input.shape[-1] * layer.units
     return int(total)
+
+
+def film_flops(model, views: tuple[str, ...] = ()) -> int:
+    """What one film costs a classifier: its pass (:func:`count_flops`) and each test-time view's,
+    counted on the network at the view's size (covidgui.core.inference.views)."""
+    size = model.input_shape[1]
+    return flops_per_film(lambda side: count_flops(model if side == size else any_size_copy(model, side)), size, views)

@@ -21,6 +21,17 @@ def test_bundled_model_is_small_and_has_a_card():
     assert path.with_suffix(".json").is_file()
 
 
+def test_a_film_costs_the_bundled_model_what_its_card_says_within_the_allowed_capacity(bundled_classifier):
+    """Issue 24 allows a film up to 1.5 GFLOP. The card's figure is the film's pass and its
+    test-time views' passes (v4.1.0's four views cost 3.1 GFLOP and its card said 0.77)."""
+    from covidgui.core.inference.views import card_views
+    from covidgui.core.training.network import film_flops
+
+    flops = bundled_classifier.card.architecture["flops_per_image"]
+    assert flops == film_flops(bundled_classifier.keras_model, card_views(bundled_classifier.card))
+    assert flops <= 1.5e9
+
+
 def test_card_records_how_it_was_trained(bundled_classifier):
     card = bundled_classifier.card
     assert card.classes == ["Covid", "Normal"]

@@ -344,3 +344,24 @@ def test_a_fold_networks_logits_are_those_its_inference_graph_would_give(start_m
     assert len(logits) == len(files) == len(engine.probs)
     for path, probs in zip(files.paths, engine.probs):
         assert softmax(logits[str(path)][None], card.temperature, card.logit_bias)[0] == pytest.approx(probs, abs=1e-4)
+
+
+def test_frozen_layers_keep_the_starting_weights_and_the_saved_model_trains_whole_later(start_model, site, tmp_path):
+    """freeze_before "scale:N" holds the layers before the first one at 1/N of the input's side at
+    the starting model's weights; the saved model carries no freeze into its next fine-tune."""
+    from covidgui.core.inference.runtime import load_keras
+    from covidgui.core.training.fit_loop import _first_at_scale
+
+    start = load_keras(start_model)
+    first = _first_at_scale(start, "scale:4")
+    files = scan_class_folders(site)
+    config = replace(adaptation_config(start_model, TrainConfig(**QUICK)), freeze_before="scale:4", epochs=2)
+    result = train(files, files, config, name="frozen", version="1")
+    network = result.classifier.keras_model
+    for before, after in zip(start.layers[:first], network.layers[:first]):
+        for a, b in zip(before.get_weights(), after.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for before, after in zip(start.layers[first:], network.layers[first:])
+               for a, b in zip(before.get_weights(), after.get_weights()))
+    saved = load_keras(save_model(result.classifier, tmp_path / "frozen.keras"))
+    assert all(layer.trainable for layer in saved.layers)

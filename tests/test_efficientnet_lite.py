@@ -90,3 +90,22 @@ def test_lite0_trains_saves_and_explains_like_the_compact_network(tmp_path):
     np.testing.assert_allclose(loaded.logits(images), result.classifier.logits(images), atol=1e-4)
     heatmap = loaded.gradcam(images[0], 1)
     assert heatmap.shape == (64, 64) and np.isfinite(heatmap).all() and 0 <= heatmap.min() <= heatmap.max() <= 1
+
+
+def test_a_freeze_by_scale_stops_at_the_first_layer_at_that_fraction_of_the_input():
+    """Adapting freezes the layers that work at 1/2 to 1/8 of the film's side ("scale:16"),
+    whatever Keras named them in the process that built the network."""
+    from covidgui.core.training.fit_loop import freeze_layers_before
+
+    model = new_network("efficientnet-lite0", 64, 2)
+    freeze_layers_before(model, "scale:16")
+    sides = [layer.output.shape[1] if len(layer.output.shape) == 4 else None for layer in model.layers]
+    first = next(i for i, layer in enumerate(model.layers) if layer.trainable)
+    assert sides[first] == 4 and all(s is None or s > 4 for s in sides[:first])
+    assert not any(layer.trainable for layer in model.layers[:first])
+    assert all(layer.trainable for layer in model.layers[first:])
+    assert type(model.layers[first]).__name__ == "DepthwiseConv2D"  # the stride-2 step to 1/16
+    freeze_layers_before(model, "")
+    assert all(layer.trainable for layer in model.layers)
+    with pytest.raises(DatasetError, match="1/128"):
+        freeze_layers_before(model, "scale:128")

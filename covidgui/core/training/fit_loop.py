@@ -185,7 +185,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         # saved .keras and its graph disagreed (the bundled v3.1.0 is such a pair).
         # Frozen BatchNorm layers keep their statistics.
         recalibrate_batch_norm(classifier_model, (x for x, _, _ in train_seq.readable_batches(BATCH_NORM_BATCHES)))
-    classifier_model.trainable = True  # the saved file does not carry the freeze into a later fine-tune
+    unfreeze(classifier_model)  # the saved file does not carry the freeze into a later fine-tune
     history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if not measure:
         pool.shutdown(wait=False)
@@ -233,17 +233,51 @@ def _refuse_if_none_readable(sequence, files: LabelledFiles, what: str) -> None:
                            f"(for example {Path(path).name}: {reason}).")
 
 
+# freeze_before "scale:N": the layers before the first one whose output is at 1/N of the input's
+# side or smaller (any network of ours, whatever Keras named its layers).
+SCALE_PREFIX = "scale:"
+
+
 def freeze_layers_before(model, layer_name: str) -> None:
     """Every layer of ``model`` trainable, then those before ``layer_name`` not (their weights and,
-    for BatchNorm, statistics stay; "" freezes nothing). Raises DatasetError for an unknown name."""
-    model.trainable = True  # a saved model may carry an earlier freeze
+    for BatchNorm, statistics stay; "" freezes nothing). ``layer_name`` may be "scale:N" (see
+    :data:`SCALE_PREFIX`). Raises DatasetError for an unknown name or scale."""
+    unfreeze(model)  # a saved model may carry an earlier freeze
     if not layer_name:
         return
     names = [layer.name for layer in model.layers]
-    if layer_name not in names:
+    if layer_name.startswith(SCALE_PREFIX):
+        index = _first_at_scale(model, layer_name)
+    elif layer_name in names:
+        index = names.index(layer_name)
+    else:
         raise DatasetError(f"The model {model.name} has no layer {layer_name!r} to freeze up to.")
-    for layer in model.layers[:names.index(layer_name)]:
+    for layer in model.layers[:index]:
         layer.trainable = False
+
+
+def unfreeze(model) -> None:
+    """Every layer of ``model`` trainable (Keras 3's ``model.trainable = True`` leaves a layer that
+    was frozen on its own frozen, and a saved file keeps each layer's flag)."""
+    model.trainable = True
+    for layer in model.layers:
+        layer.trainable = True
+
+
+def _first_at_scale(model, spec: str) -> int:
+    """The index of the first layer of ``model`` whose output (N, h, w, C) has h at most the input
+    side divided by the N of ``spec`` ("scale:N")."""
+    try:
+        factor = int(spec[len(SCALE_PREFIX):])
+    except ValueError:
+        factor = 0
+    side = model.input_shape[1]
+    for index, layer in enumerate(model.layers):
+        shape = layer.output.shape
+        if factor > 0 and len(shape) == 4 and shape[1] is not None and shape[1] * factor <= side:
+            return index
+    raise DatasetError(f"The model {model.name} has no layer at 1/{spec[len(SCALE_PREFIX):]} of its input's side "
+                       f"to freeze up to.")
 
 
 # Clean batches BatchNorm re-estimation reads at most (the statistics settle long before).

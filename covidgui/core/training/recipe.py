@@ -88,8 +88,9 @@ class TrainConfig:
     # weights (its classes and input size must match the data's); train it gently (a lower
     # learning_rate, fewer epochs). Temperature, gate and band are refitted as for a new one.
     start_from: str = ""
-    # With start_from: the layers before this named layer (e.g. "last_conv") keep the starting
-    # model's weights and BatchNorm statistics throughout; "" = every layer trains. On a few dozen
+    # With start_from: the layers before this named layer (e.g. "last_conv"), or before the first
+    # layer at 1/N of the input's side ("scale:N"), keep the starting model's weights and BatchNorm
+    # statistics throughout; "" = every layer trains. On a few dozen
     # films of a new site the early filters have too little data to move safely, and the backward
     # pass through them is most of a step's cost.
     freeze_before: str = ""

@@ -142,6 +142,8 @@ def test_other_classes_and_input_sizes_are_refused_with_their_names(start_model,
     with pytest.raises(ModelError, match="nothing.keras"):
         resolve_start(tmp_path / "nothing.keras")
     assert resolve_start("bundled").name == "covid_classifier.keras"
+    # EfficientNet-Lite0 (the bundled network) adapts with its stages at 1/2 to 1/8 of the film frozen.
+    assert adaptation_config(resolve_start("bundled")).freeze_before == "scale:16"
 
 
 def test_cancelling_writes_nothing(start_model, site, tmp_path):

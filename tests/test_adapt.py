@@ -44,7 +44,10 @@ def site(tmp_path):
 
 
 def test_out_of_fold_films_are_never_judged_by_a_model_that_trained_on_them(start_model, site, monkeypatch):
-    trained_on, judged = {}, {}  # id(network) -> paths fitted or calibrated on; id(model) -> paths it scored
+    # The folds share one compiled network (CompiledFit), so a fold's model is told by when it was
+    # scored: right after its training, before the next one changes it.
+    trained_on = []  # per training, in order: (network, paths fitted or calibrated on, their counts)
+    judged, start_judged = {}, []  # training index -> [(paths it scored, counts)]; the starting model's
 
     decoded = []
     real_load = sequence_module.load_prepared
@@ -57,19 +60,26 @@ def test_out_of_fold_films_are_never_judged_by_a_model_that_trained_on_them(star
         assert result.classifier is None and kwargs["measure"] is False  # a fold's model is only scored
         assert result.history["loss"] and not any(k.startswith("val_") for k in result.history)  # nor validated,
         assert not set(decoded) & {str(p) for p in calibration.paths}  # so its held-apart films are not even read
-        trained_on[id(result.network)] = ([str(p) for p in fit.paths + calibration.paths],
-                                          [fit.counts(), calibration.counts()])
+        trained_on.append((result.network, [str(p) for p in fit.paths + calibration.paths],
+                           [fit.counts(), calibration.counts()]))
         return result
 
-    def recording(real):
+    def fold_scoring(real):
         def score(model, files, *args):
-            judged.setdefault(id(model), []).append(([str(p) for p in files.paths], files.counts()))
+            assert trained_on and model is trained_on[-1][0]  # the network just trained
+            judged.setdefault(len(trained_on) - 1, []).append(([str(p) for p in files.paths], files.counts()))
+            return real(model, files, *args)
+        return score
+
+    def start_scoring(real):
+        def score(model, files, *args):
+            start_judged.append([str(p) for p in files.paths])
             return real(model, files, *args)
         return score
 
     monkeypatch.setattr(adapt_module, "train", recording_train)
-    monkeypatch.setattr(adapt_module, "score_files", recording(adapt_module.score_files))  # the starting model
-    monkeypatch.setattr(adapt_module, "network_logits", recording(adapt_module.network_logits))  # fold models
+    monkeypatch.setattr(adapt_module, "score_files", start_scoring(adapt_module.score_files))  # the starting model
+    monkeypatch.setattr(adapt_module, "network_logits", fold_scoring(adapt_module.network_logits))  # fold models
     files = scan_class_folders(site)
     config = adaptation_config(start_model, TrainConfig(**QUICK))
     out = cross_validate(files, start_model, config, folds=3, seed=0)
@@ -77,16 +87,15 @@ def test_out_of_fold_films_are_never_judged_by_a_model_that_trained_on_them(star
     assert len(trained_on) == 3
     every_film = sorted(map(str, files.paths))
     out_of_fold = []
-    for classifier, (paths, counts) in trained_on.items():
+    for k, (_, paths, counts) in enumerate(trained_on):
         assert all(n > 0 for part in counts for n in part.values())  # both classes fitted and calibrated on
-        (scored, held_counts), = judged[classifier]  # each fold model judges once: its own fold
+        (scored, held_counts), = judged[k]  # each fold model judges once: its own fold
         assert not set(scored) & set(paths), "a film was judged by a model that trained on it"
         assert sorted(scored + paths) == every_film
         assert set(held_counts.values()) == {4}  # stratified: each fold holds both classes, 4 of each
         out_of_fold += scored
     assert sorted(out_of_fold) == every_film  # every film predicted exactly once
-    start_runs = [v for k, v in judged.items() if k not in trained_on]
-    assert len(start_runs) == 1 and sorted(start_runs[0][0][0]) == every_film  # the starting model: same films
+    assert len(start_judged) == 1 and sorted(start_judged[0]) == every_film  # the starting model: same films
     for key in ("starting", "adapted"):
         figures = out[key]
         assert figures["n"] == 24 and np.array(figures["confusion_matrix"]).sum() == 24
@@ -367,3 +376,30 @@ def test_frozen_layers_keep_the_starting_weights_and_the_saved_model_trains_whol
                for a, b in zip(before.get_weights(), after.get_weights()))
     saved = load_keras(save_model(result.classifier, tmp_path / "frozen.keras"))
     assert all(layer.trainable for layer in saved.layers)
+
+
+def test_a_fold_trained_on_the_kept_compiled_model_gets_the_weights_a_new_one_gets(start_model, tmp_path):
+    """Folds share one traced training step (CompiledFit): everything the first fold changed (the
+    weights, the optimizer's moments and step count, the moving average, the random generators)
+    is put back, so the second fold's network is the one a freshly built model trains to."""
+    from covidgui.core.training.compiled_fit import CompiledFit
+
+    first = scan_class_folders(make_class_folders(tmp_path / "a", {"Covid": 8, "Normal": 8}, size=32))
+    # The same counts, so the same step count; the patch marks the other class here: other films.
+    second = scan_class_folders(make_class_folders(tmp_path / "b", {"Normal": 8, "Covid": 8}, size=32))
+    config = replace(adaptation_config(start_model, TrainConfig(**{**QUICK, "augment": True})), epochs=2,
+                     freeze_before="scale:4")
+
+    def weights(files, reuse=None):
+        network = train(files, files, config, measure=False, reuse=reuse).network
+        return [w.copy() for w in network.get_weights()]
+
+    fresh = weights(second)
+    compiled = CompiledFit()
+    after_first = weights(first, compiled)
+    trace = compiled._models[1].train_function
+    reused = weights(second, compiled)
+    assert compiled._models[1].train_function is trace  # the step was not traced again
+    assert any(not np.array_equal(a, b) for a, b in zip(after_first, reused))
+    for a, b in zip(fresh, reused):
+        np.testing.assert_array_equal(a, b)

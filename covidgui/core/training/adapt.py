@@ -32,6 +32,7 @@ from covidgui.core.models.modelcard import FILE_HASHES_KEY, ModelCard, read_card
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature_and_bias
 from covidgui.core.scoring.comparison import score_files
 from covidgui.core.scoring.metrics import auc_interval, classification_report
+from covidgui.core.training.compiled_fit import CompiledFit
 from covidgui.core.training.progress import RunEvent
 from covidgui.core.training.recipe import TrainConfig
 from covidgui.core.training.fit_loop import network_logits
@@ -212,6 +213,7 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
     starting_probs = {str(p): row for p, row in zip(_readable(files, base), base.probs)}
     adapted_logits: dict[str, tuple[np.ndarray, int]] = {}  # path -> (out-of-fold logits, fold)
     splits = fold_indices(files.labels, folds, seed, groups)
+    compiled = CompiledFit()  # folds of as many films share one traced training step
     for k, (train_idx, test_idx) in enumerate(splits, 1):
         if stop.is_set():
             return None
@@ -223,7 +225,7 @@ def cross_validate(files: LabelledFiles, start_path: str | Path, config: TrainCo
         # A fold's model is only scored: no inference graph, calibration or gate (measure=False).
         result = train(fit, calibration, config, _listener(on_event, stop, config.epochs), name=card.name,
                        version=f"{card.version}-fold{k}", display_names=card.display_names,
-                       positive_class=card.positive_class, measure=False)
+                       positive_class=card.positive_class, measure=False, reuse=compiled)
         if result.cancelled or stop.is_set():
             return None
         adapted_logits.update({p: (row, k) for p, row in network_logits(result.network, held, config).items()})

@@ -29,6 +29,7 @@ from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 from covidgui.core.training.allocator import keep_freed_memory
+from covidgui.core.training.compiled_fit import fit_key
 from covidgui.core.training.distribute import build_before_fit, make_fit_work
 from covidgui.core.training.network import build_augmentation, film_flops, new_network, starting_network
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
@@ -64,7 +65,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                    listener: ProgressListener | None = None, name: str = "covid-cnn", version: str = "1",
                    display_names: dict[str, str] | None = None, positive_class: str | None = None,
                    training_info: dict | None = None, strategy=None, cleaning: dict | None = None,
-                   measure: bool = True) -> TrainResult:
+                   measure: bool = True, reuse=None) -> TrainResult:
     """Train a classifier on ``train_files`` as ``config`` says (its label cleaning aside: see
     :func:`covidgui.core.training.train.train`) and measure it on the validation files.
 
@@ -80,6 +81,9 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         Keras network, re-estimated as a kept one would be. The validation files are not read
         (no per-epoch validation) unless early stopping (``config.patience``) needs them. Saves the
         graph export, the gate's passes and the validation passes (seconds per fold).
+    reuse: a :class:`~covidgui.core.training.compiled_fit.CompiledFit` that keeps the compiled model
+        for the next training of the same recipe on as many films (the traced step is reused); the
+        returned network is then that kept model, whose weights the next training overwrites.
     """
     listener = listener or ProgressListener()
     check_dataset(train_files, val_files)
@@ -132,31 +136,18 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
             if validate:
                 _refuse_if_none_readable(val_seq, val_files, "validation")
 
-    # Keras takes the distribution strategy from the scope the model is built and compiled in.
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        classifier_model = (starting_network(config.start_from, size, list(train_files.classes)) if config.start_from
-                            else new_network(config.architecture, size, n_classes, config.seed, config.width,
-                                             config.pretrained_weights))
-        freeze_layers_before(classifier_model, config.freeze_before)
-        augmentation = build_augmentation(config.seed) if config.augment else None
-        from covidgui.core.training.fit_model import build_fit_model  # imports Keras: only when training
-
-        fit_model = build_fit_model(classifier_model, augmentation, 1 if lungs is None else 2,
-                                    guidance=config.lung_guidance if lungs is not None else 0.0,
-                                    source_classes=source_classes, adversary_weight=config.source_adversary,
-                                    features_layer=EMBEDDING_LAYER)
-        steps = len(train_seq) * config.epochs
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
-        # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
-        # with a few hundred images single checkpoints vary a lot from seed to seed.
-        fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
-                          loss=(keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                                     label_smoothing=config.label_smoothing)
-                                if one_hot else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
-                          weighted_metrics=["accuracy"],
-                          steps_per_execution=steps_per_call(len(train_seq), *([len(val_seq)] if validate else [])))
-        make_fit_work(fit_model, strategy)
-        build_before_fit(fit_model, train_seq, strategy)
+    key = None
+    if reuse is not None and strategy is None:
+        key = fit_key(config, train_files.classes, len(train_seq), validate and len(val_seq), lungs is not None,
+                      source_classes, one_hot)
+    if key is not None and reuse.key == key:
+        classifier_model, fit_model = reuse.restart()
+        freeze_layers_before(classifier_model, config.freeze_before)  # as when its step was traced
+    else:
+        classifier_model, fit_model = _compiled_models(config, train_files, train_seq, val_seq, validate, lungs,
+                                                       source_classes, one_hot, strategy)
+        if key is not None:
+            reuse.keep(key, classifier_model, fit_model)
 
     stop = _StopAndReport(listener, config.epochs, len(train_seq))
     callbacks = [stop]
@@ -231,6 +222,40 @@ def _refuse_if_none_readable(sequence, files: LabelledFiles, what: str) -> None:
         path, reason = next(iter(sequence.unreadable.items()))
         raise DatasetError(f"None of the {len(files)} {what} images could be read "
                            f"(for example {Path(path).name}: {reason}).")
+
+
+def _compiled_models(config: TrainConfig, train_files: LabelledFiles, train_seq, val_seq, validate: bool, lungs,
+                     source_classes, one_hot: int, strategy):
+    """(classifier, fit model) built, frozen as ``config`` says, compiled and ready to fit (in the
+    strategy's scope: Keras takes the distribution strategy from where the model is built)."""
+    import keras
+
+    size, n_classes = config.input_size, len(train_files.classes)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        classifier_model = (starting_network(config.start_from, size, list(train_files.classes)) if config.start_from
+                            else new_network(config.architecture, size, n_classes, config.seed, config.width,
+                                             config.pretrained_weights))
+        freeze_layers_before(classifier_model, config.freeze_before)
+        augmentation = build_augmentation(config.seed) if config.augment else None
+        from covidgui.core.training.fit_model import build_fit_model  # imports Keras: only when training
+
+        fit_model = build_fit_model(classifier_model, augmentation, 1 if lungs is None else 2,
+                                    guidance=config.lung_guidance if lungs is not None else 0.0,
+                                    source_classes=source_classes, adversary_weight=config.source_adversary,
+                                    features_layer=EMBEDDING_LAYER)
+        steps = len(train_seq) * config.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
+        # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
+        # with a few hundred images single checkpoints vary a lot from seed to seed.
+        fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
+                          loss=(keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                                     label_smoothing=config.label_smoothing)
+                                if one_hot else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+                          weighted_metrics=["accuracy"],
+                          steps_per_execution=steps_per_call(len(train_seq), *([len(val_seq)] if validate else [])))
+        make_fit_work(fit_model, strategy)
+        build_before_fit(fit_model, train_seq, strategy)
+    return classifier_model, fit_model
 
 
 # freeze_before "scale:N": the layers before the first one whose output is at 1/N of the input's

@@ -1,0 +1,47 @@
+"""One compiled fit model for several trainings of one recipe (:class:`CompiledFit`).
+
+Why: Keras traces a model's training step the first time it fits, and a new model is traced
+again. For v4's network that trace cost 7-9 s of each adaptation fold, about a fifth of its time
+(benchmarks/results/adapt-siim-lite0.md). An adaptation's folds train the same starting network
+by the same recipe on as many films, so they can share one traced step: between trainings every
+weight and every optimizer variable (its step count, Adam's moments, the weights' moving average,
+the random generators' states) is put back to what it was before the first, which is what a
+freshly built model starts from (tests/test_adapt.py checks the weights are the same).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+
+class CompiledFit:
+    """Keeps the classifier and fit model of the last training whose :func:`fit_key` it was
+    given, with their starting state."""
+
+    def __init__(self):
+        self.key = None
+        self._models = None
+        self._start = None
+
+    def keep(self, key, classifier_model, fit_model) -> None:
+        """Remember a just-compiled, not yet trained pair and its starting state."""
+        self.key, self._models = key, (classifier_model, fit_model)
+        self._start = [[v.numpy() for v in variables] for variables in self._variables(fit_model)]
+
+    def restart(self):
+        """The kept (classifier, fit model), every variable back at its starting value."""
+        for variables, values in zip(self._variables(self._models[1]), self._start):
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+        return self._models
+
+    @staticmethod
+    def _variables(fit_model):
+        return fit_model.variables, fit_model.optimizer.variables
+
+
+def fit_key(config, classes, *shape) -> str:
+    """What a training's compiled step depends on: its recipe, classes and ``shape`` (the stream
+    lengths and model inputs that set the step count, the learning-rate schedule and the trace)."""
+    return json.dumps([asdict(config), list(classes), list(shape)], sort_keys=True, default=str)

@@ -106,16 +106,17 @@ def averaged_logits(run, x, views: tuple[str, ...], run_any_size=None):
     for the views of another size (a network that takes any size, see :func:`any_size_copy`).
     Returns (logits (N, C), [each other output's film rows]); x's own outputs without views.
     """
-    same = tuple(v for v in views if view_size(v, x.shape[1]) == x.shape[1])
-    other = tuple(v for v in views if v not in same)
-    if not views:
-        out = run(x)
+    def logits_and_others(out):
         return (out[0], list(out[1:])) if isinstance(out, (tuple, list)) else (out, [])
+
+    if not views:
+        return logits_and_others(run(x))
     import tensorflow as tf
 
+    same = tuple(v for v in views if view_size(v, x.shape[1]) == x.shape[1])
+    other = tuple(v for v in views if v not in same)
     n_films = tf.shape(x)[0]
-    out = run(tf.concat([x, *(_view(x, v) for v in same)], axis=0))
-    logits, others = (out[0], list(out[1:])) if isinstance(out, (tuple, list)) else (out, [])
+    logits, others = logits_and_others(run(tf.concat([x, *(_view(x, v) for v in same)], axis=0)))
     # The class count stays static: LiteRT's kernels need the rank and last size known.
     rows = tf.reshape(logits, (1 + len(same), n_films, logits.shape[-1]))
     rows = tf.concat([rows, *(run_any_size(_view(x, v))[tf.newaxis] for v in other)], axis=0)

@@ -1,8 +1,8 @@
 """One compiled fit model for several trainings of one recipe (:class:`CompiledFit`).
 
 Why: Keras traces a model's training step the first time it fits, and a new model is traced
-again. For v4's network that trace cost 7-9 s of each adaptation fold, about a fifth of its time
-(benchmarks/results/adapt-siim-lite0.md). An adaptation's folds train the same starting network
+again. For v4's network that trace cost about 10 s of each adaptation fold, a sixth of an
+adaptation's time (benchmarks/results/adapt-siim-lite0.md). An adaptation's folds train the same starting network
 by the same recipe on as many films, so they can share one traced step: between trainings every
 weight and every optimizer variable (its step count, Adam's moments, the weights' moving average,
 the random generators' states) is put back to what it was before the first, which is what a

@@ -6,11 +6,12 @@
 How v4.2.0 was made from v4.0.1 (covidgui.core.inference.views; v4.1.0 with
 --views mirrored,zoom90,zoom95). The network is unchanged; its card lists the views, so its
 inference graph is exported again averaging the logits over the film and them, and its
-``flops_per_image`` counts them. The temperature and logit offsets are refitted on the calibration films of --calibrate-on,
-the indeterminate band on every calibration film (covidgui.core.scoring.recalibrate); the input
-gate is kept (it reads the film's own features, which the views do not change); the locked test
-is scored again as scripts/train_bundled_model.py scores it. The model's leave-one-source-out rows
-are kept: they were measured without the views, and the card says so.
+``flops_per_image`` counts them. The temperature and logit offsets are refitted on the
+calibration films of --calibrate-on, the indeterminate band on every calibration film
+(covidgui.core.scoring.recalibrate); the input gate is kept (it reads the film's own features,
+which the views do not change); the locked test is scored again as scripts/train_bundled_model.py
+scores it. The model's leave-one-source-out rows are kept: they were measured without the views,
+and the card says so.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from covidgui.core.inference.gate import InputGate, gate_path
 from covidgui.core.inference.lungs import (allowed_region, blank_outside, check_lungs, load_bundled_segmenter,
                                            lung_attention, mask_to_source)
 from covidgui.core.inference.runtime import Graph, export_graph, load_keras
-from covidgui.core.inference.views import any_size_copy, averaged_logits, card_views, view_size
+from covidgui.core.inference.views import averaged_logits, card_views, smaller_view_reader
 from covidgui.core.io.xray import XRay
 from covidgui.core.models.model_files import bundled_model_path, verified_companions
 from covidgui.core.models.modelcard import ModelCard, read_card
@@ -175,16 +175,13 @@ def classifier_graph(keras_model, views: tuple[str, ...] = ()) -> bytes:
     h, w = pooling.input.shape[1:3]
     weights = tf.constant(((kernel - others) / (h * w)).T[np.newaxis], tf.float32)  # (1, C, K)
     outputs = keras.Model(keras_model.inputs, [keras_model.output, pooling.output, pooling.input])
-    size = keras_model.input_shape[1]
-    # Views smaller than the film run through a copy of the network that takes their size.
-    any_size = any_size_copy(keras_model) if any(view_size(v, size) != size for v in views) else None
-    run_any_size = None if any_size is None else (lambda batch: any_size(batch, training=False))
+    any_size = smaller_view_reader(keras_model, views)  # None: every view has the film's size
 
     def serve(x):
         # One pass over the films and their views of the film's size (the films' rows first), one
         # more per view of another size.
         logits, (features, maps) = averaged_logits(lambda batch: outputs(batch, training=False), x, views,
-                                                   run_any_size)
+                                                   any_size)
         return {"logits": logits, "features": features, "maps": maps,
                 "cam_weights": tf.zeros_like(logits[:, :1])[:, :, tf.newaxis] + weights}
 

@@ -97,13 +97,13 @@ def _resize_weights(size: int, side: int):
     return np.ascontiguousarray(resize(np.eye(size, dtype=np.float32), (size, side)).T)
 
 
-def averaged_logits(run, x, views: tuple[str, ...], run_any_size=None):
+def averaged_logits(run, x, views: tuple[str, ...], any_size=None):
     """The mean of a network's logits over films x (N, S, S, C) and their views, and the films' own
     other outputs.
 
     run(batch) -> logits or (logits, *others) at the film's size: one pass over the films and
-    their views of the same size stacked (the films' rows first); run_any_size(batch) -> logits,
-    for the views of another size (a network that takes any size, see :func:`any_size_copy`).
+    their views of the same size stacked (the films' rows first); any_size: the network that reads
+    the views of another size (:func:`smaller_view_reader`).
     Returns (logits (N, C), [each other output's film rows]); x's own outputs without views.
     """
     def logits_and_others(out):
@@ -119,8 +119,15 @@ def averaged_logits(run, x, views: tuple[str, ...], run_any_size=None):
     logits, others = logits_and_others(run(tf.concat([x, *(_view(x, v) for v in same)], axis=0)))
     # The class count stays static: LiteRT's kernels need the rank and last size known.
     rows = tf.reshape(logits, (1 + len(same), n_films, logits.shape[-1]))
-    rows = tf.concat([rows, *(run_any_size(_view(x, v))[tf.newaxis] for v in other)], axis=0)
+    rows = tf.concat([rows, *(any_size(_view(x, v), training=False)[tf.newaxis] for v in other)], axis=0)
     return tf.reduce_mean(rows, axis=0), [o[:n_films] for o in others]
+
+
+def smaller_view_reader(keras_model, views: tuple[str, ...]):
+    """:func:`any_size_copy` of the network when one of ``views`` has another size than its
+    input, else None (views of the film's size go through the network itself)."""
+    size = keras_model.input_shape[1]
+    return any_size_copy(keras_model) if any(view_size(v, size) != size for v in views) else None
 
 
 def any_size_copy(keras_model, size: int | None = None):

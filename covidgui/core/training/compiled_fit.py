@@ -2,11 +2,12 @@
 
 Why: Keras traces a model's training step the first time it fits, and a new model is traced
 again. For v4's network that trace cost about 10 s of each adaptation fold, a sixth of an
-adaptation's time (benchmarks/results/adapt-siim-lite0.md). An adaptation's folds train the same starting network
-by the same recipe on as many films, so they can share one traced step: between trainings every
-weight and every optimizer variable (its step count, Adam's moments, the weights' moving average,
-the random generators' states) is put back to what it was before the first, which is what a
-freshly built model starts from (tests/test_adapt.py checks the weights are the same).
+adaptation's time (benchmarks/results/adapt-siim-lite0.md). An adaptation's folds train the same
+starting network by the same recipe on as many films, so they can share one traced step: between
+trainings every variable of the model (weights, BatchNorm statistics, the random generators'
+states) and of its optimizer (step count, Adam's moments, the weights' moving average) is put back
+to what it was before the first, which is what a freshly built model starts from
+(tests/test_adapt.py checks the weights are the same to the bit).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from covidgui.core.inference.classifier import EMBEDDING_LAYER, HEATMAP_LAYER, C
 from covidgui.core.inference.gate import fit_gate, thumbnails
 from covidgui.core.inference.keras_env import quiet_tensorflow
 from covidgui.core.inference.lungs import LUNG_MARGIN, load_bundled_segmenter
-from covidgui.core.inference.views import any_size_copy, averaged_logits, parse_views, view_size
+from covidgui.core.inference.views import averaged_logits, parse_views, smaller_view_reader
 from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
@@ -369,14 +369,11 @@ def network_logits(network, files: LabelledFiles, config: TrainConfig) -> dict[s
                              pool=pool, lungs=lungs, lung_mask=config.lung_mask, harmonise=config.harmonise_storage)
     paths = np.asarray([str(p) for p in files.paths], dtype=object)
     views = parse_views(config.test_time_views)  # averaged as the model's inference graph will
-    size = config.input_size
-    any_size = any_size_copy(network) if any(view_size(v, size) != size for v in views) else None
-    run_any_size = None if any_size is None else (lambda batch: any_size(batch, training=False))
+    any_size = smaller_view_reader(network, views)
     out = {}
     try:
         for x, _, index in sequence.readable_batches():  # channel 0: the image (1: a lung mask, if any)
-            logits, _ = averaged_logits(lambda batch: network(batch, training=False), x[..., :1], views,
-                                        run_any_size)
+            logits, _ = averaged_logits(lambda batch: network(batch, training=False), x[..., :1], views, any_size)
             out.update(zip(paths[index], np.asarray(logits, dtype=np.float64)))
     finally:
         pool.shutdown(wait=False)

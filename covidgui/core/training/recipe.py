@@ -90,9 +90,9 @@ class TrainConfig:
     start_from: str = ""
     # With start_from: the layers before this named layer (e.g. "last_conv"), or before the first
     # layer at 1/N of the input's side ("scale:N"), keep the starting model's weights and BatchNorm
-    # statistics throughout; "" = every layer trains. On a few dozen
-    # films of a new site the early filters have too little data to move safely, and the backward
-    # pass through them is most of a step's cost.
+    # statistics throughout; "" = every layer trains. On a few dozen films of a new site the early
+    # filters have too little data to move safely, and the backward pass through them is most of a
+    # step's cost.
     freeze_before: str = ""
     # After fit, BatchNorm statistics re-estimated on clean (un-augmented) training films
     # (fit_loop.recalibrate_batch_norm); off: the running averages of the last training steps stay.

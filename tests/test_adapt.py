@@ -378,10 +378,15 @@ def test_frozen_layers_keep_the_starting_weights_and_the_saved_model_trains_whol
     assert all(layer.trainable for layer in saved.layers)
 
 
-def test_a_fold_trained_on_the_kept_compiled_model_gets_the_weights_a_new_one_gets(start_model, tmp_path):
+def test_a_fold_trained_on_the_kept_compiled_model_gets_the_weights_a_new_one_gets(start_model, tmp_path,
+                                                                                   monkeypatch):
     """Folds share one traced training step (CompiledFit): everything the first fold changed (the
     weights, the optimizer's moments and step count, the moving average, the random generators)
-    is put back, so the second fold's network is the one a freshly built model trains to."""
+    is put back, so the second fold's network is the one a freshly built model trains to. And
+    TensorFlow's seed is not set again: that clears its kernel cache, and the kept step was then
+    optimised again at its first call (3.5 s a fold)."""
+    import tensorflow as tf
+
     from covidgui.core.training.compiled_fit import CompiledFit
 
     first = scan_class_folders(make_class_folders(tmp_path / "a", {"Covid": 8, "Normal": 8}, size=32))
@@ -398,7 +403,10 @@ def test_a_fold_trained_on_the_kept_compiled_model_gets_the_weights_a_new_one_ge
     compiled = CompiledFit()
     after_first = weights(first, compiled)
     trace = compiled._models[1].train_function
+    seeded = []
+    monkeypatch.setattr(tf.random, "set_seed", seeded.append)
     reused = weights(second, compiled)
+    assert seeded == []
     assert compiled._models[1].train_function is trace  # the step was not traced again
     assert any(not np.array_equal(a, b) for a, b in zip(after_first, reused))
     for a, b in zip(fresh, reused):

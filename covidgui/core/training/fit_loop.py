@@ -29,7 +29,7 @@ from covidgui.core.models.modelcard import ModelCard
 from covidgui.core.scoring.calibration import fit_indeterminate_band, fit_temperature
 from covidgui.core.scoring.metrics import classification_report, expected_calibration_error
 from covidgui.core.training.allocator import keep_freed_memory
-from covidgui.core.training.compiled_fit import fit_key
+from covidgui.core.training.compiled_fit import fit_key, seed_generators
 from covidgui.core.training.distribute import build_before_fit, make_fit_work
 from covidgui.core.training.network import build_augmentation, film_flops, new_network, starting_network
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
@@ -96,15 +96,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
     n_classes = len(train_files.classes)
-    size = config.input_size
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
-    weights = balanced_sample_weight(train_files.labels,
-                                     train_files.group_names() if config.source_balance else None, n_classes)
-    weights = down_weight_sources(weights, train_files.labels, train_files.group_names(), source_factors(config))
-    lungs = _guidance_segmenter(config)
     # The source adversary needs two sources in some class to have anything to tell apart.
     source_names = sorted(set(train_files.group_names()))
     source_classes, source_ids = None, None
@@ -113,6 +105,22 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         source_ids = np.array([source_names.index(g) for g in groups], dtype=np.int32)
         source_classes = [train_files.labels[groups.index(name)] for name in source_names]
     one_hot = n_classes if config.label_smoothing > 0 else 0
+    # A network that is only scored has no use for per-epoch validation figures unless early
+    # stopping reads them (seconds per adaptation fold): then the validation files are not read.
+    validate = measure or config.patience > 0
+    key = None
+    if reuse is not None and strategy is None:
+        key = fit_key(config, train_files.classes, len(train_files), validate and len(val_files), source_classes,
+                      one_hot)
+    reusing = key is not None and reuse.key == key
+    seed_generators(config.seed, tensorflow=not reusing)
+    tf.config.experimental.enable_op_determinism()
+    size = config.input_size
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    weights = balanced_sample_weight(train_files.labels,
+                                     train_files.group_names() if config.source_balance else None, n_classes)
+    weights = down_weight_sources(weights, train_files.labels, train_files.group_names(), source_factors(config))
+    lungs = _guidance_segmenter(config)
     train_seq = make_sequence(train_files.paths, train_files.labels, size, config.batch_size, True, config.seed,
                               weights, pool=pool, lungs=lungs,
                               acquisition_augment=config.augment and config.acquisition_augment,
@@ -124,9 +132,6 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                             # fit's validation pass feeds the same two inputs; the adversary's loss there means nothing
                             source_ids=None if source_ids is None else np.zeros(len(val_files), np.int32),
                             one_hot=one_hot, harmonise=config.harmonise_storage)
-    # A network that is only scored has no use for per-epoch validation figures unless early
-    # stopping reads them (seconds per adaptation fold): then the validation files are not read.
-    validate = measure or config.patience > 0
     if train_seq.n_classes and len(train_files) * size * size * 4 <= CACHE_LIMIT_BYTES:
         warm_unless_stopped(train_seq, listener)
         if validate:
@@ -136,11 +141,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
             if validate:
                 _refuse_if_none_readable(val_seq, val_files, "validation")
 
-    key = None
-    if reuse is not None and strategy is None:
-        key = fit_key(config, train_files.classes, len(train_seq), validate and len(val_seq), lungs is not None,
-                      source_classes, one_hot)
-    if key is not None and reuse.key == key:
+    if reusing:
         classifier_model, fit_model = reuse.restart()
         freeze_layers_before(classifier_model, config.freeze_before)  # as when its step was traced
     else:

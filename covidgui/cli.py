@@ -13,6 +13,10 @@ from pathlib import Path
 
 from covidgui import DISCLAIMER, __version__
 
+# The networks `covidgui train` builds (TrainConfig.architecture; covidgui.core.training.network),
+# named here so that --help needs no TensorFlow.
+NETWORKS = ("compact", "efficientnet-lite0")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -70,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "the app's, when the lung model is installed)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--input-size", type=int, default=None, help="default 224; with --start-from the model's")
+    train.add_argument("--architecture", choices=NETWORKS,
+                       help="the network of a new model: compact (the default) or efficientnet-lite0 (the "
+                            "bundled model's network; start it from ImageNet weights with --pretrained-weights)")
+    train.add_argument("--pretrained-weights", type=Path, metavar="NPZ",
+                       help="with --architecture efficientnet-lite0: its ImageNet weights, a .npz written by "
+                            "scripts/convert_lite0_weights.py")
     train.add_argument("--name", default="custom-model")
     train.add_argument("--out", type=Path, required=True, help="where to write the .keras model (and its .json card)")
     train.add_argument("--start-from", metavar="active|bundled|PATH",
@@ -229,7 +239,16 @@ def cmd_train(args) -> int:
     if args.start_from:
         from covidgui.cli_adapt import adapt_command
 
+        if args.architecture or args.pretrained_weights:
+            raise DatasetError("--architecture and --pretrained-weights are for a new model: --start-from keeps "
+                               "the network of the model it starts from.")
         return adapt_command(args, _lung_guidance(args.lung_guidance))
+    architecture = args.architecture or "compact"
+    if args.pretrained_weights and architecture == "compact":
+        raise DatasetError("--pretrained-weights needs --architecture efficientnet-lite0: the compact network "
+                           "has no pretrained weights.")
+    if args.pretrained_weights and not args.pretrained_weights.is_file():
+        raise DatasetError(f"The pretrained weights file {args.pretrained_weights} does not exist.")
     check_free_model_path(args.out)  # before an hour of training, not after
     summary = summarize_training_data(args.train_dir, args.val, args.val_split, args.seed)
     print(summary.text(), file=sys.stderr, flush=True)
@@ -239,7 +258,8 @@ def cmd_train(args) -> int:
     given = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate),
                                ("patience", args.patience), ("input_size", args.input_size)) if v is not None}
     config = TrainConfig(batch_size=args.batch_size, augment=not args.no_augment, seed=args.seed,
-                         lung_guidance=_lung_guidance(args.lung_guidance), **given)
+                         lung_guidance=_lung_guidance(args.lung_guidance), architecture=architecture,
+                         pretrained_weights=str(args.pretrained_weights or ""), **given)
     info = {"command": "covidgui " + " ".join(sys.argv[1:]) if sys.argv[1:] else "covidgui train",
             "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split"),
             "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}

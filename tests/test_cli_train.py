@@ -121,3 +121,50 @@ def test_multi_worker_strategy_trains_with_two_workers_on_loopback(tmp_path, gui
     from covidgui.core.inference.classifier import Classifier
 
     assert Classifier.load(out, lungs=False).gate is not None
+
+
+def _train_config(tmp_path, monkeypatch, *options):
+    """The TrainConfig `covidgui train ... options` hands to the run, its exit code and stderr (the
+    run itself replaced: these tests are about the options)."""
+    from types import SimpleNamespace
+
+    import covidgui.core.training.run as run
+    from covidgui.cli import main
+
+    seen = {}
+
+    def run_training(train, val, config, *args, **kwargs):
+        seen["config"] = config
+        return SimpleNamespace(model_path=None, report={}, unreadable={})
+
+    monkeypatch.setattr(run, "run_training", run_training)
+    train = make_class_folders(tmp_path / "train", {"Covid": 6, "Normal": 6})
+    code = main(["train", str(train), "--out", str(tmp_path / "m.keras"), "--verbose", *map(str, options)])
+    return seen.get("config"), code
+
+
+def test_train_builds_the_network_asked_for_from_its_pretrained_weights(tmp_path, monkeypatch, capsys):
+    from covidgui.cli import NETWORKS
+    from covidgui.core.training.efficientnet_lite import ARCHITECTURE
+
+    assert ARCHITECTURE in NETWORKS  # every name --architecture offers is one the trainer builds
+    weights = tmp_path / "lite0-imagenet.npz"
+    weights.write_bytes(b"")
+    config, code = _train_config(tmp_path, monkeypatch, "--architecture", "efficientnet-lite0",
+                                 "--pretrained-weights", weights)
+    assert code == 0 and config.architecture == "efficientnet-lite0" and config.pretrained_weights == str(weights)
+    config, code = _train_config(tmp_path / "default", monkeypatch)
+    assert code == 0 and config.architecture == "compact" and config.pretrained_weights == ""
+
+
+@pytest.mark.parametrize("options, message", [
+    (("--pretrained-weights", "{tmp}/w.npz"), "needs --architecture efficientnet-lite0"),
+    (("--architecture", "efficientnet-lite0", "--pretrained-weights", "{tmp}/missing.npz"), "missing.npz does not exist"),
+    (("--architecture", "efficientnet-lite0", "--start-from", "bundled"), "keeps the network"),
+])
+def test_train_refuses_network_options_that_cannot_apply_and_says_why(tmp_path, monkeypatch, capsys, options,
+                                                                      message):
+    (tmp_path / "w.npz").write_bytes(b"")
+    config, code = _train_config(tmp_path, monkeypatch, *(o.format(tmp=tmp_path) for o in options))
+    assert code == 2 and config is None
+    assert message in capsys.readouterr().err

@@ -48,7 +48,7 @@ def main() -> int:
     training.prepare = preprocess  # the training sequences' preprocessing
     Classifier.prepare = lambda self, pixels: preprocess(pixels, self.input_size)  # figures and inference
 
-    argv = ["--out", str(args.out), "--data", str(args.data)]
+    argv = ["--out", str(args.out), "--data", str(args.data), "--version", f"lung-{args.variant}"]
     if args.epochs:
         argv += ["--epochs", str(args.epochs)]
     if args.lung_guidance is not None:

@@ -124,8 +124,8 @@ def test_multi_worker_strategy_trains_with_two_workers_on_loopback(tmp_path, gui
 
 
 def _train_config(tmp_path, monkeypatch, *options):
-    """The TrainConfig `covidgui train ... options` hands to the run, its exit code and stderr (the
-    run itself replaced: these tests are about the options)."""
+    """The TrainConfig `covidgui train ... options` hands to the run (None when it refused) and its
+    exit code; the run itself is replaced: these tests are about the options."""
     from types import SimpleNamespace
 
     import covidgui.core.training.run as run

@@ -110,8 +110,8 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     validate = measure or config.patience > 0
     key = None
     if reuse is not None and strategy is None:
-        key = fit_key(config, train_files.classes, len(train_files), validate and len(val_files), source_classes,
-                      one_hot)
+        # one_hot and the lung segmenter follow from the recipe and classes, which the key holds.
+        key = fit_key(config, train_files.classes, len(train_files), validate and len(val_files), source_classes)
     reusing = key is not None and reuse.key == key
     seed_generators(config.seed, tensorflow=not reusing)
     tf.config.experimental.enable_op_determinism()

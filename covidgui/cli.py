@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from covidgui import DISCLAIMER, __version__
+from covidgui.core.training.precision import PRECISIONS
 
 # The networks `covidgui train` builds (TrainConfig.architecture; covidgui.core.training.network),
 # named here so that --help needs no TensorFlow.
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pretrained-weights", type=Path, metavar="NPZ",
                        help="with --architecture efficientnet-lite0: its ImageNet weights, a .npz written by "
                             "scripts/convert_lite0_weights.py")
+    train.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="what a new network's convolutions compute in while training: auto (bfloat16 for "
+                            "the compact network on a processor with bfloat16 instructions, else float32); the "
+                            "saved model computes in float32 either way")
     train.add_argument("--name", default="custom-model")
     train.add_argument("--out", type=Path, required=True, help="where to write the .keras model (and its .json card)")
     train.add_argument("--start-from", metavar="active|bundled|PATH",
@@ -259,7 +264,7 @@ def cmd_train(args) -> int:
                                ("patience", args.patience), ("input_size", args.input_size)) if v is not None}
     config = TrainConfig(batch_size=args.batch_size, augment=not args.no_augment, seed=args.seed,
                          lung_guidance=_lung_guidance(args.lung_guidance), architecture=architecture,
-                         pretrained_weights=str(args.pretrained_weights or ""), **given)
+                         pretrained_weights=str(args.pretrained_weights or ""), precision=args.precision, **given)
     info = {"command": "covidgui " + " ".join(sys.argv[1:]) if sys.argv[1:] else "covidgui train",
             "data": str(args.train_dir), "validation_data": str(args.val or f"{args.val_split:.0%} split"),
             "distribution": describe(strategy), "left_out_unreadable": summary.unreadable}

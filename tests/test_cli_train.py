@@ -21,7 +21,7 @@ def test_train_writes_a_model_whose_card_holds_the_metrics(tmp_path):
     val = make_class_folders(tmp_path / "val", {"Covid": 10, "Normal": 10})
     (train / "Normal" / "broken.png").write_bytes(b"")
     out = tmp_path / "models" / "tiny.keras"
-    done = run_cli("train", train, "--val", val, *TINY, "--out", out, "--name", "tiny")
+    done = run_cli("train", train, "--val", val, *TINY, "--out", out, "--name", "tiny", "--precision", "bfloat16")
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert printed["model"] == str(out) and printed["n"] == 20
@@ -36,11 +36,14 @@ def test_train_writes_a_model_whose_card_holds_the_metrics(tmp_path):
     assert set(validation["per_class"]) == {"Covid", "Normal"}
     assert len(validation["per_class"]["Covid"]["sensitivity_ci95"]) == 2
     assert card["training"]["config"]["epochs"] == 2 and card["training"]["distribution"]["replicas"] == 1
+    assert card["training"]["trained_in"] == "mixed_bfloat16"  # as asked; the file computes in float32 (below)
     assert str(train / "Normal" / "broken.png") in card["training"]["left_out_unreadable"]
     # The written model loads (safe mode, card checked) and classifies.
     from covidgui.core.inference.classifier import Classifier
 
-    prediction = Classifier.load(out).predict_file(val / "Covid" / "covid_000.png")
+    loaded = Classifier.load(out)
+    assert {layer.dtype_policy.name for layer in loaded.keras_model.layers} == {"float32"}
+    prediction = loaded.predict_file(val / "Covid" / "covid_000.png")
     assert prediction.class_name in ("Covid", "Normal")
 
 

@@ -208,3 +208,21 @@ def test_batchnorm_re_estimation_can_be_left_out_of_a_recipe(tmp_path, monkeypat
                                                  lung_guidance=0.0, reestimate_batch_norm=reestimate))
         assert result.classifier.card.training["config"]["reestimate_batch_norm"] is reestimate
     assert calls == [1]
+
+
+@pytest.mark.parametrize("asked, trained_in", [("bfloat16", "mixed_bfloat16"), ("float32", "float32")])
+def test_a_network_trained_in_bfloat16_is_kept_computing_in_float32(tmp_path, asked, trained_in):
+    """Training may compute in bfloat16 (covidgui.core.training.precision); the model that is
+    calibrated, exported and saved computes in float32, so the app reads it as any other."""
+    from covidgui.core.inference.classifier import Classifier
+
+    files = make_dataset(tmp_path / "train", per_class=4, size=48)
+    result = train(files, files, TrainConfig(epochs=1, batch_size=8, input_size=32, patience=0, precision=asked))
+    network = result.classifier.keras_model
+    assert result.classifier.card.training["trained_in"] == trained_in
+    assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
+    inputs = np.random.default_rng(1).random((4, 32, 32)).astype(np.float32)
+    expected = np.asarray(network(inputs[..., np.newaxis], training=False))
+    assert result.classifier.logits(inputs) == pytest.approx(expected, abs=1e-2)  # the graph is that network
+    loaded = Classifier.load(save_model(result.classifier, tmp_path / "m.keras"))
+    assert {layer.dtype_policy.name for layer in loaded.keras_model.layers} == {"float32"}

@@ -78,10 +78,11 @@ def build_efficientnet_lite0(input_size: int, n_classes: int, seed: int = 0, ima
                 x = layers.Add()([x, block_input])
             block, channels = block + 1, out_channels
     x = conv_bn(x, HEAD_CHANNELS, 1, 1, "", "_conv_head", "_bn1", name=HEATMAP_LAYER)
-    x = layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER)(x)
-    x = layers.Dropout(0.2, seed=seed)(x)
+    # The head in float32 even when the rest trains in bfloat16 (see covidgui.core.training.network).
+    x = layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER, dtype="float32")(x)
+    x = layers.Dropout(0.2, seed=seed, dtype="float32")(x)
     outputs = layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-                           name="logits")(x)
+                           name="logits", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="efficientnet_lite0")
     if imagenet is not None:
         load_imagenet_weights(named, Path(imagenet))

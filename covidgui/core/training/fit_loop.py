@@ -32,6 +32,7 @@ from covidgui.core.training.allocator import keep_freed_memory
 from covidgui.core.training.compiled_fit import fit_key, seed_generators
 from covidgui.core.training.distribute import build_before_fit, make_fit_work
 from covidgui.core.training.network import build_augmentation, film_flops, new_network, starting_network
+from covidgui.core.training.precision import building_in, compute_policy, float32_copy
 from covidgui.core.training.recipe import (TrainConfig, balanced_sample_weight, check_dataset, down_weight_sources,
                                            preprocessing_description, source_counts, source_factors)
 from covidgui.core.training.sequence import CACHE_LIMIT_BYTES, make_sequence, unguided_count, warm_unless_stopped
@@ -113,6 +114,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         # one_hot and the lung segmenter follow from the recipe and classes, which the key holds.
         key = fit_key(config, train_files.classes, len(train_files), validate and len(val_files), source_classes)
     reusing = key is not None and reuse.key == key
+    policy = compute_policy(config.precision, config.architecture, config.start_from)  # refuses an unknown one now
     seed_generators(config.seed, tensorflow=not reusing)
     tf.config.experimental.enable_op_determinism()
     size = config.input_size
@@ -146,7 +148,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         freeze_layers_before(classifier_model, config.freeze_before)  # as when its step was traced
     else:
         classifier_model, fit_model = _compiled_models(config, train_files, train_seq, val_seq, validate, lungs,
-                                                       source_classes, one_hot, strategy)
+                                                       source_classes, one_hot, strategy, policy)
         if key is not None:
             reuse.keep(key, classifier_model, fit_model)
 
@@ -171,6 +173,9 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
             for stream in streams:
                 stream.close(len(history.history.get("loss", [])))
 
+    # The kept network computes in float32 whatever it trained in, so its statistics are
+    # re-estimated, and it is calibrated and exported, as inference will run it.
+    classifier_model = float32_copy(classifier_model)
     if not stop.cancelled and config.reestimate_batch_norm:
         # Before the Classifier is made: it exports the inference graph (the .tflite the app runs)
         # from the network's weights and statistics as they are then. Re-estimated afterwards, the
@@ -198,7 +203,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                                      "images_without_plausible_lungs": unguided_count(train_seq)}
                                     if lungs is not None and config.lung_guidance > 0 else None),
                   "train_sources": source_counts(train_files), "val_sources": source_counts(val_files),
-                  "epochs_run": len(history.get("loss", [])),
+                  "epochs_run": len(history.get("loss", [])), "trained_in": policy,
                   "train_counts": train_files.counts(), "val_counts": val_files.counts(),
                   "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -227,16 +232,20 @@ def _refuse_if_none_readable(sequence, files: LabelledFiles, what: str) -> None:
 
 
 def _compiled_models(config: TrainConfig, train_files: LabelledFiles, train_seq, val_seq, validate: bool, lungs,
-                     source_classes, one_hot: int, strategy):
+                     source_classes, one_hot: int, strategy, policy: str = "float32"):
     """(classifier, fit model) built, frozen as ``config`` says, compiled and ready to fit (in the
-    strategy's scope: Keras takes the distribution strategy from where the model is built)."""
+    strategy's scope: Keras takes the distribution strategy from where the model is built); a new
+    network computes as the dtype ``policy`` says (see covidgui.core.training.precision)."""
     import keras
 
     size, n_classes = config.input_size, len(train_files.classes)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        classifier_model = (starting_network(config.start_from, size, list(train_files.classes)) if config.start_from
-                            else new_network(config.architecture, size, n_classes, config.seed, config.width,
-                                             config.pretrained_weights))
+        if config.start_from:
+            classifier_model = starting_network(config.start_from, size, list(train_files.classes))
+        else:
+            with building_in(policy):
+                classifier_model = new_network(config.architecture, size, n_classes, config.seed, config.width,
+                                               config.pretrained_weights)
         freeze_layers_before(classifier_model, config.freeze_before)
         augmentation = build_augmentation(config.seed) if config.augment else None
         from covidgui.core.training.fit_model import build_fit_model  # imports Keras: only when training

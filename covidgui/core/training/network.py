@@ -52,10 +52,12 @@ def build_classifier(input_size: int, n_classes: int, seed: int = 0, width: floa
     x = conv(x, 128)
     x = layers.MaxPooling2D()(x)  # 1/16
     x = conv(x, 128, name=HEATMAP_LAYER)
-    x = layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER)(x)
-    x = layers.Dropout(0.3, seed=seed)(x)
+    # The head computes in float32 even when the convolutions train in bfloat16 (training.precision):
+    # the pooled mean and the logits keep their precision. No change to a network built in float32.
+    x = layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER, dtype="float32")(x)
+    x = layers.Dropout(0.3, seed=seed, dtype="float32")(x)
     outputs = layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-                           name="logits")(x)
+                           name="logits", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="covid_cnn")
 
 

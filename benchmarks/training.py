@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# This tree's code, not the installed one: a worktree of an older commit then times that commit.
+sys.path.insert(0, str(REPO))
 
 
 def bench_train(data: Path, epochs: int | None = None, seed: int = 0) -> None:

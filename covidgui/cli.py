@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --architecture efficientnet-lite0: its ImageNet weights, a .npz written by "
                             "scripts/convert_lite0_weights.py")
     train.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="what a new network's convolutions compute in while training: auto (bfloat16 for "
+                       help="what a new network computes in while training: auto (bfloat16 for "
                             "the compact network on a processor with bfloat16 instructions, else float32); the "
                             "saved model computes in float32 either way")
     train.add_argument("--name", default="custom-model")
@@ -247,6 +247,9 @@ def cmd_train(args) -> int:
         if args.architecture or args.pretrained_weights:
             raise DatasetError("--architecture and --pretrained-weights are for a new model: --start-from keeps "
                                "the network of the model it starts from.")
+        if args.precision != "auto":
+            raise DatasetError("--precision is for a new network: a model started from trains in float32, as its "
+                               "file says.")
         return adapt_command(args, _lung_guidance(args.lung_guidance))
     architecture = args.architecture or "compact"
     if args.pretrained_weights and architecture == "compact":

@@ -165,6 +165,7 @@ def test_train_builds_the_network_asked_for_from_its_pretrained_weights(tmp_path
     (("--pretrained-weights", "{tmp}/w.npz"), "needs --architecture efficientnet-lite0"),
     (("--architecture", "efficientnet-lite0", "--pretrained-weights", "{tmp}/missing.npz"), "missing.npz does not exist"),
     (("--architecture", "efficientnet-lite0", "--start-from", "bundled"), "keeps the network"),
+    (("--precision", "bfloat16", "--start-from", "bundled"), "trains in float32, as its file says"),
 ])
 def test_train_refuses_network_options_that_cannot_apply_and_says_why(tmp_path, monkeypatch, capsys, options,
                                                                       message):

@@ -2,8 +2,9 @@
 
 A training step of the compact CNN took 115-127 ms in float32 and 90-98 ms with Keras' mixed
 bfloat16 policy (convolutions in bfloat16, weights and their updates kept in float32) on a 2-core
-processor with AVX-512 BF16 instructions; the default training 165 s -> 124 s with the same Val
-result (benchmarks/results/training-profile.md). Without those instructions TensorFlow emulates
+processor with AVX-512 BF16 instructions; the default training 152 s -> 124 s (two pairs), with
+Val 58/59 either way and the leave-one-source-out table within a few films of float32 at two seeds
+(benchmarks/results/training-profile.md). Without those instructions TensorFlow emulates
 bfloat16 and a step is slower than in float32, and EfficientNet-Lite0's depthwise convolutions
 were slower in bfloat16 even with them (1.14 s against 0.79 s a step), so "auto" uses bfloat16
 for a new compact network on such a processor only.

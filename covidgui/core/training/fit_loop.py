@@ -84,7 +84,8 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         graph export, the gate's passes and the validation passes (seconds per fold).
     reuse: a :class:`~covidgui.core.training.compiled_fit.CompiledFit` that keeps the compiled model
         for the next training of the same recipe on as many films (the traced step is reused); the
-        returned network is then that kept model, whose weights the next training overwrites.
+        returned network is then that kept model, whose weights the next training overwrites (or,
+        had it trained in bfloat16, a float32 copy of it).
     """
     listener = listener or ProgressListener()
     check_dataset(train_files, val_files)

@@ -233,7 +233,7 @@ def _refuse_if_none_readable(sequence, files: LabelledFiles, what: str) -> None:
 
 
 def _compiled_models(config: TrainConfig, train_files: LabelledFiles, train_seq, val_seq, validate: bool, lungs,
-                     source_classes, one_hot: int, strategy, policy: str = "float32"):
+                     source_classes, one_hot: int, strategy, policy: str):
     """(classifier, fit model) built, frozen as ``config`` says, compiled and ready to fit (in the
     strategy's scope: Keras takes the distribution strategy from where the model is built); a new
     network computes as the dtype ``policy`` says (see covidgui.core.training.precision)."""
@@ -241,12 +241,10 @@ def _compiled_models(config: TrainConfig, train_files: LabelledFiles, train_seq,
 
     size, n_classes = config.input_size, len(train_files.classes)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        if config.start_from:
-            classifier_model = starting_network(config.start_from, size, list(train_files.classes))
-        else:
-            with building_in(policy):
-                classifier_model = new_network(config.architecture, size, n_classes, config.seed, config.width,
-                                               config.pretrained_weights)
+        with building_in(policy):  # the classifier's layers only: augmentation and losses stay float32
+            classifier_model = (starting_network(config.start_from, size, list(train_files.classes))
+                                if config.start_from else new_network(config.architecture, size, n_classes, config.seed,
+                                                                      config.width, config.pretrained_weights))
         freeze_layers_before(classifier_model, config.freeze_before)
         augmentation = build_augmentation(config.seed) if config.augment else None
         from covidgui.core.training.fit_model import build_fit_model  # imports Keras: only when training

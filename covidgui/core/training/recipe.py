@@ -97,7 +97,7 @@ class TrainConfig:
     # After fit, BatchNorm statistics re-estimated on clean (un-augmented) training films
     # (fit_loop.recalibrate_batch_norm); off: the running averages of the last training steps stay.
     reestimate_batch_norm: bool = True
-    # What a new network's convolutions compute in (covidgui.core.training.precision): "auto" =
+    # What a new network computes in while training (covidgui.core.training.precision): "auto" =
     # bfloat16 for the compact CNN on a processor with bfloat16 instructions, else float32;
     # "float32"; "bfloat16". The kept model computes in float32 whatever it trained in.
     precision: str = "auto"

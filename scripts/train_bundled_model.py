@@ -33,7 +33,7 @@ from covidgui.core.models.modelcard import FILE_HASHES_KEY, read_card  # noqa: E
 from covidgui.core.scoring.evaluation import calls_on_unlabelled, predict_labelled  # noqa: E402
 from covidgui.core.scoring.recalibrate import recalibrate  # noqa: E402
 from covidgui.core.scoring.sources import (BIMCV_POLICIES, CLASSES, DISPLAY_NAMES, NORMAL_CLASS,  # noqa: E402
-                                           find_sources, locked_split, rows_by_source)
+                                           find_sources, locked_split, rows_by_source, share_of)
 from covidgui.core.training.train import (ProgressListener, TrainConfig, add_recipe_arguments,  # noqa: E402
                                     recipe_from, source_factors, train)
 from covidgui.core.models.model_files import file_digest, save_model  # noqa: E402
@@ -69,6 +69,9 @@ def main(argv=None) -> int:
     parser.add_argument("--calibrate-on", nargs="*", default=[],
                         help="refit temperature and logit offsets on these sources' calibration films "
                              "(a source holding both classes: siim-covid), the band on all")
+    parser.add_argument("--train-share", metavar="SOURCE=FRACTION",
+                        help="train on a seeded share of one source's train films (each class's, e.g. "
+                             "siim-covid=0.5): a learning curve of what more films of that source would give")
     add_recipe_arguments(parser, RECIPE)
     args = parser.parse_args(argv)
     config = recipe_from(args)
@@ -77,6 +80,9 @@ def main(argv=None) -> int:
 
     sources = find_sources(args.data, names=args.sources, classes=args.classes, bimcv=args.bimcv)
     split = locked_split(sources, [c for c in CLASSES if c in args.classes])
+    if args.train_share:
+        source, _, fraction = args.train_share.partition("=")
+        split.train = share_of(split.train, source, float(fraction), config.seed)
     # Where the model is written does not change it, so --out is left out of the recorded command.
     given = list(argv or sys.argv[1:])
     recorded = [a for i, a in enumerate(given)

@@ -117,6 +117,21 @@ def test_select_caps_each_class_of_a_two_class_source():
     assert capped.labels.count(0) == 20 and capped.labels.count(1) == 20
 
 
+def test_a_share_of_a_source_keeps_its_class_ratio_and_the_other_sources_whole():
+    files = LabelledFiles(["Covid", "Normal"], [Path(f"s{i}") for i in range(110)], [0] * 70 + [1] * 30 + [1] * 10,
+                          ["siim-covid"] * 100 + ["other"] * 10)
+    half = sources.share_of(files, "siim-covid", 0.5, seed=2)
+    groups = half.group_names()
+    assert [l for l, g in zip(half.labels, groups) if g == "siim-covid"].count(0) == 35
+    assert [l for l, g in zip(half.labels, groups) if g == "siim-covid"].count(1) == 15
+    assert groups.count("other") == 10
+    quarter = sources.share_of(files, "siim-covid", 0.25, seed=2)
+    assert set(quarter.paths) < set(half.paths)  # a learning curve's shares are nested
+    assert sources.share_of(files, "siim-covid", 1.0).paths == files.paths
+    with pytest.raises(ValueError):
+        sources.share_of(files, "siim-covid", 0)
+
+
 def test_source_weights_weigh_a_source_inside_each_of_its_classes():
     config = TrainConfig(source_weights="siim-covid=3, other=0.5", noisy_sources="other", noisy_source_weight=0.5)
     assert source_factors(config) == {"other": 0.25, "siim-covid": 3.0}

@@ -252,6 +252,27 @@ def select(files: LabelledFiles, keep: Callable[[str], bool], per_source: int | 
     return out
 
 
+def share_of(files: LabelledFiles, source: str, fraction: float, seed: int = 0) -> LabelledFiles:
+    """``files`` with only a seeded ``fraction`` of ``source``'s films of each class (the classes'
+    ratio kept; the other sources whole), for a learning curve: what fewer films of a source cost.
+    Each smaller share is a subset of every larger one at the same seed."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"a share of {source} must be in (0, 1], not {fraction}")
+    groups = files.group_names()
+    dropped: set[int] = set()
+    for label in sorted(set(files.labels)):
+        of_class = [i for i, (g, l) in enumerate(zip(groups, files.labels)) if g == source and l == label]
+        order = random.Random(f"{seed}/{source}/{files.classes[label]}/share").sample(of_class, len(of_class))
+        dropped.update(order[round(fraction * len(of_class)):])
+    out = LabelledFiles(list(files.classes))
+    for i, (path, label, group) in enumerate(zip(files.paths, files.labels, groups)):
+        if i not in dropped:
+            out.paths.append(path)
+            out.labels.append(label)
+            out.groups.append(group)
+    return out
+
+
 def score_by_source(classifier, files: LabelledFiles, keep_probabilities: bool = False) -> list[dict]:
     """How each source's images fare: one row per source (see :func:`rows_by_source`)."""
     return rows_by_source(predict_labelled(classifier, files), classifier.card, keep_probabilities)

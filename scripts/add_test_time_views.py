@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     card.metrics["recalibration"] = {**recalibrate(classifier, split.calibration, args.calibrate_on),
                                      "refitted": "for the test-time views " + ", ".join(views)}
     score_locked_test(classifier, split, args.data)
+    if card.metrics.get("validation"):  # what training measured stays, said to be of the network alone
+        card.metrics["validation"]["measured"] = (f"by {started_as} without the test-time views, before the "
+                                                  "recalibration below")
     card.training["test_time_views"] = (
         f"added to {started_as} by scripts/add_test_time_views.py: the temperature, "
         f"threshold and band refitted, the gate kept, the locked test scored again; the leave-one-source-out "

@@ -82,7 +82,10 @@ def main(argv=None) -> int:
     split = locked_split(sources, [c for c in CLASSES if c in args.classes])
     if args.train_share:
         source, _, fraction = args.train_share.partition("=")
-        split.train = share_of(split.train, source, float(fraction), config.seed)
+        try:
+            split.train = share_of(split.train, source, float(fraction), config.seed)
+        except ValueError as exc:
+            parser.error(f"--train-share {args.train_share}: {exc}")
     # Where the model is written does not change it, so --out is left out of the recorded command.
     given = list(argv or sys.argv[1:])
     recorded = [a for i, a in enumerate(given)

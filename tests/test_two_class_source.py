@@ -130,6 +130,8 @@ def test_a_share_of_a_source_keeps_its_class_ratio_and_the_other_sources_whole()
     assert sources.share_of(files, "siim-covid", 1.0).paths == files.paths
     with pytest.raises(ValueError):
         sources.share_of(files, "siim-covid", 0)
+    with pytest.raises(ValueError, match="siim"):  # a misspelt source must not train on every film
+        sources.share_of(files, "siim", 0.5)
 
 
 def test_source_weights_weigh_a_source_inside_each_of_its_classes():

@@ -259,9 +259,11 @@ def share_of(files: LabelledFiles, source: str, fraction: float, seed: int = 0) 
     if not 0 < fraction <= 1:
         raise ValueError(f"a share of {source} must be in (0, 1], not {fraction}")
     groups = files.group_names()
+    if source not in groups:
+        raise ValueError(f"no films of the source {source!r} to take a share of")
     dropped: set[int] = set()
     for label in sorted(set(files.labels)):
-        of_class = [i for i, (g, l) in enumerate(zip(groups, files.labels)) if g == source and l == label]
+        of_class = [i for i, (group, of) in enumerate(zip(groups, files.labels)) if group == source and of == label]
         order = random.Random(f"{seed}/{source}/{files.classes[label]}/share").sample(of_class, len(of_class))
         dropped.update(order[round(fraction * len(of_class)):])
     out = LabelledFiles(list(files.classes))

@@ -263,7 +263,8 @@ def share_of(files: LabelledFiles, source: str, fraction: float, seed: int = 0) 
         raise ValueError(f"no films of the source {source!r} to take a share of")
     dropped: set[int] = set()
     for label in sorted(set(files.labels)):
-        of_class = [i for i, (group, of) in enumerate(zip(groups, files.labels)) if group == source and of == label]
+        of_class = [i for i, (group, film_label) in enumerate(zip(groups, files.labels))
+                    if group == source and film_label == label]
         order = random.Random(f"{seed}/{source}/{files.classes[label]}/share").sample(of_class, len(of_class))
         dropped.update(order[round(fraction * len(of_class)):])
     out = LabelledFiles(list(files.classes))

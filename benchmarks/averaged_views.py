@@ -83,16 +83,17 @@ def main(argv=None) -> int:
     split = locked_split(find_sources(args.data, names=["siim-covid"], classes=CLASSES), CLASSES)
     rows = {label_of(views): {"views": list(views), "gflop": round(film_flops(network, views) / 1e9, 2)}
             for views in combinations}
+    films = {}
     for part, files in (("calibration", split.calibration), ("locked_test", split.test)):
         logits, labels = combination_logits(network, files, size, combinations)
+        films[part] = int(len(labels))
         for views in combinations:
             rows[label_of(views)][part] = round(auc_of(logits[views], labels), 4)
-            rows[label_of(views)][f"{part}_n"] = int(len(labels))
     print(f"{'views averaged':45s} {'GFLOP':>6s} {'calibration':>12s} {'locked test':>12s}")
     for name, row in rows.items():
         print(f"{name:45s} {row['gflop']:6.2f} {row['calibration']:12.4f} {row['locked_test']:12.4f}")
     if args.json:
-        args.json.write_text(json.dumps({"model": str(args.model), "rows": rows,
+        args.json.write_text(json.dumps({"model": str(args.model), "films": films, "rows": rows,
                                          "seconds": round(time.perf_counter() - started, 1)}, indent=2) + "\n")
     return 0
 

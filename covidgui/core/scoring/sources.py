@@ -267,13 +267,7 @@ def share_of(files: LabelledFiles, source: str, fraction: float, seed: int = 0) 
                     if group == source and film_label == label]
         order = random.Random(f"{seed}/{source}/{files.classes[label]}/share").sample(of_class, len(of_class))
         dropped.update(order[round(fraction * len(of_class)):])
-    out = LabelledFiles(list(files.classes))
-    for i, (path, label, group) in enumerate(zip(files.paths, files.labels, groups)):
-        if i not in dropped:
-            out.paths.append(path)
-            out.labels.append(label)
-            out.groups.append(group)
-    return out
+    return files.subset([i not in dropped for i in range(len(files))])
 
 
 def score_by_source(classifier, files: LabelledFiles, keep_probabilities: bool = False) -> list[dict]:

@@ -99,7 +99,9 @@ def adapt_config(args, seed: int) -> TrainConfig:
     config = replace(adaptation_config(args.start), seed=seed)
     changes = {k: v for k, v in (("epochs", args.adapt_epochs), ("learning_rate", args.adapt_learning_rate),
                                  ("freeze_before", args.adapt_freeze_before),
-                                 ("reestimate_batch_norm", args.adapt_reestimate_batch_norm)) if v is not None}
+                                 ("reestimate_batch_norm", args.adapt_reestimate_batch_norm),
+                                 ("ema_momentum", args.adapt_ema_momentum),
+                                 ("head_first", args.adapt_head_first)) if v is not None}
     return replace(config, **changes)
 
 
@@ -229,6 +231,10 @@ def main(argv=None) -> int:
     run.add_argument("--adapt-freeze-before", help='the layer the freeze stops at ("" = train every layer)')
     run.add_argument("--adapt-reestimate-batch-norm", type=lambda s: s.lower() in ("1", "true", "yes", "on"),
                      metavar="0|1", help="re-estimate BatchNorm statistics on the clean films after fit")
+    run.add_argument("--adapt-ema-momentum", type=float,
+                     help="the momentum of the kept weights' moving average (0: the last step's weights)")
+    run.add_argument("--adapt-head-first", type=lambda s: s.lower() in ("1", "true", "yes", "on"), metavar="0|1",
+                     help="fit the logits layer to the films' embeddings before fine-tuning (LP-FT)")
     run.add_argument("--folds", type=int, default=5,
                      help="adapted: cross-validation folds before the final model, as the app (its operating "
                           "point is fitted on their out-of-fold logits); 0: none, calibrated on a held-out fifth")

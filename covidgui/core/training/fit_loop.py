@@ -153,6 +153,10 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         if key is not None:
             reuse.keep(key, classifier_model, fit_model)
 
+    if config.start_from and config.head_first and not listener.should_stop():
+        from covidgui.core.training.head_first import fit_head
+
+        fit_head(classifier_model, ((x, y) for x, y, _ in train_seq.readable_batches()), EMBEDDING_LAYER)
     stop = _StopAndReport(listener, config.epochs, len(train_seq))
     callbacks = [stop]
     if config.patience > 0:  # 0 = train all epochs, so the validation set plays no part in selection
@@ -257,7 +261,8 @@ def _compiled_models(config: TrainConfig, train_files: LabelledFiles, train_seq,
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
         # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
         # with a few hundred images single checkpoints vary a lot from seed to seed.
-        fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
+        fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=config.ema_momentum > 0,
+                                                                 ema_momentum=config.ema_momentum or 0.99),
                           loss=(keras.losses.CategoricalCrossentropy(from_logits=True,
                                                                      label_smoothing=config.label_smoothing)
                                 if one_hot else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),

@@ -84,12 +84,19 @@ def make_starting_model(args) -> None:
 
 
 def judge(classifier, test: LabelledFiles) -> dict:
-    """The SIIM locked-test figures of a model as it calls (its temperature, band and gate)."""
+    """The SIIM locked-test figures of a model as it calls (its temperature, band and gate), and
+    the best specificity its ROC curve reaches at sensitivity 0.85 (issue 25's target)."""
     from covidgui.core.scoring.evaluation import predict_labelled
+    from covidgui.core.scoring.metrics import specificity_at_sensitivity
     from covidgui.core.scoring.sources import rows_by_source
 
-    row = rows_by_source(predict_labelled(classifier, test), classifier.card)[0]
-    return {k: row.get(k) for k in ("n", "auc", "sensitivity", "specificity", "ece", "indeterminate", "rejected")}
+    card = classifier.card
+    predicted = predict_labelled(classifier, test)
+    row = rows_by_source(predicted, card)[0]
+    positive = card.classes.index(card.positive_class)
+    on_curve = specificity_at_sensitivity(predicted.labels == positive, predicted.probabilities[:, positive], 0.85)
+    return {**{k: row.get(k) for k in ("n", "auc", "sensitivity", "specificity", "ece", "indeterminate", "rejected")},
+            "specificity_at_sensitivity_0.85": None if on_curve is None else round(on_curve, 4)}
 
 
 def adapt_config(args, seed: int) -> TrainConfig:
@@ -100,7 +107,6 @@ def adapt_config(args, seed: int) -> TrainConfig:
     changes = {k: v for k, v in (("epochs", args.adapt_epochs), ("learning_rate", args.adapt_learning_rate),
                                  ("freeze_before", args.adapt_freeze_before),
                                  ("reestimate_batch_norm", args.adapt_reestimate_batch_norm),
-                                 ("ema_momentum", args.adapt_ema_momentum),
                                  ("head_first", args.adapt_head_first)) if v is not None}
     return replace(config, **changes)
 
@@ -231,8 +237,6 @@ def main(argv=None) -> int:
     run.add_argument("--adapt-freeze-before", help='the layer the freeze stops at ("" = train every layer)')
     run.add_argument("--adapt-reestimate-batch-norm", type=lambda s: s.lower() in ("1", "true", "yes", "on"),
                      metavar="0|1", help="re-estimate BatchNorm statistics on the clean films after fit")
-    run.add_argument("--adapt-ema-momentum", type=float,
-                     help="the momentum of the kept weights' moving average (0: the last step's weights)")
     run.add_argument("--adapt-head-first", type=lambda s: s.lower() in ("1", "true", "yes", "on"), metavar="0|1",
                      help="fit the logits layer to the films' embeddings before fine-tuning (LP-FT)")
     run.add_argument("--folds", type=int, default=5,

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from covidgui.core.scoring.calibration import fit_temperature, nll
-from covidgui.core.scoring.metrics import expected_calibration_error, wilson_interval
+from covidgui.core.scoring.metrics import expected_calibration_error, specificity_at_sensitivity, wilson_interval
 from covidgui.core.inference.classifier import softmax
 from tests.conftest import chest_like
 from tests.test_cli import run_cli
@@ -80,6 +80,16 @@ def test_temperature_scaling_keeps_argmax_and_improves_nll():
     assert (before.argmax(axis=1) == after.argmax(axis=1)).all()
     assert nll(logits, labels, t) < nll(logits, labels, 1.0)
     assert expected_calibration_error(after, labels) < expected_calibration_error(before, labels)
+
+
+def test_specificity_at_sensitivity_is_the_best_roc_point_that_finds_enough_positives():
+    # Positives score 4, 5, 6, 7 (1, 2 below the last negative); negatives 1, 2, 3, 4.5, 5.5.
+    positive = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0], bool)
+    scores = np.array([4, 5, 6, 7, 1, 2, 3, 4.5, 5.5])
+    assert specificity_at_sensitivity(positive, scores, 0.75) == pytest.approx(4 / 5)  # threshold 5: 3 of 4 found
+    assert specificity_at_sensitivity(positive, scores, 1.0) == pytest.approx(3 / 5)  # threshold 4: all found
+    assert specificity_at_sensitivity(positive, scores, 0.25) == 1.0  # threshold 6: no negative above
+    assert specificity_at_sensitivity(positive[:4], scores[:4], 0.85) is None
 
 
 def test_wilson_interval_known_values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_auc_score
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -30,6 +30,18 @@ def auc_interval(auc: float, n_positive: int, n_negative: int, z: float = 1.9599
                 + (n_negative - 1) * (q2 - auc * auc)) / (n_positive * n_negative)
     half = z * math.sqrt(max(variance, 0.0))
     return (max(0.0, auc - half), min(1.0, auc + half))
+
+
+def specificity_at_sensitivity(is_positive, scores, sensitivity: float) -> float | None:
+    """The highest specificity of any threshold on ``scores`` (N,) whose sensitivity for
+    ``is_positive`` (N,) bool is at least ``sensitivity``: the ROC curve's point a target such
+    as "specificity 0.75 at sensitivity 0.85" asks about, whatever threshold a model calls at.
+    None with one class only."""
+    is_positive = np.asarray(is_positive, dtype=bool)
+    if is_positive.all() or not is_positive.any():
+        return None
+    false_positive, true_positive, _ = roc_curve(is_positive, np.asarray(scores, dtype=np.float64))
+    return float(1.0 - false_positive[true_positive >= sensitivity].min())
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:

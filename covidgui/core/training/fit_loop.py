@@ -259,10 +259,11 @@ def _compiled_models(config: TrainConfig, train_files: LabelledFiles, train_seq,
                                     features_layer=EMBEDDING_LAYER)
         steps = len(train_seq) * config.epochs
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
-        # An exponential moving average of the weights (about the last 4 epochs) is what is kept:
-        # with a few hundred images single checkpoints vary a lot from seed to seed.
-        fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=config.ema_momentum > 0,
-                                                                 ema_momentum=config.ema_momentum or 0.99),
+        # An exponential moving average of the weights (about the last 100 steps) is what is kept:
+        # with a few hundred images single checkpoints vary a lot from seed to seed. In a short
+        # adaptation (30 steps at 25 films per class) the average keeps much of the starting
+        # weights; a shorter one (momentum 0.9) did no better (benchmarks/results/adapt-siim-lite0.md).
+        fit_model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.99),
                           loss=(keras.losses.CategoricalCrossentropy(from_logits=True,
                                                                      label_smoothing=config.label_smoothing)
                                 if one_hot else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),

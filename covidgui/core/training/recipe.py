@@ -101,10 +101,6 @@ class TrainConfig:
     # bfloat16 for the compact CNN on a processor with bfloat16 instructions, else float32;
     # "float32"; "bfloat16". The kept model computes in float32 whatever it trained in.
     precision: str = "auto"
-    # The kept weights are an exponential moving average of the training steps' weights with this
-    # momentum (0: the last step's weights). 0.99 averages about the last 100 steps: the last few
-    # epochs of a training on hundreds of films, but most of a short adaptation's start.
-    ema_momentum: float = 0.99
     # With start_from: the logits layer first fitted to the training films' embeddings (a logistic
     # regression, covidgui.core.training.head_first), then every trainable layer fine-tuned.
     head_first: bool = False

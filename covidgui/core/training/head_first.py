@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Inverse L2 strength on standardised embeddings (scikit-learn's C). Chosen on SIIM's train films
-# with the SIIM-naive start (benchmarks/results/adapt-siim-lite0.md), 25 films per class.
+# Inverse L2 strength on standardised embeddings (scikit-learn's C). A probe of the SIIM-naive
+# start's embeddings on SIIM's train films, tested on its locked test, was flat from 0.003 to 0.03
+# at 25 and 50 films per class (four draws each; 0.001 and 0.1 lower): benchmarks/results/adapt-siim-lite0.md.
 HEAD_C = 0.003
 
 

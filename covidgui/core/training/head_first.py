@@ -33,11 +33,11 @@ def fit_head(network, batches, embedding_layer: str, logits_layer: str = "logits
     if not features:
         return
     features, labels = np.concatenate(features), np.concatenate(labels)
-    head = network.get_layer(logits_layer)
-    kernel, bias = (np.asarray(w) for w in head.get_weights())
     classes = np.unique(labels)
     if len(classes) < 2:
         return
+    head = network.get_layer(logits_layer)
+    kernel, bias = (np.asarray(w) for w in head.get_weights())
     mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
     model.fit((features - mean) / scale, labels)

@@ -188,6 +188,15 @@ def test_cli_json_gives_both_figures_and_the_card_says_where_it_started(start_mo
 
     assert training["config"]["learning_rate"] == pytest.approx(GENTLE_LEARNING_RATE)  # gentle unless asked otherwise
     assert "held out of fitting" in training["calibration"]
+    # The starting model's input gate, fitted on all its training X-rays, is kept (one refitted on
+    # a few dozen films withheld many of the site's own films).
+    from covidgui.core.inference.gate import InputGate, gate_path
+
+    kept, started = InputGate.load(gate_path(out)), InputGate.load(gate_path(start_model))
+    for field in ("pca_components", "thresholds", "feature_references"):
+        np.testing.assert_array_equal(getattr(kept, field), getattr(started, field))
+    assert "input gate kept from tiny-start v1.0" in training["calibration"]
+    assert read_card(out).metrics["gate"]["kept_from"] == "tiny-start v1.0"
     # The final model's operating point is the one fitted on the out-of-fold logits of all 24 films.
     point, card = printed["operating_point"], read_card(out)
     assert point["films"] == 24 and "out-of-fold logits of 24 films" in training["calibration"]

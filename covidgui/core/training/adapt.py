@@ -26,6 +26,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from covidgui.core.data.dataset import LabelledFiles, short_file_hashes
 from covidgui.core.errors import DatasetError, ModelError
 from covidgui.core.inference.classifier import Classifier, softmax
+from covidgui.core.inference.gate import InputGate, gate_path
 from covidgui.core.inference.views import card_views
 from covidgui.core.models.model_files import bundled_model_path, file_digest, save_model
 from covidgui.core.models.modelcard import FILE_HASHES_KEY, ModelCard, read_card
@@ -369,15 +370,18 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
                              "sha256": file_digest(start_path)},
             FILE_HASHES_KEY: {"train": short_file_hashes(fit), "calibration": short_file_hashes(calibration)}}
     held_out = f"{len(calibration)} of the {len(files)} films ({CALIBRATION_SHARE:.0%} of each class, held out of fitting)"
+    start_gate = InputGate.load(gate_path(start_path)) if gate_path(start_path).is_file() else None
+    gate = (f"input gate kept from {card.name} v{card.version}" if start_gate is not None
+            else f"input gate refitted on {held_out}")
     point = summary.get("operating_point")
     if point:
         info["calibration"] = (f"temperature, decision threshold (logit offsets) and indeterminate band fitted on the "
-                               f"out-of-fold logits of {point['films']} films ({folds} folds); input gate refitted on "
-                               f"{held_out}")
+                               f"out-of-fold logits of {point['films']} films ({folds} folds); {gate}; "
+                               f"{held_out} give the training curves")
         info["adaptation"] = {k: summary[k] for k in ("folds", "starting", "adapted", "seen_by_starting_model",
                                                       "operating_point")}
     else:
-        info["calibration"] = f"temperature, indeterminate band and input gate refitted on {held_out}"
+        info["calibration"] = f"temperature and indeterminate band refitted on {held_out}; {gate}"
     on_event(RunEvent("phase", text=f"Adapting the final model on all {len(files)} films…",
                       part=folds, parts=folds + 1))
     result = train(fit, calibration, config, _listener(on_event, stop, config.epochs),
@@ -385,6 +389,17 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
                    positive_class=card.positive_class, training_info=info)
     if result.cancelled or stop.is_set():
         return None
+    if start_gate is not None:
+        # The starting model's gate was fitted on all its training X-rays, its thresholds on its
+        # calibration films; the inputs are prepared as they were (adaptation_config) and the gentle
+        # schedule moves the features little. Refitted on a few dozen films (thresholds on a fifth
+        # of them), the gate of one adaptation on 25 films per class withheld 171 of SIIM's 881
+        # locked-test films, the starting gate 13; and it let 1 of 49 non-X-rays through, the
+        # starting gate none (benchmarks/results/adapt-siim-lite0.md).
+        result.classifier.gate = start_gate
+        result.classifier.card.metrics["gate"] = {"thresholds": start_gate.thresholds.tolist(),
+                                                  "scores": list(start_gate.NAMES),
+                                                  "kept_from": f"{card.name} v{card.version}"}
     if point:
         adapted = result.classifier.card
         adapted.temperature, adapted.logit_bias = point["temperature"], point["logit_bias"]

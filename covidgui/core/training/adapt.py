@@ -370,6 +370,12 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
                              "sha256": file_digest(start_path)},
             FILE_HASHES_KEY: {"train": short_file_hashes(fit), "calibration": short_file_hashes(calibration)}}
     held_out = f"{len(calibration)} of the {len(files)} films ({CALIBRATION_SHARE:.0%} of each class, held out of fitting)"
+    # The starting model's gate was fitted on all its training X-rays, its thresholds on its
+    # calibration films; the inputs are prepared as they were (adaptation_config) and the gentle
+    # schedule moves the features little. Refitted on a few dozen films (thresholds on a fifth of
+    # them), the gate of one adaptation on 25 films per class withheld 171 of SIIM's 881 locked-test
+    # films, the starting gate 13; and it let 1 of 49 non-X-rays through, the starting gate none
+    # (benchmarks/results/adapt-siim-lite0.md). So it is kept.
     start_gate = InputGate.load(gate_path(start_path)) if gate_path(start_path).is_file() else None
     gate = (f"input gate kept from {card.name} v{card.version}" if start_gate is not None
             else f"input gate refitted on {held_out}")
@@ -386,20 +392,11 @@ def adapt(files: LabelledFiles, start_path: str | Path, config: TrainConfig, *, 
                       part=folds, parts=folds + 1))
     result = train(fit, calibration, config, _listener(on_event, stop, config.epochs),
                    name=name or f"{card.name}-adapted", version="1", display_names=card.display_names,
-                   positive_class=card.positive_class, training_info=info)
+                   positive_class=card.positive_class, training_info=info, gate=start_gate)
     if result.cancelled or stop.is_set():
         return None
     if start_gate is not None:
-        # The starting model's gate was fitted on all its training X-rays, its thresholds on its
-        # calibration films; the inputs are prepared as they were (adaptation_config) and the gentle
-        # schedule moves the features little. Refitted on a few dozen films (thresholds on a fifth
-        # of them), the gate of one adaptation on 25 films per class withheld 171 of SIIM's 881
-        # locked-test films, the starting gate 13; and it let 1 of 49 non-X-rays through, the
-        # starting gate none (benchmarks/results/adapt-siim-lite0.md).
-        result.classifier.gate = start_gate
-        result.classifier.card.metrics["gate"] = {"thresholds": start_gate.thresholds.tolist(),
-                                                  "scores": list(start_gate.NAMES),
-                                                  "kept_from": f"{card.name} v{card.version}"}
+        result.classifier.card.metrics["gate"]["kept_from"] = f"{card.name} v{card.version}"
     if point:
         adapted = result.classifier.card
         adapted.temperature, adapted.logit_bias = point["temperature"], point["logit_bias"]

@@ -66,7 +66,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
                    listener: ProgressListener | None = None, name: str = "covid-cnn", version: str = "1",
                    display_names: dict[str, str] | None = None, positive_class: str | None = None,
                    training_info: dict | None = None, strategy=None, cleaning: dict | None = None,
-                   measure: bool = True, reuse=None) -> TrainResult:
+                   measure: bool = True, reuse=None, gate=None) -> TrainResult:
     """Train a classifier on ``train_files`` as ``config`` says (its label cleaning aside: see
     :func:`covidgui.core.training.train.train`) and measure it on the validation files.
 
@@ -86,6 +86,7 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
         for the next training of the same recipe on as many films (the traced step is reused); the
         returned network is then that kept model, whose weights the next training overwrites (or,
         had it trained in bfloat16, a float32 copy of it).
+    gate: an input gate to keep instead of fitting one (and its passes over the films).
     """
     listener = listener or ProgressListener()
     check_dataset(train_files, val_files)
@@ -220,7 +221,8 @@ def fit_classifier(train_files: LabelledFiles, val_files: LabelledFiles, config:
     if not stop.cancelled:
         report = calibrate_and_measure(classifier, val_seq, val_labels)
         card.metrics["validation"] = report
-        classifier.gate = fit_gate(gate_features(classifier, train_seq), gate_features(classifier, val_seq))
+        classifier.gate = gate if gate is not None else fit_gate(gate_features(classifier, train_seq),
+                                                                 gate_features(classifier, val_seq))
         card.metrics["gate"] = {"thresholds": classifier.gate.thresholds.tolist(),
                                 "scores": list(classifier.gate.NAMES)}
     pool.shutdown(wait=False)  # calibration and the gate still decode through it when the set is streamed

@@ -39,7 +39,7 @@ __all__ = [
 def train(train_files, val_files, config: TrainConfig | None = None, listener: ProgressListener | None = None,
           name: str = "covid-cnn", version: str = "1", display_names: dict[str, str] | None = None,
           positive_class: str | None = None, training_info: dict | None = None, strategy=None,
-          measure: bool = True, reuse=None) -> TrainResult:
+          measure: bool = True, reuse=None, gate=None) -> TrainResult:
     """Train a classifier from scratch (or from ``config.start_from``) on ``train_files``
     (:class:`covidgui.core.data.dataset.LabelledFiles`) and measure it on ``val_files``.
 
@@ -53,6 +53,8 @@ def train(train_files, val_files, config: TrainConfig | None = None, listener: P
         the model is built and trained; None trains on the default device.
     measure: False for a network that is only scored (see :func:`fit_classifier`).
     reuse: a compiled model kept between trainings of one recipe (see :func:`fit_classifier`).
+    gate: an :class:`~covidgui.core.inference.gate.InputGate` to keep instead of fitting one (an
+        adapted model keeps its starting model's: covidgui.core.training.adapt).
     """
     config = config or TrainConfig()
     listener = listener or ProgressListener()
@@ -61,4 +63,5 @@ def train(train_files, val_files, config: TrainConfig | None = None, listener: P
     if config.clean_noisy_sources:
         train_files, cleaning = clean_noisy_labels(train_files, val_files, config, listener)
     return fit_classifier(train_files, val_files, config, listener, name, version, display_names, positive_class,
-                          training_info, strategy, cleaning=cleaning, measure=measure, reuse=reuse)
+                          training_info, strategy, cleaning=cleaning, measure=measure, reuse=reuse,
+                          gate=gate)
